@@ -1,0 +1,1190 @@
+//! The engine: `query` and the raw operations, over any [`StorageAdapter`].
+//!
+//! It knows nothing of macros or schemas: keys are strings, tags are
+//! [`TagPath`]s. Freshness policy lives here; storage lives in the adapter.
+
+mod flight;
+mod options;
+
+use std::any::type_name;
+use std::collections::{HashMap, HashSet};
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use options::{OnRefresh, QueryOptions, SetOptions};
+
+use self::flight::{Flights, Outcome, Role};
+use crate::clock::{millis, Clock, SystemClock};
+use crate::codec::{Codec, CodecError, Postcard};
+use crate::duration::IntoDuration;
+use crate::entry::{CacheEntry, Entries, StoredEntry, StoredValue};
+use crate::error::{AdapterError, ConfigError, Error};
+use crate::observer::{Event, EventKind, NoObserver, Observer};
+use crate::storage::{
+    EntryKey, MarkerKey, MarkerScope, MarkerSet, Read, StorageAdapter, ValueForm,
+    VerificationReport,
+};
+use crate::tag::TagPath;
+
+/// How many times a caller re-checks the cache after its leader went away or
+/// produced a value it cannot accept, before fetching on its own.
+const MAX_ATTEMPTS: usize = 8;
+/// Past this many keys in back-off, expired back-offs are swept.
+const BACKOFF_SWEEP_AT: usize = 4_096;
+
+/// A value the cache can hold.
+///
+/// Implemented for every type that is `Serialize + DeserializeOwned + Clone +
+/// PartialEq + Send + Sync + 'static`. `PartialEq` is how a refresh or a
+/// verification tells whether the value changed: equal values never read as
+/// changed, whatever order a map's keys serialize in.
+///
+/// ```
+/// #[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// struct Post { id: u64, title: String }
+/// fn assert_cacheable<T: t87s::Cacheable>() {}
+/// assert_cacheable::<Post>();
+/// assert_cacheable::<Vec<Post>>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in the cache",
+    label = "not cacheable",
+    note = "a cached value must be `Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static`; derive the missing traits on `{Self}`"
+)]
+pub trait Cacheable: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {}
+
+impl<T> Cacheable for T where T: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static
+{}
+
+/// The cache engine: stampede-protected tagged queries plus raw escape hatches.
+///
+/// Cheap to clone (clones share everything). Needs a tokio runtime for
+/// background refreshes and verifications; without one they are skipped.
+///
+/// # Freshness
+///
+/// A `query` finds one of:
+/// - a **fresh** entry (within its TTL, no invalidation of its tags since its
+///   fetch started): returned at once;
+/// - a **stale** entry within grace, not invalidated: returned at once, and
+///   one background refresh runs for the key (then `on_refresh` is called);
+/// - an **invalidated** entry, a dead one, or none: the fetch runs in the
+///   foreground. If it fails and the old entry is inside its grace, the old
+///   value is served instead (fail-safe) and the observer is told.
+///
+/// Errors are returned to the caller and never cached.
+///
+/// # Concurrency
+///
+/// Concurrent callers of one key run the fetch once: the first leads, the
+/// others wait for its result. If the leader's future is dropped or its fetch
+/// panics, the waiters wake and one of them leads instead; no key is ever
+/// left blocked. If the leader's fetch fails, each waiter runs its own fetch
+/// once (so each gets its own error; errors are not `Clone`).
+///
+/// # Example
+///
+/// ```
+/// use t87s::{MemoryAdapter, Primitives, QueryOptions, TagPath};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cache = Primitives::new(MemoryAdapter::new());
+/// let tags = [TagPath::new(["users", "1"])?];
+/// let user: String = cache
+///     .query("user:1", &tags, QueryOptions::new(), || async { Ok::<_, std::io::Error>("ada".to_string()) })
+///     .await?;
+/// assert_eq!(user, "ada");
+/// cache.invalidate(&tags).await?;
+/// # Ok(()) }
+/// ```
+pub struct Primitives<C: Codec = Postcard> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Codec> Clone for Primitives<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<C> {
+    adapter: Arc<dyn StorageAdapter>,
+    codec: C,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+    prefix: Box<str>,
+    default_ttl_ms: u64,
+    default_grace_ms: Option<u64>,
+    verify_percent: f64,
+    /// Whether anyone listens to verifications; if not, none run.
+    verify: bool,
+    refresh_backoff_ms: u64,
+    flights: Flights,
+    verifying: Mutex<HashSet<Box<str>>>,
+    backoff: Mutex<HashMap<Box<str>, u64>>,
+}
+
+/// What a query served, with the entries behind it.
+struct Served<T> {
+    value: T,
+    before: Option<Arc<StoredEntry>>,
+    after: Arc<StoredEntry>,
+}
+
+/// What a read found, once freshness is decided.
+enum Found<T> {
+    Fresh(Arc<StoredEntry>, T),
+    Graced(Arc<StoredEntry>, T),
+    /// Nothing servable without a fetch; the entry, if any, is the fail-safe
+    /// candidate (invalidated, possibly still inside grace).
+    Stale(Option<Arc<StoredEntry>>),
+}
+
+/// A fetch error as the observer sees it (the caller's `E` is only `Display`).
+#[derive(Debug)]
+struct FetchFailure(String);
+
+impl fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for FetchFailure {}
+
+/// Lifetimes of one write, resolved from the options and the defaults.
+#[derive(Clone, Copy)]
+struct Lifetimes {
+    ttl_ms: u64,
+    grace_ms: Option<u64>,
+}
+
+impl Primitives<Postcard> {
+    /// An engine over `adapter` with the defaults: prefix `t87s`, ttl 30s, no
+    /// grace, `verify_percent` 0.1, the system clock, no observer.
+    ///
+    /// ```
+    /// let cache = t87s::Primitives::new(t87s::MemoryAdapter::new());
+    /// assert_eq!(cache.prefix(), "t87s");
+    /// ```
+    pub fn new(adapter: impl StorageAdapter) -> Self {
+        Self::from_builder(PrimitivesBuilder::new(adapter).resolved())
+    }
+
+    /// Options: prefix, default ttl and grace, verification, clock, observer, codec.
+    ///
+    /// ```
+    /// let cache = t87s::Primitives::builder(t87s::MemoryAdapter::new())
+    ///     .prefix("blog")
+    ///     .default_ttl("1m")
+    ///     .default_grace("1h")
+    ///     .build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
+    pub fn builder(adapter: impl StorageAdapter) -> PrimitivesBuilder<Postcard> {
+        PrimitivesBuilder::new(adapter)
+    }
+}
+
+impl<C: Codec> Primitives<C> {
+    fn from_builder(b: Resolved<C>) -> Self {
+        let verify = b.verify_percent > 0.0
+            && (b.adapter.accepts_verification() || b.observer.wants_verification());
+        Self {
+            inner: Arc::new(Inner {
+                adapter: b.adapter,
+                codec: b.codec,
+                clock: b.clock,
+                observer: b.observer,
+                prefix: b.prefix,
+                default_ttl_ms: b.default_ttl_ms,
+                default_grace_ms: b.default_grace_ms,
+                verify_percent: b.verify_percent,
+                verify,
+                refresh_backoff_ms: b.refresh_backoff_ms,
+                flights: Flights::default(),
+                verifying: Mutex::new(HashSet::new()),
+                backoff: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The prefix every key and marker of this cache lives under.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// How many fetches are under way (foreground leaders and background
+    /// refreshes). Zero whenever no query is running: no flight outlives its
+    /// callers, even when they are cancelled or panic.
+    ///
+    /// ```
+    /// assert_eq!(t87s::Primitives::new(t87s::MemoryAdapter::new()).in_flight(), 0);
+    /// ```
+    pub fn in_flight(&self) -> usize {
+        self.inner.flights.len()
+    }
+
+    /// Runs a cached query: returns the cached value for `key` if it is fresh,
+    /// otherwise runs `fetch` (once, however many callers) and caches its
+    /// value under `tags`. See the type docs for the freshness rules.
+    ///
+    /// The fetch is `'static` because it may run in the background (a
+    /// stale-while-revalidate refresh or a verification) after this call
+    /// has returned. A store that fails makes the query run `fetch` (fail-open);
+    /// the fault goes to the observer.
+    ///
+    /// ```
+    /// # use t87s::{MemoryAdapter, Primitives, QueryOptions, TagPath};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = Primitives::new(MemoryAdapter::new());
+    /// let tags = [TagPath::new(["posts", "1"])?];
+    /// let options = QueryOptions::new().ttl(std::time::Duration::from_secs(60));
+    /// let title = cache
+    ///     .query("post:1", &tags, options, || async { Ok::<_, std::io::Error>("Hello".to_string()) })
+    ///     .await?;
+    /// # assert_eq!(title, "Hello");
+    /// # Ok(()) }
+    /// ```
+    pub async fn query<T, E, F, Fut>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        options: QueryOptions<T>,
+        fetch: F,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.run(key, tags, options, fetch).await.map(|s| s.value)
+    }
+
+    /// Like [`query`](Self::query), returning the entry before and after (see [`Entries`]).
+    ///
+    /// ```
+    /// # use t87s::{MemoryAdapter, Primitives, QueryOptions, TagPath};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = Primitives::new(MemoryAdapter::new());
+    /// let tags = [TagPath::new(["n"])?];
+    /// let first = cache.query_with_entries("n", &tags, QueryOptions::new(), || async { Ok::<_, std::io::Error>(1) }).await?;
+    /// assert!(first.before.is_none());
+    /// let second = cache.query_with_entries("n", &tags, QueryOptions::new(), || async { Ok::<_, std::io::Error>(2) }).await?;
+    /// assert_eq!(second.before.as_ref().map(|e| e.value), Some(1));
+    /// assert_eq!(second.after.value, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn query_with_entries<T, E, F, Fut>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        options: QueryOptions<T>,
+        fetch: F,
+    ) -> Result<Entries<T>, E>
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let served = self.run(key, tags, options, fetch).await?;
+        let before = served.before.as_deref().and_then(|stored| {
+            let value = self.value_of::<T>(stored).ok()?;
+            Some(entry_of(stored, value))
+        });
+        Ok(Entries {
+            before,
+            after: entry_of(&served.after, served.value),
+        })
+    }
+
+    /// Reads `key` without fetching: the value if it is fresh or within grace
+    /// and not invalidated, else `None`. An entry of another type, or bytes
+    /// that do not decode, read as `None`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache = t87s::Primitives::new(t87s::MemoryAdapter::new());
+    /// assert_eq!(cache.get::<String>("nothing").await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, Error> {
+        let now = self.inner.clock.now_ms();
+        let read = self.read(self.key(key), MarkerSet::empty(), now).await?;
+        let Some(stored) = read.entry.filter(|e| e.live_until() > now) else {
+            return Ok(None);
+        };
+        let newest = self
+            .inner
+            .adapter
+            .newest_marker(MarkerSet::new(&self.inner.prefix, &stored.tags))
+            .await?;
+        if newest >= stored.version {
+            return Ok(None);
+        }
+        match self.value_of::<T>(&stored) {
+            Ok(value) => Ok(Some(value)),
+            Err(error) => {
+                self.emit(EventKind::Undecodable, key, Some(&error));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stores `value` at `key` under the options' tags, as if a fetch had
+    /// just produced it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache = t87s::Primitives::new(t87s::MemoryAdapter::new());
+    /// let tag = t87s::TagPath::new(["config"])?;
+    /// cache.set("config", &"dark".to_string(), t87s::SetOptions::new([tag])).await?;
+    /// assert_eq!(cache.get::<String>("config").await?, Some("dark".into()));
+    /// # Ok(()) }
+    /// ```
+    pub async fn set<T: Cacheable>(
+        &self,
+        key: &str,
+        value: &T,
+        options: SetOptions,
+    ) -> Result<(), Error> {
+        let version = self.inner.adapter.version().await?;
+        let lifetimes = self.lifetimes(options.ttl, options.grace);
+        let now = self.inner.clock.now_ms();
+        let object = self.object_entry(Arc::new(value.clone()), options.tags, lifetimes, version, now);
+        let stored = self.stored_form(&object, value)?;
+        self.inner.adapter.write(self.key(key), stored).await?;
+        Ok(())
+    }
+
+    /// Removes `key`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache = t87s::Primitives::new(t87s::MemoryAdapter::new());
+    /// cache.delete("gone").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.inner.adapter.delete(self.key(key)).await?;
+        Ok(())
+    }
+
+    /// Makes stale every entry tagged with one of `tags` or with a path below
+    /// one of them. When it returns, no query anywhere that shares the store
+    /// serves a value fetched before the call. O(1) in the number of entries.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache = t87s::Primitives::new(t87s::MemoryAdapter::new());
+    /// cache.invalidate(&[t87s::TagPath::new(["posts"])?]).await?; // every post
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate(&self, tags: &[TagPath]) -> Result<(), Error> {
+        self.mark(tags, MarkerScope::Prefix).await
+    }
+
+    /// Makes stale only the entries tagged with exactly one of `tags`; entries
+    /// tagged below them stay fresh.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache = t87s::Primitives::new(t87s::MemoryAdapter::new());
+    /// cache.invalidate_exact(&[t87s::TagPath::new(["posts"])?]).await?; // the post list only
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_exact(&self, tags: &[TagPath]) -> Result<(), Error> {
+        self.mark(tags, MarkerScope::Exact).await
+    }
+
+    /// Removes every entry and marker from the store; values fetched before
+    /// the call are never served afterwards.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// t87s::Primitives::new(t87s::MemoryAdapter::new()).clear().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.inner.adapter.clear().await?;
+        Ok(())
+    }
+
+    /// Releases the adapter's connections.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// t87s::Primitives::new(t87s::MemoryAdapter::new()).disconnect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn disconnect(&self) -> Result<(), Error> {
+        self.inner.adapter.disconnect().await?;
+        Ok(())
+    }
+
+    async fn mark(&self, tags: &[TagPath], scope: MarkerScope) -> Result<(), Error> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let markers: Vec<MarkerKey<'_>> = tags
+            .iter()
+            .map(|tag| MarkerKey {
+                prefix: &self.inner.prefix,
+                path: tag.as_str(),
+                scope,
+            })
+            .collect();
+        self.inner.adapter.invalidate(&markers).await?;
+        Ok(())
+    }
+
+    fn key<'a>(&'a self, key: &'a str) -> EntryKey<'a> {
+        EntryKey {
+            prefix: &self.inner.prefix,
+            key,
+        }
+    }
+
+    async fn read(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+    ) -> Result<Read, AdapterError> {
+        match self.inner.adapter.try_read_now(key, markers, now_ms) {
+            Some(read) => read,
+            None => self.inner.adapter.read(key, markers, now_ms).await,
+        }
+    }
+
+    /// The engine's whole decision procedure for one query.
+    async fn run<T, E, F, Fut>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        options: QueryOptions<T>,
+        fetch: F,
+    ) -> Result<Served<T>, E>
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let entry_key = self.key(key);
+        let markers = MarkerSet::new(&self.inner.prefix, tags);
+        let mut before = None;
+        let mut version = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let now = self.inner.clock.now_ms();
+            let read = match self.read(entry_key, markers, now).await {
+                Ok(read) => read,
+                Err(error) => {
+                    // Fail-open: answer from the source, store nothing.
+                    self.emit(EventKind::AdapterError, key, Some(&error));
+                    return self.fetch_alone(key, tags, &options, before, None, fetch).await;
+                }
+            };
+            version = Some(read.version);
+            match self.inspect::<T>(key, tags, read.entry, read.newest_marker, now).await {
+                Found::Fresh(stored, value) => {
+                    self.emit(EventKind::Hit, key, None);
+                    if self.inner.verify {
+                        self.maybe_verify(key, &value, fetch);
+                    }
+                    return Ok(Served {
+                        value,
+                        before: Some(Arc::clone(&stored)),
+                        after: stored,
+                    });
+                }
+                Found::Graced(stored, value) => {
+                    self.emit(EventKind::StaleServed, key, None);
+                    self.maybe_refresh(key, tags, &options, read.version, &value, fetch, now);
+                    return Ok(Served {
+                        value,
+                        before: Some(Arc::clone(&stored)),
+                        after: stored,
+                    });
+                }
+                Found::Stale(stale) => before = stale,
+            }
+
+            match self.inner.flights.join_or_lead(key) {
+                Role::Leader(guard) => {
+                    return self.lead(guard, key, tags, &options, fetch).await;
+                }
+                Role::Follower(rx) => match flight::follow(rx).await {
+                    Some(Outcome::Fresh(stored)) => {
+                        if let Some(value) = self.accept::<T>(key, &stored).await {
+                            self.emit(EventKind::Coalesced, key, None);
+                            return Ok(Served {
+                                value,
+                                before,
+                                after: stored,
+                            });
+                        }
+                    }
+                    Some(Outcome::FailSafe(stored)) => {
+                        let now = self.inner.clock.now_ms();
+                        if stored.live_until() > now {
+                            if let Ok(value) = self.value_of::<T>(&stored) {
+                                self.emit(EventKind::FailSafe, key, None);
+                                return Ok(Served {
+                                    value,
+                                    before: Some(Arc::clone(&stored)),
+                                    after: stored,
+                                });
+                            }
+                        }
+                    }
+                    Some(Outcome::Failed) => {
+                        return self
+                            .fetch_alone(key, tags, &options, before, version, fetch)
+                            .await;
+                    }
+                    // The leader was cancelled or panicked: look again.
+                    None => {}
+                },
+            }
+        }
+        self.fetch_alone(key, tags, &options, before, version, fetch)
+            .await
+    }
+
+    /// Decides what a read found. Reads extra markers only when the stored
+    /// entry's tags differ from the query's.
+    async fn inspect<T: Cacheable>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        entry: Option<Arc<StoredEntry>>,
+        newest_marker: u64,
+        now: u64,
+    ) -> Found<T> {
+        let Some(stored) = entry.filter(|e| e.live_until() > now) else {
+            return Found::Stale(None);
+        };
+        let newest = if *stored.tags == *tags {
+            newest_marker
+        } else {
+            let markers = MarkerSet::new(&self.inner.prefix, &stored.tags);
+            match self.inner.adapter.newest_marker(markers).await {
+                Ok(newest) => newest,
+                Err(error) => {
+                    self.emit(EventKind::AdapterError, key, Some(&error));
+                    u64::MAX
+                }
+            }
+        };
+        if newest >= stored.version {
+            return Found::Stale(Some(stored));
+        }
+        let value = match self.value_of::<T>(&stored) {
+            Ok(value) => value,
+            Err(error) => {
+                self.emit(EventKind::Undecodable, key, Some(&error));
+                return Found::Stale(None);
+            }
+        };
+        if now < stored.expires_at {
+            Found::Fresh(stored, value)
+        } else {
+            Found::Graced(stored, value)
+        }
+    }
+
+    /// Leads the flight for `key`: looks once more (another leader may just
+    /// have stored a value), then fetches and publishes the outcome.
+    async fn lead<T, E, F, Fut>(
+        &self,
+        guard: flight::FlightGuard,
+        key: &str,
+        tags: &[TagPath],
+        options: &QueryOptions<T>,
+        fetch: F,
+    ) -> Result<Served<T>, E>
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let now = self.inner.clock.now_ms();
+        let markers = MarkerSet::new(&self.inner.prefix, tags);
+        let read = match self.read(self.key(key), markers, now).await {
+            Ok(read) => read,
+            Err(error) => {
+                self.emit(EventKind::AdapterError, key, Some(&error));
+                drop(guard);
+                return self.fetch_alone(key, tags, options, None, None, fetch).await;
+            }
+        };
+        let before = match self.inspect::<T>(key, tags, read.entry, read.newest_marker, now).await {
+            Found::Fresh(stored, value) => {
+                guard.publish(Outcome::Fresh(Arc::clone(&stored)));
+                self.emit(EventKind::Hit, key, None);
+                return Ok(Served {
+                    value,
+                    before: Some(Arc::clone(&stored)),
+                    after: stored,
+                });
+            }
+            Found::Graced(stored, _) => Some(stored),
+            Found::Stale(stale) => stale,
+        };
+        self.emit(EventKind::Miss, key, None);
+        let started = self.inner.clock.now_ms();
+        match fetch().await {
+            Ok(value) => {
+                let after = self
+                    .store(key, tags, options, value.clone(), read.version, started)
+                    .await;
+                guard.publish(Outcome::Fresh(Arc::clone(&after)));
+                Ok(Served {
+                    value,
+                    before,
+                    after,
+                })
+            }
+            Err(error) => match self.fail_safe::<T>(key, &error, before) {
+                Some(served) => {
+                    guard.publish(Outcome::FailSafe(Arc::clone(&served.after)));
+                    Ok(served)
+                }
+                None => {
+                    guard.publish(Outcome::Failed);
+                    Err(error)
+                }
+            },
+        }
+    }
+
+    /// Fetches without coalescing: after an adapter fault, after the leader's
+    /// fetch failed, or when retries ran out. Stores the value only when
+    /// `version` (from a read before the fetch) is known.
+    async fn fetch_alone<T, E, F, Fut>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        options: &QueryOptions<T>,
+        before: Option<Arc<StoredEntry>>,
+        version: Option<u64>,
+        fetch: F,
+    ) -> Result<Served<T>, E>
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.emit(EventKind::Miss, key, None);
+        let started = self.inner.clock.now_ms();
+        match fetch().await {
+            Ok(value) => {
+                let after = match version {
+                    Some(version) => {
+                        self.store(key, tags, options, value.clone(), version, started)
+                            .await
+                    }
+                    None => {
+                        let lifetimes = self.lifetimes(options.ttl, options.grace);
+                        self.object_entry(Arc::new(value.clone()), tags.into(), lifetimes, 0, started)
+                    }
+                };
+                Ok(Served {
+                    value,
+                    before,
+                    after,
+                })
+            }
+            Err(error) => self.fail_safe::<T>(key, &error, before).ok_or(error),
+        }
+    }
+
+    /// After a failed fetch: the graced old entry, if it is still inside grace.
+    fn fail_safe<T: Cacheable>(
+        &self,
+        key: &str,
+        error: &dyn fmt::Display,
+        before: Option<Arc<StoredEntry>>,
+    ) -> Option<Served<T>> {
+        let failure = FetchFailure(error.to_string());
+        self.emit(EventKind::FetchError, key, Some(&failure));
+        let now = self.inner.clock.now_ms();
+        let stored = before.filter(|b| b.grace_until.is_some_and(|g| g > now))?;
+        let value = self.value_of::<T>(&stored).ok()?;
+        self.emit(EventKind::FailSafe, key, Some(&failure));
+        Some(Served {
+            value,
+            before: Some(Arc::clone(&stored)),
+            after: stored,
+        })
+    }
+
+    /// A follower checks the leader's entry against the markers as they are
+    /// now: a leader whose fetch started before an invalidation that this
+    /// caller could have seen is not good enough.
+    async fn accept<T: Cacheable>(&self, key: &str, stored: &StoredEntry) -> Option<T> {
+        let markers = MarkerSet::new(&self.inner.prefix, &stored.tags);
+        match self.inner.adapter.newest_marker(markers).await {
+            Ok(newest) if newest < stored.version => self.value_of::<T>(stored).ok(),
+            Ok(_) => None,
+            Err(error) => {
+                self.emit(EventKind::AdapterError, key, Some(&error));
+                None
+            }
+        }
+    }
+
+    /// Writes a fetched value (in the adapter's form) and returns it as an
+    /// in-process entry. A failed write is reported, never returned: the
+    /// caller still gets its value.
+    async fn store<T: Cacheable>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        options: &QueryOptions<T>,
+        value: T,
+        version: u64,
+        started: u64,
+    ) -> Arc<StoredEntry> {
+        let lifetimes = self.lifetimes(options.ttl, options.grace);
+        let value = Arc::new(value);
+        let object = self.object_entry(Arc::clone(&value), tags.into(), lifetimes, version, started);
+        match self.stored_form(&object, &*value) {
+            Ok(stored) => {
+                if let Err(error) = self.inner.adapter.write(self.key(key), stored).await {
+                    self.emit(EventKind::AdapterError, key, Some(&error));
+                }
+            }
+            Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
+        }
+        object
+    }
+
+    fn lifetimes(&self, ttl: Option<Duration>, grace: Option<Duration>) -> Lifetimes {
+        Lifetimes {
+            ttl_ms: ttl.map_or(self.inner.default_ttl_ms, millis),
+            grace_ms: grace
+                .map(millis)
+                .or(self.inner.default_grace_ms)
+                .filter(|g| *g > 0),
+        }
+    }
+
+    fn object_entry<T: Cacheable>(
+        &self,
+        value: Arc<T>,
+        tags: Arc<[TagPath]>,
+        lifetimes: Lifetimes,
+        version: u64,
+        created_at: u64,
+    ) -> Arc<StoredEntry> {
+        let expires_at = created_at.saturating_add(lifetimes.ttl_ms);
+        Arc::new(StoredEntry {
+            value: StoredValue::Object(value),
+            tags,
+            created_at,
+            expires_at,
+            grace_until: lifetimes.grace_ms.map(|g| expires_at.saturating_add(g)),
+            version,
+        })
+    }
+
+    /// The entry as the adapter keeps it: the same `Arc` for object stores,
+    /// a copy holding the codec's bytes of `value` for byte stores.
+    fn stored_form<T: Cacheable>(
+        &self,
+        object: &Arc<StoredEntry>,
+        value: &T,
+    ) -> Result<Arc<StoredEntry>, CodecError> {
+        match self.inner.adapter.value_form() {
+            ValueForm::Object => Ok(Arc::clone(object)),
+            ValueForm::Bytes => Ok(Arc::new(StoredEntry {
+                value: StoredValue::Bytes(self.inner.codec.encode(value)?.into()),
+                tags: Arc::clone(&object.tags),
+                ..**object
+            })),
+        }
+    }
+
+    fn value_of<T: Cacheable>(&self, stored: &StoredEntry) -> Result<T, CodecError> {
+        match &stored.value {
+            StoredValue::Object(any) => any.downcast_ref::<T>().cloned().ok_or_else(|| {
+                CodecError::Decode(format!(
+                    "the entry holds a value of another type than `{}`",
+                    type_name::<T>()
+                ))
+            }),
+            StoredValue::Bytes(bytes) => self.inner.codec.decode(bytes),
+        }
+    }
+
+    fn emit(&self, kind: EventKind, key: &str, error: Option<&(dyn StdError + 'static)>) {
+        tracing::debug!(
+            target: "t87s",
+            event = kind.name(),
+            key,
+            error = error.map(tracing::field::display),
+        );
+        self.inner.observer.on_event(&Event { kind, key, error });
+    }
+}
+
+impl<C: Codec> Primitives<C> {
+    /// On a sampled fresh hit, re-runs the fetch in the background and reports
+    /// whether the cached value was stale. At most one per key at a time.
+    fn maybe_verify<T, E, F, Fut>(&self, key: &str, cached: &T, fetch: F)
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        if fastrand::f64() >= self.inner.verify_percent {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.inner.verifying.lock().insert(key.into()) {
+            return;
+        }
+        let done = Verifying {
+            cache: self.clone(),
+            key: key.into(),
+        };
+        let cached = cached.clone();
+        runtime.spawn(async move {
+            let this = &done.cache;
+            let key = &*done.key;
+            match fetch().await {
+                Ok(fresh) => {
+                    let stale = fresh != cached;
+                    this.emit(EventKind::Verified { stale }, key, None);
+                    this.report(key, stale).await;
+                }
+                Err(error) => {
+                    let failure = FetchFailure(error.to_string());
+                    this.emit(EventKind::VerificationFailed, key, Some(&failure));
+                }
+            }
+        });
+    }
+
+    /// Starts the one background refresh of a graced key, unless one is under
+    /// way or the key is backing off after a failed refresh.
+    #[allow(clippy::too_many_arguments)]
+    fn maybe_refresh<T, E, F, Fut>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        options: &QueryOptions<T>,
+        version: u64,
+        old: &T,
+        fetch: F,
+        now: u64,
+    ) where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        if self.backing_off(key, now) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(guard) = self.inner.flights.try_lead(key) else {
+            return;
+        };
+        let this = self.clone();
+        let key: Box<str> = key.into();
+        let tags: Arc<[TagPath]> = tags.into();
+        let options = options.clone();
+        let old = old.clone();
+        runtime.spawn(async move {
+            let started = this.inner.clock.now_ms();
+            match fetch().await {
+                Ok(new) => {
+                    let after = this
+                        .store(&key, &tags, &options, new.clone(), version, started)
+                        .await;
+                    guard.publish(Outcome::Fresh(after));
+                    drop(guard);
+                    let changed = new != old;
+                    this.emit(EventKind::Refreshed { changed }, &key, None);
+                    this.report(&key, changed).await;
+                    if let Some(on_refresh) = &options.on_refresh {
+                        let call = catch_unwind(AssertUnwindSafe(|| on_refresh(&old, &new, changed)));
+                        if call.is_err() {
+                            this.emit(EventKind::CallbackPanicked, &key, None);
+                        }
+                    }
+                }
+                Err(error) => {
+                    let failure = FetchFailure(error.to_string());
+                    this.emit(EventKind::RefreshFailed, &key, Some(&failure));
+                    this.back_off(&key);
+                    guard.publish(Outcome::Failed);
+                }
+            }
+        });
+    }
+
+    fn backing_off(&self, key: &str, now: u64) -> bool {
+        let mut backoff = self.inner.backoff.lock();
+        match backoff.get(key) {
+            Some(until) if now < *until => true,
+            Some(_) => {
+                backoff.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn back_off(&self, key: &str) {
+        let now = self.inner.clock.now_ms();
+        let mut backoff = self.inner.backoff.lock();
+        if backoff.len() >= BACKOFF_SWEEP_AT {
+            backoff.retain(|_, until| *until > now);
+        }
+        backoff.insert(key.into(), now.saturating_add(self.inner.refresh_backoff_ms));
+    }
+
+    async fn report(&self, key: &str, stale: bool) {
+        if !self.inner.adapter.accepts_verification() {
+            return;
+        }
+        let report = VerificationReport {
+            key: key.to_owned(),
+            stale,
+        };
+        if let Err(error) = self.inner.adapter.report_verification(&report).await {
+            self.emit(EventKind::AdapterError, key, Some(&error));
+        }
+    }
+}
+
+/// Clears a key's verification slot however the verification ends.
+struct Verifying<C: Codec> {
+    cache: Primitives<C>,
+    key: Box<str>,
+}
+
+impl<C: Codec> Drop for Verifying<C> {
+    fn drop(&mut self) {
+        self.cache.inner.verifying.lock().remove(&self.key);
+    }
+}
+
+fn entry_of<T>(stored: &StoredEntry, value: T) -> CacheEntry<T> {
+    CacheEntry {
+        value,
+        tags: Arc::clone(&stored.tags),
+        created_at: stored.created_at,
+        expires_at: stored.expires_at,
+        grace_until: stored.grace_until,
+        version: stored.version,
+    }
+}
+
+impl<C: Codec> fmt::Debug for Primitives<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("Primitives")
+            .field("adapter", &inner.adapter)
+            .field("codec", &inner.codec)
+            .field("prefix", &inner.prefix)
+            .field("default_ttl_ms", &inner.default_ttl_ms)
+            .field("default_grace_ms", &inner.default_grace_ms)
+            .field("verify_percent", &inner.verify_percent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for [`Primitives`]; every error is reported by [`build`](Self::build).
+///
+/// ```
+/// use t87s::{ManualClock, MemoryAdapter, Primitives};
+/// let clock = ManualClock::new(0);
+/// let cache = Primitives::builder(MemoryAdapter::new())
+///     .prefix("app")
+///     .default_ttl("5m")
+///     .default_grace(std::time::Duration::from_secs(3600))
+///     .verify_percent(0.0)
+///     .refresh_backoff("10s")
+///     .clock(clock)
+///     .build()?;
+/// # Ok::<(), t87s::ConfigError>(())
+/// ```
+pub struct PrimitivesBuilder<C: Codec = Postcard> {
+    adapter: Arc<dyn StorageAdapter>,
+    codec: C,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+    prefix: Box<str>,
+    default_ttl: Result<Duration, ConfigError>,
+    default_grace: Result<Option<Duration>, ConfigError>,
+    refresh_backoff: Result<Duration, ConfigError>,
+    verify_percent: f64,
+}
+
+struct Resolved<C> {
+    adapter: Arc<dyn StorageAdapter>,
+    codec: C,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+    prefix: Box<str>,
+    default_ttl_ms: u64,
+    default_grace_ms: Option<u64>,
+    refresh_backoff_ms: u64,
+    verify_percent: f64,
+}
+
+fn duration_option(
+    option: &'static str,
+    value: impl IntoDuration,
+) -> Result<Duration, ConfigError> {
+    value
+        .into_duration()
+        .map_err(|source| ConfigError::Duration { option, source })
+}
+
+impl PrimitivesBuilder<Postcard> {
+    fn new(adapter: impl StorageAdapter) -> Self {
+        Self {
+            adapter: Arc::new(adapter),
+            codec: Postcard,
+            clock: Arc::new(SystemClock),
+            observer: Arc::new(NoObserver),
+            prefix: "t87s".into(),
+            default_ttl: Ok(Duration::from_secs(30)),
+            default_grace: Ok(None),
+            refresh_backoff: Ok(Duration::from_secs(1)),
+            verify_percent: 0.1,
+        }
+    }
+
+    fn resolved(self) -> Resolved<Postcard> {
+        // The defaults above are all valid.
+        self.resolve().unwrap_or_else(|_| unreachable!("default options are valid"))
+    }
+}
+
+impl<C: Codec> PrimitivesBuilder<C> {
+    /// The namespace of this cache's keys and markers (default `t87s`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into_boxed_str();
+        self
+    }
+
+    /// How long values stay fresh when a query names no ttl (default 30s).
+    pub fn default_ttl(mut self, ttl: impl IntoDuration) -> Self {
+        self.default_ttl = duration_option("default_ttl", ttl);
+        self
+    }
+
+    /// Grace when a query names none (default: none).
+    pub fn default_grace(mut self, grace: impl IntoDuration) -> Self {
+        self.default_grace = duration_option("default_grace", grace).map(Some);
+        self
+    }
+
+    /// How long a key waits after a failed background refresh before the next
+    /// one (default 1s). It keeps serving its graced value meanwhile.
+    pub fn refresh_backoff(mut self, backoff: impl IntoDuration) -> Self {
+        self.refresh_backoff = duration_option("refresh_backoff", backoff);
+        self
+    }
+
+    /// The fraction of fresh hits (0.0 to 1.0, default 0.1) that re-run the
+    /// fetch in the background to check the cached value. Runs only when the
+    /// adapter or the observer wants verification reports.
+    pub fn verify_percent(mut self, fraction: f64) -> Self {
+        self.verify_percent = fraction;
+        self
+    }
+
+    /// The time source (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Receives every [`Event`].
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Arc::new(observer);
+        self
+    }
+
+    /// The codec for adapters that store bytes (default [`Postcard`]).
+    pub fn codec<C2: Codec>(self, codec: C2) -> PrimitivesBuilder<C2> {
+        PrimitivesBuilder {
+            adapter: self.adapter,
+            codec,
+            clock: self.clock,
+            observer: self.observer,
+            prefix: self.prefix,
+            default_ttl: self.default_ttl,
+            default_grace: self.default_grace,
+            refresh_backoff: self.refresh_backoff,
+            verify_percent: self.verify_percent,
+        }
+    }
+
+    /// Checks every option and builds the engine.
+    pub fn build(self) -> Result<Primitives<C>, ConfigError> {
+        Ok(Primitives::from_builder(self.resolve()?))
+    }
+
+    fn resolve(self) -> Result<Resolved<C>, ConfigError> {
+        if !(0.0..=1.0).contains(&self.verify_percent) {
+            return Err(ConfigError::VerifyPercent(self.verify_percent));
+        }
+        Ok(Resolved {
+            adapter: self.adapter,
+            codec: self.codec,
+            clock: self.clock,
+            observer: self.observer,
+            prefix: self.prefix,
+            default_ttl_ms: millis(self.default_ttl?),
+            default_grace_ms: self.default_grace?.map(millis),
+            refresh_backoff_ms: millis(self.refresh_backoff?),
+            verify_percent: self.verify_percent,
+        })
+    }
+}
+
+impl<C: Codec> fmt::Debug for PrimitivesBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrimitivesBuilder")
+            .field("adapter", &self.adapter)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}

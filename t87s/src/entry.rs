@@ -1,0 +1,159 @@
+//! Cache entries: what the engine stores and what it hands back.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::tag::TagPath;
+
+/// A cached value with its metadata, as returned by
+/// [`Primitives::query_with_entries`](crate::Primitives::query_with_entries).
+///
+/// Times are milliseconds since the Unix epoch, read from the engine's
+/// [`Clock`](crate::Clock).
+///
+/// ```
+/// # use std::sync::Arc;
+/// let entry = t87s::CacheEntry {
+///     value: "hello".to_string(),
+///     tags: Arc::from(vec![t87s::TagPath::new(["greetings"])?]),
+///     created_at: 1_000,
+///     expires_at: 31_000,
+///     grace_until: None,
+///     version: 1,
+/// };
+/// assert!(entry.is_fresh_at(30_999));
+/// assert!(!entry.is_fresh_at(31_000));
+/// # Ok::<(), t87s::TagError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheEntry<T> {
+    /// The value the fetch produced.
+    pub value: T,
+    /// The tags the entry was stored under.
+    pub tags: Arc<[TagPath]>,
+    /// When the fetch that produced the value started.
+    pub created_at: u64,
+    /// When the entry stops being fresh (`created_at + ttl`).
+    pub expires_at: u64,
+    /// Until when a stale entry may still be served (`expires_at + grace`),
+    /// or `None` without grace.
+    pub grace_until: Option<u64>,
+    /// The store's invalidation version taken when the fetch started: any
+    /// invalidation of one of the entry's tags at or after this version makes
+    /// the entry stale.
+    pub version: u64,
+}
+
+impl<T> CacheEntry<T> {
+    /// Whether the entry is within its TTL at `now_ms` (tags not considered).
+    pub fn is_fresh_at(&self, now_ms: u64) -> bool {
+        now_ms < self.expires_at
+    }
+
+    /// Whether the entry may still be served at `now_ms`: fresh, or within grace.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let entry = t87s::CacheEntry {
+    ///     value: 1, tags: Arc::from(vec![]), created_at: 0, expires_at: 10,
+    ///     grace_until: Some(20), version: 1,
+    /// };
+    /// assert!(entry.is_servable_at(15));
+    /// assert!(!entry.is_servable_at(20));
+    /// ```
+    pub fn is_servable_at(&self, now_ms: u64) -> bool {
+        now_ms < self.grace_until.unwrap_or(self.expires_at)
+    }
+}
+
+/// The entry before and after a query, as the reference's `.entries` gives.
+///
+/// - miss: `before` is `None`, `after` is the new entry;
+/// - hit: `before` and `after` are the same entry;
+/// - refetch (expired or invalidated): `before` is the old entry, `after` the new one;
+/// - stale served within grace (or fail-safe): `after` is the stale entry served.
+///
+/// ```
+/// # use std::sync::Arc;
+/// let e = t87s::CacheEntry { value: 1, tags: Arc::from(vec![]), created_at: 0, expires_at: 10, grace_until: None, version: 1 };
+/// let entries = t87s::Entries { before: None, after: e };
+/// assert!(entries.before.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entries<T> {
+    /// What the cache held when the query began, if it held anything usable.
+    pub before: Option<CacheEntry<T>>,
+    /// What the query returned.
+    pub after: CacheEntry<T>,
+}
+
+/// A value as a storage adapter keeps it.
+///
+/// In-process adapters keep the value itself ([`StoredValue::Object`]) so a
+/// hit costs a clone, not a decode; adapters that cross a process boundary
+/// keep bytes from the [`Codec`](crate::Codec).
+///
+/// ```
+/// use std::sync::Arc;
+/// let v = t87s::StoredValue::Bytes(Arc::from(&b"\x01"[..]));
+/// assert!(matches!(v, t87s::StoredValue::Bytes(_)));
+/// ```
+#[derive(Clone)]
+pub enum StoredValue {
+    /// The value itself (an `Arc<T>` erased to `Any`).
+    Object(Arc<dyn Any + Send + Sync>),
+    /// The value encoded by the engine's codec.
+    Bytes(Arc<[u8]>),
+}
+
+impl fmt::Debug for StoredValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoredValue::Object(_) => f.write_str("Object(..)"),
+            StoredValue::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+        }
+    }
+}
+
+/// An entry as a storage adapter keeps it: the value in stored form plus the
+/// metadata of [`CacheEntry`].
+///
+/// ```
+/// # use std::sync::Arc;
+/// let stored = t87s::StoredEntry {
+///     value: t87s::StoredValue::Bytes(Arc::from(&b""[..])),
+///     tags: Arc::from(vec![]),
+///     created_at: 0, expires_at: 10, grace_until: Some(25), version: 1,
+/// };
+/// assert_eq!(stored.live_until(), 25);
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    /// The value.
+    pub value: StoredValue,
+    /// See [`CacheEntry::tags`].
+    pub tags: Arc<[TagPath]>,
+    /// See [`CacheEntry::created_at`].
+    pub created_at: u64,
+    /// See [`CacheEntry::expires_at`].
+    pub expires_at: u64,
+    /// See [`CacheEntry::grace_until`].
+    pub grace_until: Option<u64>,
+    /// See [`CacheEntry::version`].
+    pub version: u64,
+}
+
+impl StoredEntry {
+    /// The last millisecond (exclusive) at which the entry can be served at
+    /// all: `grace_until`, or `expires_at` without grace. Past it the entry is
+    /// dead, and adapters need not read its invalidation markers.
+    pub fn live_until(&self) -> u64 {
+        self.grace_until.unwrap_or(self.expires_at)
+    }
+
+    /// How long the entry can live, from `created_at` to [`Self::live_until`].
+    pub fn lifetime_ms(&self) -> u64 {
+        self.live_until().saturating_sub(self.created_at)
+    }
+}

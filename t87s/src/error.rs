@@ -1,0 +1,129 @@
+//! Error types.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::codec::CodecError;
+use crate::duration::DurationError;
+use crate::tag::TagError;
+
+/// A storage adapter could not do what was asked (connection lost, timeout,
+/// store full...).
+///
+/// ```
+/// let err = t87s::AdapterError::new("redis timed out after 50ms");
+/// assert_eq!(err.to_string(), "redis timed out after 50ms");
+/// ```
+pub struct AdapterError {
+    message: String,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl AdapterError {
+    /// An error with a message that tells the user what to check.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error caused by `source`.
+    ///
+    /// ```
+    /// let io = std::io::Error::other("connection refused");
+    /// let err = t87s::AdapterError::with_source("could not reach the store", io);
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl fmt::Debug for AdapterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdapterError")
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for AdapterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for AdapterError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// An option given to a builder is not valid. Raised when the builder is
+/// built, never during a request.
+///
+/// ```
+/// let err = t87s::Primitives::builder(t87s::MemoryAdapter::new())
+///     .default_ttl("ten minutes")
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(err, t87s::ConfigError::Duration { option: "default_ttl", .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A duration option did not parse.
+    #[error("option `{option}`: {source}")]
+    Duration {
+        /// The option's name.
+        option: &'static str,
+        /// What was wrong with it.
+        source: DurationError,
+    },
+    /// `verify_percent` outside `0.0..=1.0`.
+    #[error("option `verify_percent` must be between 0.0 and 1.0 (a fraction of hits), got {0}")]
+    VerifyPercent(f64),
+    /// A zero capacity.
+    #[error("option `{0}` must be at least 1")]
+    ZeroCapacity(&'static str),
+}
+
+/// What a cache operation other than a query can fail with.
+///
+/// Queries never return it: a failing store makes a query run its fetch
+/// (fail-open) and the fault goes to the [`Observer`](crate::Observer).
+///
+/// ```
+/// let err: t87s::Error = t87s::AdapterError::new("store is down").into();
+/// assert_eq!(err.to_string(), "the cache store failed: store is down");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The storage adapter failed.
+    #[error("the cache store failed: {0}")]
+    Adapter(#[from] AdapterError),
+    /// A value could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// A tag was malformed.
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    /// A duration was malformed.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+}

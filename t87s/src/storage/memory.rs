@@ -1,0 +1,412 @@
+//! The in-process adapter: a bounded concurrent map plus bounded markers.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use quick_cache::Equivalent;
+
+use super::{
+    AdapterFuture, EntryKey, MarkerKey, MarkerScope, MarkerSet, Read, StorageAdapter, ValueForm,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::entry::StoredEntry;
+use crate::error::{AdapterError, ConfigError};
+
+const DEFAULT_MAX_ENTRIES: usize = 10_000;
+const DEFAULT_MAX_MARKERS: usize = 100_000;
+
+/// The embedded store: entries in a bounded concurrent map with O(1)
+/// eviction ([`quick_cache`]), invalidation markers in a bounded table.
+///
+/// - **Bounded entries.** At most `max_entries` entries; past that the
+///   least useful are evicted (CLOCK-Pro, O(1) per insert). A hit takes no
+///   exclusive lock.
+/// - **Bounded markers.** A marker is dropped once it is older than the
+///   longest entry lifetime (ttl + grace) this adapter has stored, since every
+///   entry it could make stale is dead by then; and the oldest markers are
+///   dropped past `max_markers`. Either way a store-wide *floor* rises to the
+///   dropped marker's version, so an entry it covered can never come back to
+///   life: dropping markers costs at worst a refetch, never a stale read.
+/// - **Values are kept as objects**, so a hit clones the value instead of
+///   decoding bytes. [`MemoryAdapterBuilder::value_form`] can make it keep
+///   codec bytes instead (to test a codec, or to share nothing by reference).
+///
+/// Clones share the same store.
+///
+/// ```
+/// use t87s::{MemoryAdapter, Primitives};
+/// let adapter = MemoryAdapter::builder().max_entries(50_000).build()?;
+/// let cache = Primitives::new(adapter);
+/// # Ok::<(), t87s::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct MemoryAdapter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    entries: quick_cache::sync::Cache<OwnedKey, Arc<StoredEntry>>,
+    markers: RwLock<Markers>,
+    /// The current version: returned by reads, consumed by invalidations.
+    version: AtomicU64,
+    /// The longest `live_until - created_at` of any entry written.
+    max_lifetime_ms: AtomicU64,
+    max_markers: usize,
+    clock: Arc<dyn Clock>,
+    form: ValueForm,
+}
+
+#[derive(Default)]
+struct Markers {
+    map: hashbrown::HashMap<Arc<OwnedMarker>, MarkerRecord>,
+    /// Markers in the order they were set (so by version), with the version
+    /// they had then; a record whose marker was set again since is skipped.
+    order: VecDeque<(u64, Arc<OwnedMarker>)>,
+    /// Every entry whose version is at or below this is stale.
+    floor: u64,
+}
+
+#[derive(Clone, Copy)]
+struct MarkerRecord {
+    version: u64,
+    set_at_ms: u64,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct OwnedKey {
+    prefix: Box<str>,
+    key: Box<str>,
+}
+
+impl Equivalent<OwnedKey> for EntryKey<'_> {
+    fn equivalent(&self, owned: &OwnedKey) -> bool {
+        *owned.key == *self.key && *owned.prefix == *self.prefix
+    }
+}
+
+// Field order and types hash exactly like `MarkerKey` (derived `Hash`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct OwnedMarker {
+    prefix: Box<str>,
+    path: Box<str>,
+    scope: MarkerScope,
+}
+
+impl hashbrown::Equivalent<Arc<OwnedMarker>> for MarkerKey<'_> {
+    fn equivalent(&self, owned: &Arc<OwnedMarker>) -> bool {
+        owned.scope == self.scope && *owned.path == *self.path && *owned.prefix == *self.prefix
+    }
+}
+
+impl MemoryAdapter {
+    /// A store with the defaults: 10,000 entries, 100,000 markers, values kept
+    /// as objects, the system clock for marker pruning.
+    pub fn new() -> Self {
+        Self::from_builder(MemoryAdapterBuilder::default())
+    }
+
+    /// Options: capacity, marker bound, clock, value form.
+    pub fn builder() -> MemoryAdapterBuilder {
+        MemoryAdapterBuilder::default()
+    }
+
+    fn from_builder(b: MemoryAdapterBuilder) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                entries: quick_cache::sync::Cache::new(b.max_entries),
+                markers: RwLock::new(Markers::default()),
+                version: AtomicU64::new(1),
+                max_lifetime_ms: AtomicU64::new(0),
+                max_markers: b.max_markers,
+                clock: b.clock,
+                form: b.form,
+            }),
+        }
+    }
+
+    /// How many entries are stored (dead ones included until evicted or read).
+    ///
+    /// ```
+    /// assert_eq!(t87s::MemoryAdapter::new().entry_count(), 0);
+    /// ```
+    pub fn entry_count(&self) -> usize {
+        self.inner.entries.len()
+    }
+
+    /// How many invalidation markers are kept.
+    ///
+    /// ```
+    /// assert_eq!(t87s::MemoryAdapter::new().marker_count(), 0);
+    /// ```
+    pub fn marker_count(&self) -> usize {
+        self.inner.markers.read().map.len()
+    }
+
+    fn read_now(&self, key: EntryKey<'_>, markers: MarkerSet<'_>, now_ms: u64) -> Read {
+        let inner = &*self.inner;
+        // Take the version first: a fetch stamped with it must see every
+        // invalidation that completes after this point.
+        let version = inner.version.load(Ordering::Acquire);
+        let entry = inner.entries.get(&key);
+        let entry = match entry {
+            Some(entry) if entry.live_until() > now_ms => entry,
+            Some(_) => {
+                // Dead: free the slot now rather than waiting for eviction.
+                inner.entries.remove(&key);
+                return Read {
+                    entry: None,
+                    newest_marker: 0,
+                    version,
+                };
+            }
+            None => {
+                return Read {
+                    entry: None,
+                    newest_marker: 0,
+                    version,
+                }
+            }
+        };
+        Read {
+            entry: Some(entry),
+            newest_marker: self.newest(markers),
+            version,
+        }
+    }
+
+    fn newest(&self, markers: MarkerSet<'_>) -> u64 {
+        let table = self.inner.markers.read();
+        let mut newest = table.floor;
+        if table.map.is_empty() {
+            return newest;
+        }
+        for marker in markers.iter() {
+            if let Some(record) = table.map.get(&marker) {
+                newest = newest.max(record.version);
+            }
+        }
+        newest
+    }
+}
+
+impl Default for MemoryAdapter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryAdapter")
+            .field("entries", &self.inner.entries.len())
+            .field("capacity", &self.inner.entries.capacity())
+            .field("markers", &self.marker_count())
+            .field("max_markers", &self.inner.max_markers)
+            .field("value_form", &self.inner.form)
+            .finish()
+    }
+}
+
+impl Markers {
+    fn set(&mut self, marker: MarkerKey<'_>, record: MarkerRecord) {
+        if let Some((key, existing)) = self.map.get_key_value_mut(&marker) {
+            *existing = record;
+            let key = Arc::clone(key);
+            self.order.push_back((record.version, key));
+        } else {
+            let key = Arc::new(OwnedMarker {
+                prefix: marker.prefix.into(),
+                path: marker.path.into(),
+                scope: marker.scope,
+            });
+            self.map.insert(Arc::clone(&key), record);
+            self.order.push_back((record.version, key));
+        }
+    }
+
+    /// Drops markers older than `max_age_ms` and, past `max_markers`, the
+    /// oldest ones; the floor rises to every dropped marker's version.
+    fn prune(&mut self, now_ms: u64, max_age_ms: u64, max_markers: usize) {
+        while let Some((version, key)) = self.order.front() {
+            let current = self.map.get(key).copied();
+            match current {
+                Some(record) if record.version == *version => {
+                    let expired = record.set_at_ms.saturating_add(max_age_ms) < now_ms;
+                    if !expired && self.map.len() <= max_markers {
+                        break;
+                    }
+                    self.floor = self.floor.max(record.version);
+                    self.map.remove(key);
+                }
+                // Superseded by a later `set` of the same marker, or gone.
+                _ => {}
+            }
+            self.order.pop_front();
+        }
+        // Records superseded in the middle of the queue: compact now and then,
+        // so the queue stays within a constant factor of the table.
+        if self.order.len() > 2 * self.map.len() + 64 {
+            let map = &self.map;
+            self.order
+                .retain(|(version, key)| map.get(key).is_some_and(|r| r.version == *version));
+        }
+    }
+}
+
+impl StorageAdapter for MemoryAdapter {
+    fn value_form(&self) -> ValueForm {
+        self.inner.form
+    }
+
+    fn read<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        markers: MarkerSet<'a>,
+        now_ms: u64,
+    ) -> AdapterFuture<'a, Read> {
+        Box::pin(std::future::ready(Ok(self.read_now(key, markers, now_ms))))
+    }
+
+    fn try_read_now(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+    ) -> Option<Result<Read, AdapterError>> {
+        Some(Ok(self.read_now(key, markers, now_ms)))
+    }
+
+    fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
+        Box::pin(std::future::ready(Ok(self.newest(markers))))
+    }
+
+    fn version(&self) -> AdapterFuture<'_, u64> {
+        let version = self.inner.version.load(Ordering::Acquire);
+        Box::pin(std::future::ready(Ok(version)))
+    }
+
+    fn write<'a>(&'a self, key: EntryKey<'a>, entry: Arc<StoredEntry>) -> AdapterFuture<'a, ()> {
+        let inner = &*self.inner;
+        inner
+            .max_lifetime_ms
+            .fetch_max(entry.lifetime_ms(), Ordering::AcqRel);
+        let owned = OwnedKey {
+            prefix: key.prefix.into(),
+            key: key.key.into(),
+        };
+        inner.entries.insert(owned, entry);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn delete<'a>(&'a self, key: EntryKey<'a>) -> AdapterFuture<'a, ()> {
+        self.inner.entries.remove(&key);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn invalidate<'a>(&'a self, markers: &'a [MarkerKey<'a>]) -> AdapterFuture<'a, ()> {
+        let inner = &*self.inner;
+        let now_ms = inner.clock.now_ms();
+        let max_age = inner.max_lifetime_ms.load(Ordering::Acquire);
+        let mut table = inner.markers.write();
+        // Under the table lock, so markers are queued in version order.
+        let version = inner.version.fetch_add(1, Ordering::AcqRel);
+        let record = MarkerRecord {
+            version,
+            set_at_ms: now_ms,
+        };
+        for marker in markers {
+            table.set(*marker, record);
+        }
+        table.prune(now_ms, max_age, inner.max_markers);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn clear(&self) -> AdapterFuture<'_, ()> {
+        let inner = &*self.inner;
+        let mut table = inner.markers.write();
+        let version = inner.version.fetch_add(1, Ordering::AcqRel);
+        table.map.clear();
+        table.order.clear();
+        table.floor = version;
+        inner.entries.clear();
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn disconnect(&self) -> AdapterFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Options for a [`MemoryAdapter`].
+///
+/// ```
+/// use t87s::{ManualClock, MemoryAdapter, ValueForm};
+/// let clock = ManualClock::new(0);
+/// let adapter = MemoryAdapter::builder()
+///     .max_entries(1_000)
+///     .max_markers(10_000)
+///     .clock(clock)
+///     .value_form(ValueForm::Bytes)
+///     .build()?;
+/// # Ok::<(), t87s::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryAdapterBuilder {
+    max_entries: usize,
+    max_markers: usize,
+    clock: Arc<dyn Clock>,
+    form: ValueForm,
+}
+
+impl Default for MemoryAdapterBuilder {
+    fn default() -> Self {
+        Self {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            max_markers: DEFAULT_MAX_MARKERS,
+            clock: Arc::new(SystemClock),
+            form: ValueForm::Object,
+        }
+    }
+}
+
+impl MemoryAdapterBuilder {
+    /// The most entries kept (default 10,000).
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// The most invalidation markers kept (default 100,000). Past it the
+    /// oldest are dropped and the store-wide floor rises (see [`MemoryAdapter`]).
+    pub fn max_markers(mut self, n: usize) -> Self {
+        self.max_markers = n;
+        self
+    }
+
+    /// The clock used to age markers (default: the system clock). Give it
+    /// the same clock as the [`Primitives`](crate::Primitives) in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Keep values as objects (default) or as codec bytes.
+    pub fn value_form(mut self, form: ValueForm) -> Self {
+        self.form = form;
+        self
+    }
+
+    /// Builds the adapter; zero capacities are refused.
+    pub fn build(self) -> Result<MemoryAdapter, ConfigError> {
+        if self.max_entries == 0 {
+            return Err(ConfigError::ZeroCapacity("max_entries"));
+        }
+        if self.max_markers == 0 {
+            return Err(ConfigError::ZeroCapacity("max_markers"));
+        }
+        Ok(MemoryAdapter::from_builder(self))
+    }
+}

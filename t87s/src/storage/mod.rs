@@ -1,0 +1,327 @@
+//! The storage seam: where entries and invalidation markers live.
+//!
+//! The engine decides *what* is fresh; an adapter only stores and reads. Its
+//! one piece of semantics is ordering: it hands out increasing *versions*
+//! and stamps invalidation markers with them, so a process never compares its
+//! own clock with another's.
+
+mod memory;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use memory::{MemoryAdapter, MemoryAdapterBuilder};
+
+use crate::entry::StoredEntry;
+use crate::error::AdapterError;
+use crate::tag::TagPath;
+
+/// The boxed future the adapter trait returns, so adapters can be stored as
+/// `Arc<dyn StorageAdapter>` (what lets `QueryCache<Schema>` name no adapter type).
+pub type AdapterFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AdapterError>> + Send + 'a>>;
+
+/// How an adapter keeps values.
+///
+/// ```
+/// use t87s::{StorageAdapter, ValueForm};
+/// assert_eq!(t87s::MemoryAdapter::new().value_form(), ValueForm::Object);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueForm {
+    /// The value itself, in this process ([`StoredValue::Object`](crate::StoredValue::Object)).
+    Object,
+    /// Bytes from the [`Codec`](crate::Codec) ([`StoredValue::Bytes`](crate::StoredValue::Bytes)).
+    Bytes,
+}
+
+/// The address of an entry: the cache's prefix and the query key.
+///
+/// Kept in two parts so in-process adapters can look an entry up without
+/// building a string; adapters that need one string join them with `:`.
+///
+/// ```
+/// let key = t87s::EntryKey { prefix: "t87s", key: "user:1" };
+/// assert_eq!(key.to_string(), "t87s:user:1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntryKey<'a> {
+    /// The cache's prefix (`Primitives` option `prefix`).
+    pub prefix: &'a str,
+    /// The query key.
+    pub key: &'a str,
+}
+
+impl fmt::Display for EntryKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.prefix, self.key)
+    }
+}
+
+/// Whether a marker covers a path and everything below it, or the path only.
+///
+/// ```
+/// assert_ne!(t87s::MarkerScope::Prefix, t87s::MarkerScope::Exact);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MarkerScope {
+    /// Set by `invalidate`: covers entries tagged with the path or below it.
+    Prefix,
+    /// Set by `invalidate_exact`: covers entries tagged with exactly the path.
+    Exact,
+}
+
+/// One invalidation marker: a scope and an encoded tag path, in a prefix.
+///
+/// ```
+/// let m = t87s::MarkerKey { prefix: "t87s", path: "posts/1", scope: t87s::MarkerScope::Exact };
+/// assert_eq!(m.path, "posts/1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MarkerKey<'a> {
+    /// The cache's prefix.
+    pub prefix: &'a str,
+    /// An encoded [`TagPath`] (see [`TagPath::as_str`]).
+    pub path: &'a str,
+    /// Prefix or exact.
+    pub scope: MarkerScope,
+}
+
+/// The markers that decide whether an entry with the given tags is stale: for
+/// each tag, the prefix marker of every one of its prefixes and its own exact
+/// marker. Built by the engine; adapters iterate it.
+///
+/// ```
+/// let tags = [t87s::TagPath::new(["posts", "1"])?];
+/// let markers = t87s::MarkerSet::new("t87s", &tags);
+/// let paths: Vec<_> = markers.iter().map(|m| (m.path, m.scope)).collect();
+/// assert_eq!(paths, [
+///     ("posts", t87s::MarkerScope::Prefix),
+///     ("posts/1", t87s::MarkerScope::Prefix),
+///     ("posts/1", t87s::MarkerScope::Exact),
+/// ]);
+/// # Ok::<(), t87s::TagError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct MarkerSet<'a> {
+    prefix: &'a str,
+    tags: &'a [TagPath],
+}
+
+impl<'a> MarkerSet<'a> {
+    /// The markers of `tags` under `prefix`.
+    pub fn new(prefix: &'a str, tags: &'a [TagPath]) -> Self {
+        Self { prefix, tags }
+    }
+
+    /// No markers at all.
+    pub fn empty() -> Self {
+        Self {
+            prefix: "",
+            tags: &[],
+        }
+    }
+
+    /// Whether there are no markers to read.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+    }
+
+    /// Every marker key, without allocating.
+    pub fn iter(&self) -> impl Iterator<Item = MarkerKey<'a>> + 'a {
+        let prefix = self.prefix;
+        self.tags.iter().flat_map(move |tag| {
+            tag.prefixes()
+                .map(move |path| MarkerKey {
+                    prefix,
+                    path,
+                    scope: MarkerScope::Prefix,
+                })
+                .chain(std::iter::once(MarkerKey {
+                    prefix,
+                    path: tag.as_str(),
+                    scope: MarkerScope::Exact,
+                }))
+        })
+    }
+}
+
+/// What [`StorageAdapter::read`] found.
+///
+/// ```
+/// let read = t87s::Read { entry: None, newest_marker: 0, version: 1 };
+/// assert!(read.entry.is_none());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Read {
+    /// The entry under the key, if any.
+    pub entry: Option<Arc<StoredEntry>>,
+    /// The newest version among the requested markers (and any store-wide
+    /// marker, such as the one `clear` sets); `0` when none is set or when the
+    /// markers were not read because the entry was missing or dead.
+    pub newest_marker: u64,
+    /// The store's current version: a fetch that starts after this read is
+    /// stamped with it.
+    pub version: u64,
+}
+
+/// A storage backend for the engine.
+///
+/// # Contract
+///
+/// - **Versions.** [`read`](Self::read) and [`version`](Self::version) return
+///   the store's current version `v`; [`invalidate`](Self::invalidate) stamps
+///   each marker with a version `m` such that every version returned before it
+///   began is `<= m` and every version returned after it returned is `> m`.
+///   The engine treats an entry as stale when a marker is `>=` its version, so
+///   an invalidation is never lost to a fetch in flight, and no host's clock
+///   takes part.
+/// - **Dead entries.** `read` may skip reading markers when the entry is
+///   missing or its [`live_until`](StoredEntry::live_until) is `<= now_ms`.
+/// - **No policy.** Adapters never decide freshness, never retry, never log
+///   values.
+///
+/// The trait is object safe (futures are boxed) so the cache can hold any
+/// adapter behind one type. [`try_read_now`](Self::try_read_now) lets an
+/// in-process adapter answer a read with no future at all, which keeps the
+/// memory hit path free of allocation.
+///
+/// ```
+/// use t87s::{EntryKey, MarkerSet, StorageAdapter};
+/// # tokio_test_block_on(async {
+/// let adapter = t87s::MemoryAdapter::new();
+/// let read = adapter.read(EntryKey { prefix: "t87s", key: "k" }, MarkerSet::empty(), 0).await?;
+/// assert!(read.entry.is_none());
+/// # Ok::<(), t87s::AdapterError>(())
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
+    /// How this adapter keeps values.
+    fn value_form(&self) -> ValueForm;
+
+    /// Reads the entry at `key` and the newest of `markers` (see the contract
+    /// on dead entries), and the current version.
+    fn read<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        markers: MarkerSet<'a>,
+        now_ms: u64,
+    ) -> AdapterFuture<'a, Read>;
+
+    /// Like [`read`](Self::read), answered at once when the adapter can do so
+    /// without I/O. The default answers `None` (go through `read`).
+    fn try_read_now(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+    ) -> Option<Result<Read, AdapterError>> {
+        let _ = (key, markers, now_ms);
+        None
+    }
+
+    /// The newest version among `markers` (and any store-wide marker).
+    fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64>;
+
+    /// The store's current version (see the contract).
+    fn version(&self) -> AdapterFuture<'_, u64>;
+
+    /// Stores `entry` at `key`, replacing what was there. The adapter may drop
+    /// it once [`live_until`](StoredEntry::live_until) has passed.
+    fn write<'a>(&'a self, key: EntryKey<'a>, entry: Arc<StoredEntry>) -> AdapterFuture<'a, ()>;
+
+    /// Removes the entry at `key`.
+    fn delete<'a>(&'a self, key: EntryKey<'a>) -> AdapterFuture<'a, ()>;
+
+    /// Stamps each marker with a new version (see the contract), keeping it at
+    /// least as long as the longest entry lifetime the adapter has stored.
+    fn invalidate<'a>(&'a self, markers: &'a [MarkerKey<'a>]) -> AdapterFuture<'a, ()>;
+
+    /// Removes every entry and marker, and makes every entry written by a fetch
+    /// that started before the call stale.
+    fn clear(&self) -> AdapterFuture<'_, ()>;
+
+    /// Releases connections. The adapter may refuse work afterwards.
+    fn disconnect(&self) -> AdapterFuture<'_, ()>;
+
+    /// Whether [`report_verification`](Self::report_verification) does
+    /// anything; when neither the adapter nor the observer wants reports, the
+    /// engine runs no verifications.
+    fn accepts_verification(&self) -> bool {
+        false
+    }
+
+    /// Receives the outcome of a sampled verification. The default drops it.
+    fn report_verification<'a>(&'a self, report: &'a VerificationReport) -> AdapterFuture<'a, ()> {
+        let _ = report;
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// The outcome of a verification: the fetch re-run on a fresh hit, compared
+/// with the cached value.
+///
+/// ```
+/// let r = t87s::VerificationReport { key: "user:1".into(), stale: false };
+/// assert!(!r.stale);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationReport {
+    /// The query key.
+    pub key: String,
+    /// Whether the cached value differed from what the fetch returns now.
+    pub stale: bool,
+}
+
+impl<A: StorageAdapter + ?Sized> StorageAdapter for Arc<A> {
+    fn value_form(&self) -> ValueForm {
+        (**self).value_form()
+    }
+    fn read<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        markers: MarkerSet<'a>,
+        now_ms: u64,
+    ) -> AdapterFuture<'a, Read> {
+        (**self).read(key, markers, now_ms)
+    }
+    fn try_read_now(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+    ) -> Option<Result<Read, AdapterError>> {
+        (**self).try_read_now(key, markers, now_ms)
+    }
+    fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
+        (**self).newest_marker(markers)
+    }
+    fn version(&self) -> AdapterFuture<'_, u64> {
+        (**self).version()
+    }
+    fn write<'a>(&'a self, key: EntryKey<'a>, entry: Arc<StoredEntry>) -> AdapterFuture<'a, ()> {
+        (**self).write(key, entry)
+    }
+    fn delete<'a>(&'a self, key: EntryKey<'a>) -> AdapterFuture<'a, ()> {
+        (**self).delete(key)
+    }
+    fn invalidate<'a>(&'a self, markers: &'a [MarkerKey<'a>]) -> AdapterFuture<'a, ()> {
+        (**self).invalidate(markers)
+    }
+    fn clear(&self) -> AdapterFuture<'_, ()> {
+        (**self).clear()
+    }
+    fn disconnect(&self) -> AdapterFuture<'_, ()> {
+        (**self).disconnect()
+    }
+    fn accepts_verification(&self) -> bool {
+        (**self).accepts_verification()
+    }
+    fn report_verification<'a>(&'a self, report: &'a VerificationReport) -> AdapterFuture<'a, ()> {
+        (**self).report_verification(report)
+    }
+}

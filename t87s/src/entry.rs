@@ -125,6 +125,7 @@ impl fmt::Debug for StoredValue {
 ///     value: t87s::StoredValue::Bytes(Arc::from(&b""[..])),
 ///     tags: Arc::from(vec![]),
 ///     created_at: 0, expires_at: 10, grace_until: Some(25), version: 1,
+///     value_type: t87s::value_type_of::<()>(),
 /// };
 /// assert_eq!(stored.live_until(), 25);
 /// ```
@@ -142,6 +143,25 @@ pub struct StoredEntry {
     pub grace_until: Option<u64>,
     /// See [`CacheEntry::version`].
     pub version: u64,
+    /// A fingerprint of the value's type name ([`value_type_of`]), so bytes
+    /// written for one type are never decoded as another.
+    pub value_type: u64,
+}
+
+/// The fingerprint stored in [`StoredEntry::value_type`]: a 64-bit FNV-1a hash
+/// of `std::any::type_name::<T>()`, stable across processes built from the
+/// same source.
+///
+/// ```
+/// assert_eq!(t87s::value_type_of::<String>(), t87s::value_type_of::<String>());
+/// assert_ne!(t87s::value_type_of::<String>(), t87s::value_type_of::<Vec<u64>>());
+/// ```
+pub fn value_type_of<T: ?Sized>() -> u64 {
+    std::any::type_name::<T>()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 impl StoredEntry {

@@ -44,7 +44,7 @@ pub use duration::{parse_duration, DurationError, IntoDuration};
 pub use engine::{
     Cacheable, OnRefresh, Primitives, PrimitivesBuilder, QueryOptions, SetOptions,
 };
-pub use entry::{CacheEntry, Entries, StoredEntry, StoredValue};
+pub use entry::{value_type_of, CacheEntry, Entries, StoredEntry, StoredValue};
 pub use error::{AdapterError, ConfigError, Error};
 pub use observer::{Event, EventKind, Observer};
 pub use storage::{

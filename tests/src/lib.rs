@@ -1,1 +1,262 @@
+//! Shared helpers for the t87s integration suites: a recording observer, a
+//! deterministic clock, counting fetches, and adapters to run each suite on.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use t87s::{
+    AdapterError, AdapterFuture, EntryKey, Event, EventKind, ManualClock, MarkerKey, MarkerSet,
+    MemoryAdapter, Observer, Primitives, Read, StorageAdapter, StoredEntry, TagPath, ValueForm,
+};
+
+/// The epoch the manual clock starts at (any fixed, realistic time).
+pub const T0: u64 = 1_700_000_000_000;
+
+/// An observer that records every event, and asks for verifications.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    events: Arc<Mutex<Vec<(EventKind, String)>>>,
+}
+
+impl Recorder {
+    /// How many events of `kind` were seen.
+    pub fn count(&self, kind: EventKind) -> usize {
+        self.events.lock().iter().filter(|(k, _)| *k == kind).count()
+    }
+
+    /// Every event kind seen, in order.
+    pub fn kinds(&self) -> Vec<EventKind> {
+        self.events.lock().iter().map(|(k, _)| *k).collect()
+    }
+
+    /// Forgets what was recorded.
+    pub fn reset(&self) {
+        self.events.lock().clear();
+    }
+}
+
+impl Observer for Recorder {
+    fn on_event(&self, event: &Event<'_>) {
+        self.events.lock().push((event.kind, event.key.to_owned()));
+    }
+
+    fn wants_verification(&self) -> bool {
+        true
+    }
+}
+
+/// The stores every engine suite runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Store {
+    /// MemoryAdapter keeping values as objects (the synchronous hit path).
+    MemoryObjects,
+    /// MemoryAdapter keeping codec bytes, reached only through the async
+    /// methods: the path a networked store takes.
+    MemoryBytesAsync,
+}
+
+impl Store {
+    /// All of them.
+    pub const ALL: [Store; 2] = [Store::MemoryObjects, Store::MemoryBytesAsync];
+
+    /// A fresh store of this kind, aging markers on `clock`: the memory adapter
+    /// (to inspect) and the adapter to give the engine.
+    pub fn build(self, clock: &ManualClock) -> (MemoryAdapter, Arc<dyn StorageAdapter>) {
+        let form = match self {
+            Store::MemoryObjects => ValueForm::Object,
+            Store::MemoryBytesAsync => ValueForm::Bytes,
+        };
+        let memory = MemoryAdapter::builder()
+            .clock(clock.clone())
+            .value_form(form)
+            .build()
+            .expect("valid adapter options");
+        let engine_side: Arc<dyn StorageAdapter> = match self {
+            Store::MemoryObjects => Arc::new(memory.clone()),
+            Store::MemoryBytesAsync => Arc::new(AsyncOnly(memory.clone())),
+        };
+        (memory, engine_side)
+    }
+}
+
+/// Delegates every async method to the inner adapter but offers no
+/// synchronous read, so the engine takes its networked-store path.
+#[derive(Debug)]
+pub struct AsyncOnly<A>(pub A);
+
+impl<A: StorageAdapter> StorageAdapter for AsyncOnly<A> {
+    fn value_form(&self) -> ValueForm {
+        self.0.value_form()
+    }
+    fn read<'a>(&'a self, key: EntryKey<'a>, markers: MarkerSet<'a>, now_ms: u64) -> AdapterFuture<'a, Read> {
+        self.0.read(key, markers, now_ms)
+    }
+    fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
+        self.0.newest_marker(markers)
+    }
+    fn version(&self) -> AdapterFuture<'_, u64> {
+        self.0.version()
+    }
+    fn write<'a>(&'a self, key: EntryKey<'a>, entry: Arc<StoredEntry>) -> AdapterFuture<'a, ()> {
+        self.0.write(key, entry)
+    }
+    fn delete<'a>(&'a self, key: EntryKey<'a>) -> AdapterFuture<'a, ()> {
+        self.0.delete(key)
+    }
+    fn invalidate<'a>(&'a self, markers: &'a [MarkerKey<'a>]) -> AdapterFuture<'a, ()> {
+        self.0.invalidate(markers)
+    }
+    fn clear(&self) -> AdapterFuture<'_, ()> {
+        self.0.clear()
+    }
+    fn disconnect(&self) -> AdapterFuture<'_, ()> {
+        self.0.disconnect()
+    }
+}
+
+/// A store that is down: every operation fails.
+#[derive(Debug, Default)]
+pub struct DownAdapter;
+
+fn down<'a, T: Send + 'a>() -> AdapterFuture<'a, T> {
+    Box::pin(std::future::ready(Err(AdapterError::new("store unreachable (test double)"))))
+}
+
+impl StorageAdapter for DownAdapter {
+    fn value_form(&self) -> ValueForm {
+        ValueForm::Bytes
+    }
+    fn read<'a>(&'a self, _: EntryKey<'a>, _: MarkerSet<'a>, _: u64) -> AdapterFuture<'a, Read> {
+        down()
+    }
+    fn newest_marker<'a>(&'a self, _: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
+        down()
+    }
+    fn version(&self) -> AdapterFuture<'_, u64> {
+        down()
+    }
+    fn write<'a>(&'a self, _: EntryKey<'a>, _: Arc<StoredEntry>) -> AdapterFuture<'a, ()> {
+        down()
+    }
+    fn delete<'a>(&'a self, _: EntryKey<'a>) -> AdapterFuture<'a, ()> {
+        down()
+    }
+    fn invalidate<'a>(&'a self, _: &'a [MarkerKey<'a>]) -> AdapterFuture<'a, ()> {
+        down()
+    }
+    fn clear(&self) -> AdapterFuture<'_, ()> {
+        down()
+    }
+    fn disconnect(&self) -> AdapterFuture<'_, ()> {
+        down()
+    }
+}
+
+/// A cache on a manual clock with a recording observer.
+pub struct Harness {
+    /// The engine under test.
+    pub cache: Primitives,
+    /// Its clock; move it with `advance`.
+    pub clock: ManualClock,
+    /// What the engine reported.
+    pub events: Recorder,
+    /// The adapter (shared with `cache`).
+    pub adapter: MemoryAdapter,
+}
+
+impl Harness {
+    /// ttl 30s, no grace, no verification.
+    pub fn new(store: Store) -> Self {
+        Self::with(store, |b| b)
+    }
+
+    /// Like `new`, with builder changes.
+    pub fn with(
+        store: Store,
+        configure: impl FnOnce(t87s::PrimitivesBuilder) -> t87s::PrimitivesBuilder,
+    ) -> Self {
+        let clock = ManualClock::new(T0);
+        let (adapter, engine_side) = store.build(&clock);
+        let events = Recorder::default();
+        let builder = Primitives::builder(engine_side)
+            .clock(clock.clone())
+            .observer(events.clone())
+            .verify_percent(0.0);
+        let cache = configure(builder).build().expect("valid options");
+        Self {
+            cache,
+            clock,
+            events,
+            adapter,
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// A fetch source that counts its calls and returns a settable value.
+#[derive(Clone)]
+pub struct Source<T> {
+    calls: Arc<AtomicUsize>,
+    value: Arc<Mutex<T>>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Source<T> {
+    /// A source returning `value`.
+    pub fn new(value: T) -> Self {
+        Self {
+            calls: Arc::new(AtomicUsize::new(0)),
+            value: Arc::new(Mutex::new(value)),
+        }
+    }
+
+    /// Changes what the next fetch returns (the "database write").
+    pub fn set(&self, value: T) {
+        *self.value.lock() = value;
+    }
+
+    /// How many fetches ran.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// A fetch closure for `Primitives::query`.
+    pub fn fetch(
+        &self,
+    ) -> impl FnOnce() -> std::future::Ready<Result<T, std::io::Error>> + Send + 'static {
+        let this = self.clone();
+        move || {
+            this.calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Ok(this.value.lock().clone()))
+        }
+    }
+
+    /// A fetch that fails (and counts).
+    pub fn failing(
+        &self,
+    ) -> impl FnOnce() -> std::future::Ready<Result<T, std::io::Error>> + Send + 'static {
+        let this = self.clone();
+        move || {
+            this.calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Err(std::io::Error::other("database is down")))
+        }
+    }
+}
+
+/// Shorthand for a tag path.
+pub fn tag(segments: &[&str]) -> TagPath {
+    TagPath::new(segments).expect("non-empty tag")
+}
+
+/// Lets spawned background tasks run to completion on a current-thread runtime.
+pub async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
 

@@ -25,7 +25,7 @@ use self::flight::{Flights, Outcome, Role};
 use crate::clock::{millis, Clock, SystemClock};
 use crate::codec::{Codec, CodecError, Postcard};
 use crate::duration::IntoDuration;
-use crate::entry::{CacheEntry, Entries, StoredEntry, StoredValue};
+use crate::entry::{value_type_of, CacheEntry, Entries, StoredEntry, StoredValue};
 use crate::error::{AdapterError, ConfigError, Error};
 use crate::observer::{Event, EventKind, NoObserver, Observer};
 use crate::storage::{
@@ -810,6 +810,7 @@ impl<C: Codec> Primitives<C> {
             expires_at,
             grace_until: lifetimes.grace_ms.map(|g| expires_at.saturating_add(g)),
             version,
+            value_type: value_type_of::<T>(),
         })
     }
 
@@ -831,13 +832,15 @@ impl<C: Codec> Primitives<C> {
     }
 
     fn value_of<T: Cacheable>(&self, stored: &StoredEntry) -> Result<T, CodecError> {
+        let other_type = || {
+            CodecError::Decode(format!(
+                "the entry holds a value of another type than `{}`",
+                type_name::<T>()
+            ))
+        };
         match &stored.value {
-            StoredValue::Object(any) => any.downcast_ref::<T>().cloned().ok_or_else(|| {
-                CodecError::Decode(format!(
-                    "the entry holds a value of another type than `{}`",
-                    type_name::<T>()
-                ))
-            }),
+            StoredValue::Object(any) => any.downcast_ref::<T>().cloned().ok_or_else(other_type),
+            StoredValue::Bytes(_) if stored.value_type != value_type_of::<T>() => Err(other_type()),
             StoredValue::Bytes(bytes) => self.inner.codec.decode(bytes),
         }
     }

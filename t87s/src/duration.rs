@@ -44,9 +44,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         input: input.to_owned(),
     };
     let text = input.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(err)?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
     let (digits, unit) = text.split_at(split);
     if digits.is_empty() {
         return Err(err());
@@ -123,7 +121,18 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input() {
-        for bad in ["", "s", "10", "10x", "-5s", "1.5s", "5 m", "5M", "ms10", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "s",
+            "10",
+            "10x",
+            "-5s",
+            "1.5s",
+            "5 m",
+            "5M",
+            "ms10",
+            "99999999999999999999d",
+        ] {
             let err = parse_duration(bad).expect_err(bad);
             assert_eq!(err.input(), bad);
         }

@@ -20,8 +20,9 @@ pub enum TagError {
     /// A tag needs at least one segment.
     #[error("a tag path needs at least one segment, like [\"posts\"]")]
     Empty,
-    /// An encoded path with a `%` escape other than `%25` or `%2F`.
-    #[error("invalid escape in encoded tag path {0:?}; only `%25` and `%2F` are produced by t87s")]
+    /// An encoded path that t87s would not produce: a `%` escape other than
+    /// `%25` or `%2F`, or an empty segment not spelled `%00`.
+    #[error("invalid encoded tag path {0:?}; t87s escapes `%` as `%25`, `/` as `%2F` and an empty segment as `%00`")]
     BadEscape(String),
 }
 
@@ -30,8 +31,9 @@ pub enum TagError {
 /// Invalidating a tag makes stale every entry tagged with it or with any path
 /// below it, so `posts/123` covers `posts/123/comments`.
 ///
-/// Segments may hold any text: `/` and `%` inside a segment are escaped, so two
-/// different segment lists never encode alike (`["a/b"]` is not `["a", "b"]`).
+/// Segments may hold any text: `/` and `%` inside a segment are escaped and an
+/// empty segment is spelled `%00`, so two different segment lists never encode
+/// alike (`["a/b"]` is not `["a", "b"]`).
 /// Clones are cheap (the encoded text is shared).
 ///
 /// ```
@@ -84,10 +86,18 @@ impl TagPath {
         if encoded.is_empty() {
             return Err(TagError::Empty);
         }
-        for (i, _) in encoded.match_indices('%') {
-            match encoded.get(i + 1..i + 3) {
-                Some("25") | Some("2F") => {}
-                _ => return Err(TagError::BadEscape(encoded.to_owned())),
+        for segment in encoded.split(SEPARATOR) {
+            if segment == EMPTY_SEGMENT {
+                continue;
+            }
+            for (i, _) in segment.match_indices('%') {
+                match segment.get(i + 1..i + 3) {
+                    Some("25") | Some("2F") => {}
+                    _ => return Err(TagError::BadEscape(encoded.to_owned())),
+                }
+            }
+            if segment.is_empty() {
+                return Err(TagError::BadEscape(encoded.to_owned()));
             }
         }
         Ok(Self {
@@ -151,12 +161,18 @@ impl TagPath {
     /// Whether `self` equals `other` or is an ancestor of it.
     pub fn is_prefix_of(&self, other: &TagPath) -> bool {
         let (me, them) = (self.as_str(), other.as_str());
-        them.starts_with(me)
-            && (them.len() == me.len() || them[me.len()..].starts_with(SEPARATOR))
+        them.starts_with(me) && (them.len() == me.len() || them[me.len()..].starts_with(SEPARATOR))
     }
 }
 
+/// How an empty segment is spelled, so `[""]` never encodes as the empty text.
+const EMPTY_SEGMENT: &str = "%00";
+
 fn escape_into(segment: &str, out: &mut String) {
+    if segment.is_empty() {
+        out.push_str(EMPTY_SEGMENT);
+        return;
+    }
     for c in segment.chars() {
         match c {
             '%' => out.push_str("%25"),
@@ -167,6 +183,9 @@ fn escape_into(segment: &str, out: &mut String) {
 }
 
 fn unescape(segment: &str) -> Cow<'_, str> {
+    if segment == EMPTY_SEGMENT {
+        return Cow::Borrowed("");
+    }
     if !segment.contains('%') {
         return Cow::Borrowed(segment);
     }
@@ -220,6 +239,8 @@ mod tests {
             vec!["", ""],
             vec!["%"],
             vec!["%25"],
+            vec!["%00"],
+            vec!["a", "", "b"],
         ];
         let encoded: Vec<TagPath> = cases.iter().map(|c| TagPath::new(c).unwrap()).collect();
         for (i, a) in encoded.iter().enumerate() {
@@ -228,6 +249,13 @@ mod tests {
             for b in &encoded[i + 1..] {
                 assert_ne!(a, b);
             }
+        }
+    }
+
+    #[test]
+    fn foreign_encodings_are_rejected() {
+        for bad in ["", "a//b", "a/", "%zz", "a%2", "%0", "x%00"] {
+            assert!(TagPath::from_encoded(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -23,7 +23,11 @@ pub struct Recorder {
 impl Recorder {
     /// How many events of `kind` were seen.
     pub fn count(&self, kind: EventKind) -> usize {
-        self.events.lock().iter().filter(|(k, _)| *k == kind).count()
+        self.events
+            .lock()
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .count()
     }
 
     /// Every event kind seen, in order.
@@ -90,7 +94,12 @@ impl<A: StorageAdapter> StorageAdapter for AsyncOnly<A> {
     fn value_form(&self) -> ValueForm {
         self.0.value_form()
     }
-    fn read<'a>(&'a self, key: EntryKey<'a>, markers: MarkerSet<'a>, now_ms: u64) -> AdapterFuture<'a, Read> {
+    fn read<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        markers: MarkerSet<'a>,
+        now_ms: u64,
+    ) -> AdapterFuture<'a, Read> {
         self.0.read(key, markers, now_ms)
     }
     fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
@@ -121,7 +130,9 @@ impl<A: StorageAdapter> StorageAdapter for AsyncOnly<A> {
 pub struct DownAdapter;
 
 fn down<'a, T: Send + 'a>() -> AdapterFuture<'a, T> {
-    Box::pin(std::future::ready(Err(AdapterError::new("store unreachable (test double)"))))
+    Box::pin(std::future::ready(Err(AdapterError::new(
+        "store unreachable (test double)",
+    ))))
 }
 
 impl StorageAdapter for DownAdapter {
@@ -260,3 +271,7 @@ pub async fn settle() {
     }
 }
 
+/// The README's code blocks run as doctests here, so the quickstart shown to
+/// users cannot rot.
+#[doc = include_str!("../../README.md")]
+pub mod readme {}

@@ -58,21 +58,33 @@ suite!(
 async fn set_then_get(store: Store) {
     let h = Harness::new(store);
     let opts = SetOptions::new([tag(&["users", "1"])]).ttl(60 * SEC);
-    h.cache.set("user:1", &"ada".to_string(), opts).await.unwrap();
-    assert_eq!(h.cache.get::<String>("user:1").await.unwrap().as_deref(), Some("ada"));
+    h.cache
+        .set("user:1", &"ada".to_string(), opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.cache.get::<String>("user:1").await.unwrap().as_deref(),
+        Some("ada")
+    );
     assert_eq!(h.cache.get::<String>("user:2").await.unwrap(), None);
 }
 
 async fn delete_removes_entry(store: Store) {
     let h = Harness::new(store);
-    h.cache.set("k", &1u32, SetOptions::new([tag(&["t"])])).await.unwrap();
+    h.cache
+        .set("k", &1u32, SetOptions::new([tag(&["t"])]))
+        .await
+        .unwrap();
     h.cache.delete("k").await.unwrap();
     assert_eq!(h.cache.get::<u32>("k").await.unwrap(), None);
 }
 
 async fn invalidate_makes_get_miss(store: Store) {
     let h = Harness::new(store);
-    h.cache.set("k", &1u32, SetOptions::new([tag(&["users", "1"])])).await.unwrap();
+    h.cache
+        .set("k", &1u32, SetOptions::new([tag(&["users", "1"])]))
+        .await
+        .unwrap();
     h.cache.invalidate(&[tag(&["users", "1"])]).await.unwrap();
     assert_eq!(h.cache.get::<u32>("k").await.unwrap(), None);
 }
@@ -80,8 +92,14 @@ async fn invalidate_makes_get_miss(store: Store) {
 async fn hierarchical_invalidation_covers_descendants(store: Store) {
     let h = Harness::new(store);
     let deep = tag(&["posts", "1", "comments"]);
-    h.cache.set("comments", &vec![1u32], SetOptions::new([deep])).await.unwrap();
-    h.cache.set("other", &2u32, SetOptions::new([tag(&["posts", "12"])])).await.unwrap();
+    h.cache
+        .set("comments", &vec![1u32], SetOptions::new([deep]))
+        .await
+        .unwrap();
+    h.cache
+        .set("other", &2u32, SetOptions::new([tag(&["posts", "12"])]))
+        .await
+        .unwrap();
     h.cache.invalidate(&[tag(&["posts", "1"])]).await.unwrap();
     assert_eq!(h.cache.get::<Vec<u32>>("comments").await.unwrap(), None);
     // `posts/1` is not a prefix of `posts/12`: segment boundaries count.
@@ -90,8 +108,14 @@ async fn hierarchical_invalidation_covers_descendants(store: Store) {
 
 async fn exact_invalidation_affects_only_the_exact_tag(store: Store) {
     let h = Harness::new(store);
-    h.cache.set("list", &1u32, SetOptions::new([tag(&["posts"])])).await.unwrap();
-    h.cache.set("one", &2u32, SetOptions::new([tag(&["posts", "1"])])).await.unwrap();
+    h.cache
+        .set("list", &1u32, SetOptions::new([tag(&["posts"])]))
+        .await
+        .unwrap();
+    h.cache
+        .set("one", &2u32, SetOptions::new([tag(&["posts", "1"])]))
+        .await
+        .unwrap();
     h.cache.invalidate_exact(&[tag(&["posts"])]).await.unwrap();
     assert_eq!(h.cache.get::<u32>("list").await.unwrap(), None);
     assert_eq!(h.cache.get::<u32>("one").await.unwrap(), Some(2));
@@ -99,7 +123,10 @@ async fn exact_invalidation_affects_only_the_exact_tag(store: Store) {
 
 async fn ttl_expiry(store: Store) {
     let h = Harness::new(store);
-    h.cache.set("k", &1u32, SetOptions::new([tag(&["t"])]).ttl(10 * SEC)).await.unwrap();
+    h.cache
+        .set("k", &1u32, SetOptions::new([tag(&["t"])]).ttl(10 * SEC))
+        .await
+        .unwrap();
     h.advance(Duration::from_millis(9_999));
     assert_eq!(h.cache.get::<u32>("k").await.unwrap(), Some(1));
     h.advance(Duration::from_millis(1));
@@ -111,7 +138,11 @@ async fn grace_extends_availability(store: Store) {
     let opts = SetOptions::new([tag(&["t"])]).ttl(10 * SEC).grace(20 * SEC);
     h.cache.set("k", &1u32, opts).await.unwrap();
     h.advance(25 * SEC);
-    assert_eq!(h.cache.get::<u32>("k").await.unwrap(), Some(1), "inside grace");
+    assert_eq!(
+        h.cache.get::<u32>("k").await.unwrap(),
+        Some(1),
+        "inside grace"
+    );
     h.advance(5 * SEC);
     assert_eq!(h.cache.get::<u32>("k").await.unwrap(), None, "past grace");
 }
@@ -121,18 +152,30 @@ async fn no_grace_means_refetch_after_ttl(store: Store) {
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     let q = || QueryOptions::new().ttl(10 * SEC);
-    assert_eq!(h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(), 1);
+    assert_eq!(
+        h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
+        1
+    );
     src.set(2);
     h.advance(10 * SEC);
-    assert_eq!(h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(), 2);
+    assert_eq!(
+        h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
+        2
+    );
     assert_eq!(src.calls(), 2);
     assert_eq!(h.events.count(EventKind::StaleServed), 0);
 }
 
 async fn clear_removes_everything(store: Store) {
     let h = Harness::new(store);
-    h.cache.set("a", &1u32, SetOptions::new([tag(&["a"])])).await.unwrap();
-    h.cache.set("b", &2u32, SetOptions::new([tag(&["b"])])).await.unwrap();
+    h.cache
+        .set("a", &1u32, SetOptions::new([tag(&["a"])]))
+        .await
+        .unwrap();
+    h.cache
+        .set("b", &2u32, SetOptions::new([tag(&["b"])]))
+        .await
+        .unwrap();
     h.cache.clear().await.unwrap();
     assert_eq!(h.cache.get::<u32>("a").await.unwrap(), None);
     assert_eq!(h.cache.get::<u32>("b").await.unwrap(), None);
@@ -148,20 +191,36 @@ async fn custom_prefix_isolates_caches(store: Store) {
         .unwrap();
     assert_eq!(other.prefix(), "other");
     let t = tag(&["users", "1"]);
-    h.cache.set("k", &1u32, SetOptions::new([t.clone()])).await.unwrap();
-    other.set("k", &2u32, SetOptions::new([t.clone()])).await.unwrap();
+    h.cache
+        .set("k", &1u32, SetOptions::new([t.clone()]))
+        .await
+        .unwrap();
+    other
+        .set("k", &2u32, SetOptions::new([t.clone()]))
+        .await
+        .unwrap();
     assert_eq!(h.cache.get::<u32>("k").await.unwrap(), Some(1));
     assert_eq!(other.get::<u32>("k").await.unwrap(), Some(2));
     other.invalidate(&[t]).await.unwrap();
     assert_eq!(other.get::<u32>("k").await.unwrap(), None);
-    assert_eq!(h.cache.get::<u32>("k").await.unwrap(), Some(1), "other prefix untouched");
+    assert_eq!(
+        h.cache.get::<u32>("k").await.unwrap(),
+        Some(1),
+        "other prefix untouched"
+    );
 }
 
 async fn multiple_tags_per_entry(store: Store) {
     let h = Harness::new(store);
     let tags = [tag(&["users", "1"]), tag(&["teams", "9"])];
-    h.cache.set("a", &1u32, SetOptions::new(tags.clone())).await.unwrap();
-    h.cache.set("b", &2u32, SetOptions::new(tags)).await.unwrap();
+    h.cache
+        .set("a", &1u32, SetOptions::new(tags.clone()))
+        .await
+        .unwrap();
+    h.cache
+        .set("b", &2u32, SetOptions::new(tags))
+        .await
+        .unwrap();
     h.cache.invalidate(&[tag(&["teams", "9"])]).await.unwrap();
     assert_eq!(h.cache.get::<u32>("a").await.unwrap(), None);
     assert_eq!(h.cache.get::<u32>("b").await.unwrap(), None);
@@ -169,8 +228,14 @@ async fn multiple_tags_per_entry(store: Store) {
 
 async fn invalidating_one_tag_leaves_others_alone(store: Store) {
     let h = Harness::new(store);
-    h.cache.set("u1", &1u32, SetOptions::new([tag(&["users", "1"])])).await.unwrap();
-    h.cache.set("u2", &2u32, SetOptions::new([tag(&["users", "2"])])).await.unwrap();
+    h.cache
+        .set("u1", &1u32, SetOptions::new([tag(&["users", "1"])]))
+        .await
+        .unwrap();
+    h.cache
+        .set("u2", &2u32, SetOptions::new([tag(&["users", "2"])]))
+        .await
+        .unwrap();
     h.cache.invalidate(&[tag(&["users", "1"])]).await.unwrap();
     assert_eq!(h.cache.get::<u32>("u1").await.unwrap(), None);
     assert_eq!(h.cache.get::<u32>("u2").await.unwrap(), Some(2));
@@ -180,17 +245,27 @@ async fn string_ttls(store: Store) {
     let h = Harness::with(store, |b| b.default_ttl("2s").default_grace("1m"));
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
-    h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    h.cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     let entries = h
         .cache
         .query_with_entries("k", &tags, QueryOptions::new(), src.fetch())
         .await
         .unwrap();
     assert_eq!(entries.after.expires_at - entries.after.created_at, 2_000);
-    assert_eq!(entries.after.grace_until, Some(entries.after.expires_at + 60_000));
+    assert_eq!(
+        entries.after.grace_until,
+        Some(entries.after.expires_at + 60_000)
+    );
 
     let opts = QueryOptions::new().ttl(parse_duration("500ms").unwrap());
-    let e = h.cache.query_with_entries("k2", &tags, opts, src.fetch()).await.unwrap();
+    let e = h
+        .cache
+        .query_with_entries("k2", &tags, opts, src.fetch())
+        .await
+        .unwrap();
     assert_eq!(e.after.expires_at - e.after.created_at, 500);
 
     let err = t87s::Primitives::builder(h.adapter.clone())
@@ -205,13 +280,23 @@ async fn string_ttls(store: Store) {
 
 async fn root_tag_invalidates_all_children(store: Store) {
     let h = Harness::new(store);
-    for (i, t) in [&["posts"][..], &["posts", "1"], &["posts", "2", "comments", "3"]]
-        .into_iter()
-        .enumerate()
+    for (i, t) in [
+        &["posts"][..],
+        &["posts", "1"],
+        &["posts", "2", "comments", "3"],
+    ]
+    .into_iter()
+    .enumerate()
     {
-        h.cache.set(&format!("k{i}"), &(i as u32), SetOptions::new([tag(t)])).await.unwrap();
+        h.cache
+            .set(&format!("k{i}"), &(i as u32), SetOptions::new([tag(t)]))
+            .await
+            .unwrap();
     }
-    h.cache.set("users", &9u32, SetOptions::new([tag(&["users"])])).await.unwrap();
+    h.cache
+        .set("users", &9u32, SetOptions::new([tag(&["users"])]))
+        .await
+        .unwrap();
     h.cache.invalidate(&[tag(&["posts"])]).await.unwrap();
     for i in 0..3 {
         assert_eq!(h.cache.get::<u32>(&format!("k{i}")).await.unwrap(), None);
@@ -222,9 +307,15 @@ async fn root_tag_invalidates_all_children(store: Store) {
 async fn invalidating_several_tags_at_once(store: Store) {
     let h = Harness::new(store);
     for name in ["a", "b", "c"] {
-        h.cache.set(name, &1u32, SetOptions::new([tag(&[name])])).await.unwrap();
+        h.cache
+            .set(name, &1u32, SetOptions::new([tag(&[name])]))
+            .await
+            .unwrap();
     }
-    h.cache.invalidate(&[tag(&["a"]), tag(&["b"])]).await.unwrap();
+    h.cache
+        .invalidate(&[tag(&["a"]), tag(&["b"])])
+        .await
+        .unwrap();
     assert_eq!(h.cache.get::<u32>("a").await.unwrap(), None);
     assert_eq!(h.cache.get::<u32>("b").await.unwrap(), None);
     assert_eq!(h.cache.get::<u32>("c").await.unwrap(), Some(1));
@@ -235,7 +326,11 @@ async fn fresh_hit_does_not_fetch(store: Store) {
     let src = Source::new("v".to_string());
     let tags = [tag(&["t"])];
     for _ in 0..3 {
-        let v = h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+        let v = h
+            .cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
         assert_eq!(v, "v");
     }
     assert_eq!(src.calls(), 1);
@@ -247,15 +342,26 @@ async fn invalidated_entry_is_refetched_in_foreground_even_with_grace(store: Sto
     let h = Harness::with(store, |b| b.default_grace("1h"));
     let src = Source::new(1u32);
     let tags = [tag(&["posts", "1"])];
-    h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    h.cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     src.set(2);
     h.cache.invalidate(&[tag(&["posts"])]).await.unwrap();
     // The reference would serve 1 here (stale-while-revalidate); we must not.
-    let v = h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    let v = h
+        .cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert_eq!(v, 2);
     assert_eq!(h.events.count(EventKind::StaleServed), 0);
     // And the refetched value is fresh afterwards.
-    let v = h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    let v = h
+        .cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert_eq!((v, src.calls()), (2, 2));
 }
 
@@ -269,14 +375,20 @@ async fn swr_serves_stale_and_refreshes_once(store: Store) {
     h.advance(11 * SEC);
     // Many callers inside grace: all get the stale value at once...
     for _ in 0..5 {
-        assert_eq!(h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(), 1);
+        assert_eq!(
+            h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
+            1
+        );
     }
     // ...and exactly one refresh ran.
     settle().await;
     assert_eq!(src.calls(), 2);
     assert_eq!(h.events.count(EventKind::StaleServed), 5);
     assert_eq!(h.events.count(EventKind::Refreshed { changed: true }), 1);
-    assert_eq!(h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(), 2);
+    assert_eq!(
+        h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
+        2
+    );
     assert_eq!(h.cache.in_flight(), 0);
 }
 
@@ -290,7 +402,9 @@ async fn swr_on_refresh_reports_changed(store: Store) {
         QueryOptions::new()
             .ttl(10 * SEC)
             .grace(60 * SEC)
-            .on_refresh(move |old: &u32, new: &u32, changed| seen.lock().push((*old, *new, changed)))
+            .on_refresh(move |old: &u32, new: &u32, changed| {
+                seen.lock().push((*old, *new, changed))
+            })
     };
     h.cache.query("k", &tags, q(), src.fetch()).await.unwrap();
     h.advance(11 * SEC);
@@ -316,11 +430,17 @@ async fn swr_on_refresh_panic_is_contained(store: Store) {
     h.cache.query("k", &tags, q(), src.fetch()).await.unwrap();
     src.set(2);
     h.advance(11 * SEC);
-    assert_eq!(h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(), 1);
+    assert_eq!(
+        h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
+        1
+    );
     settle().await;
     assert_eq!(h.events.count(EventKind::CallbackPanicked), 1);
     // The refresh still landed and the key still works.
-    assert_eq!(h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(), 2);
+    assert_eq!(
+        h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
+        2
+    );
     assert_eq!(h.cache.in_flight(), 0);
 }
 
@@ -331,18 +451,30 @@ async fn failed_refresh_backs_off(store: Store) {
     let q = || QueryOptions::new().ttl(10 * SEC).grace(600 * SEC);
     h.cache.query("k", &tags, q(), src.fetch()).await.unwrap();
     h.advance(11 * SEC);
-    assert_eq!(h.cache.query("k", &tags, q(), src.failing()).await.unwrap(), 1);
+    assert_eq!(
+        h.cache.query("k", &tags, q(), src.failing()).await.unwrap(),
+        1
+    );
     settle().await;
-    assert_eq!((src.calls(), h.events.count(EventKind::RefreshFailed)), (2, 1));
+    assert_eq!(
+        (src.calls(), h.events.count(EventKind::RefreshFailed)),
+        (2, 1)
+    );
     // Within the back-off: the graced value is served, no new refresh.
     for _ in 0..3 {
-        assert_eq!(h.cache.query("k", &tags, q(), src.failing()).await.unwrap(), 1);
+        assert_eq!(
+            h.cache.query("k", &tags, q(), src.failing()).await.unwrap(),
+            1
+        );
         settle().await;
     }
     assert_eq!(src.calls(), 2);
     // After it: one more attempt.
     h.advance(5 * SEC);
-    assert_eq!(h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(), 1);
+    assert_eq!(
+        h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
+        1
+    );
     settle().await;
     assert_eq!(src.calls(), 3);
     assert_eq!(h.events.count(EventKind::Refreshed { changed: false }), 1);
@@ -352,17 +484,28 @@ async fn fail_safe_serves_graced_value_when_fetch_fails(store: Store) {
     let h = Harness::with(store, |b| b.default_grace("1h"));
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
-    h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    h.cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     h.cache.invalidate(&tags).await.unwrap();
     // Invalidated: the fetch runs in the foreground; it fails; the graced
     // value is served and the observer is told.
-    let v = h.cache.query("k", &tags, QueryOptions::new(), src.failing()).await.unwrap();
+    let v = h
+        .cache
+        .query("k", &tags, QueryOptions::new(), src.failing())
+        .await
+        .unwrap();
     assert_eq!(v, 1);
     assert_eq!(h.events.count(EventKind::FetchError), 1);
     assert_eq!(h.events.count(EventKind::FailSafe), 1);
     // Past the TTL and grace, nothing to fall back on: the error comes through.
     h.advance(Duration::from_secs(30 + 3600));
-    let err = h.cache.query("k", &tags, QueryOptions::new(), src.failing()).await.unwrap_err();
+    let err = h
+        .cache
+        .query("k", &tags, QueryOptions::new(), src.failing())
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "database is down");
 }
 
@@ -370,10 +513,19 @@ async fn fail_safe_needs_grace(store: Store) {
     let h = Harness::new(store);
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
-    h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    h.cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     h.cache.invalidate(&tags).await.unwrap();
-    let err = h.cache.query("k", &tags, QueryOptions::new(), src.failing()).await;
-    assert!(err.is_err(), "no grace: the invalidated value is never served");
+    let err = h
+        .cache
+        .query("k", &tags, QueryOptions::new(), src.failing())
+        .await;
+    assert!(
+        err.is_err(),
+        "no grace: the invalidated value is never served"
+    );
     assert_eq!(h.events.count(EventKind::FailSafe), 0);
 }
 
@@ -381,8 +533,18 @@ async fn errors_are_never_cached(store: Store) {
     let h = Harness::new(store);
     let src = Source::new(7u32);
     let tags = [tag(&["t"])];
-    assert!(h.cache.query("k", &tags, QueryOptions::new(), src.failing()).await.is_err());
-    assert_eq!(h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap(), 7);
+    assert!(h
+        .cache
+        .query("k", &tags, QueryOptions::new(), src.failing())
+        .await
+        .is_err());
+    assert_eq!(
+        h.cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        7
+    );
     assert_eq!(src.calls(), 2);
     assert_eq!(h.cache.in_flight(), 0);
 }
@@ -391,20 +553,32 @@ async fn entries_before_and_after(store: Store) {
     let h = Harness::new(store);
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
-    let miss = h.cache.query_with_entries("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    let miss = h
+        .cache
+        .query_with_entries("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert!(miss.before.is_none());
     assert_eq!(miss.after.value, 1);
     assert_eq!(miss.after.created_at, t87s_tests::T0);
     assert_eq!(&*miss.after.tags, &tags);
 
-    let hit = h.cache.query_with_entries("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    let hit = h
+        .cache
+        .query_with_entries("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert_eq!(hit.before.as_ref(), Some(&hit.after));
     assert_eq!(hit.after, miss.after);
 
     src.set(2);
     h.cache.invalidate(&tags).await.unwrap();
     h.advance(SEC);
-    let refetch = h.cache.query_with_entries("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    let refetch = h
+        .cache
+        .query_with_entries("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert_eq!(refetch.before.as_ref().map(|e| e.value), Some(1));
     assert_eq!(refetch.after.value, 2);
     assert_eq!(refetch.after.created_at, t87s_tests::T0 + 1_000);
@@ -434,16 +608,27 @@ async fn invalidation_during_fetch_is_not_lost(store: Store) {
     // The entry it stored must read as stale.
     assert_eq!(h.cache.get::<String>("k").await.unwrap(), None);
     let src = Source::new("after the write".to_string());
-    let v = h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    let v = h
+        .cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert_eq!(v, "after the write");
 }
 
 async fn different_type_under_key_is_a_miss(store: Store) {
     let h = Harness::new(store);
     let tags = [tag(&["t"])];
-    h.cache.set("k", &"text".to_string(), SetOptions::new(tags.clone())).await.unwrap();
+    h.cache
+        .set("k", &"text".to_string(), SetOptions::new(tags.clone()))
+        .await
+        .unwrap();
     let src = Source::new(vec![1u64, 2, 3]);
-    let v = h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    let v = h
+        .cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert_eq!(v, vec![1, 2, 3]);
     assert_eq!(src.calls(), 1);
     // Reported (once per look at the entry: the read and the leader's re-check).
@@ -454,10 +639,17 @@ async fn tags_changed_between_writes_are_checked(store: Store) {
     // An entry stored under other tags than the query names (a deploy changed
     // the tag expression): its own tags decide staleness.
     let h = Harness::new(store);
-    h.cache.set("k", &1u32, SetOptions::new([tag(&["old", "1"])])).await.unwrap();
+    h.cache
+        .set("k", &1u32, SetOptions::new([tag(&["old", "1"])]))
+        .await
+        .unwrap();
     h.cache.invalidate(&[tag(&["old"])]).await.unwrap();
     let src = Source::new(2u32);
-    let v = h.cache.query("k", &[tag(&["new", "1"])], QueryOptions::new(), src.fetch()).await.unwrap();
+    let v = h
+        .cache
+        .query("k", &[tag(&["new", "1"])], QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert_eq!(v, 2);
 }
 
@@ -465,13 +657,25 @@ async fn verification_reports_fresh_and_stale(store: Store) {
     let h = Harness::with(store, |b| b.verify_percent(1.0));
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
-    h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
-    h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    h.cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    h.cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     settle().await;
     assert_eq!(h.events.count(EventKind::Verified { stale: false }), 1);
     src.set(2);
     // The hit still returns the cached value; the verification reports it stale.
-    assert_eq!(h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap(), 1);
+    assert_eq!(
+        h.cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        1
+    );
     settle().await;
     assert_eq!(h.events.count(EventKind::Verified { stale: true }), 1);
     assert_eq!(src.calls(), 3);

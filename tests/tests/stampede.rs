@@ -29,12 +29,17 @@ async fn concurrent_callers_fetch_once(callers: usize) {
             tasks.push(tokio::spawn(async move {
                 arrived.fetch_add(1, Ordering::SeqCst);
                 cache
-                    .query("cold", &[tag(&["k"])], QueryOptions::new(), move || async move {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        // Hold the fetch open until every caller has arrived.
-                        let _permit = gate.acquire().await;
-                        Ok::<_, std::io::Error>(42u64)
-                    })
+                    .query(
+                        "cold",
+                        &[tag(&["k"])],
+                        QueryOptions::new(),
+                        move || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            // Hold the fetch open until every caller has arrived.
+                            let _permit = gate.acquire().await;
+                            Ok::<_, std::io::Error>(42u64)
+                        },
+                    )
                     .await
             }));
         }
@@ -52,7 +57,11 @@ async fn concurrent_callers_fetch_once(callers: usize) {
             }
         })
         .await;
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "{store:?}: exactly one fetch");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "{store:?}: exactly one fetch"
+        );
         assert_eq!(h.cache.in_flight(), 0);
     }
 }
@@ -71,10 +80,16 @@ async fn thousand_concurrent_callers_run_fetch_once() {
 /// and returns once the fetch is running.
 async fn blocked_leader(
     h: &Harness,
-    fetch_body: impl FnOnce(oneshot::Receiver<()>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u32, std::io::Error>> + Send>>
-        + Send
+    fetch_body: impl FnOnce(
+            oneshot::Receiver<()>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<u32, std::io::Error>> + Send>,
+        > + Send
         + 'static,
-) -> (tokio::task::JoinHandle<Result<u32, std::io::Error>>, oneshot::Sender<()>) {
+) -> (
+    tokio::task::JoinHandle<Result<u32, std::io::Error>>,
+    oneshot::Sender<()>,
+) {
     let (started_tx, started_rx) = oneshot::channel();
     let (release_tx, release_rx) = oneshot::channel();
     let cache = h.cache.clone();
@@ -90,11 +105,19 @@ async fn blocked_leader(
     (leader, release_tx)
 }
 
-fn followers(h: &Harness, src: &Source<u32>, n: usize) -> Vec<tokio::task::JoinHandle<Result<u32, std::io::Error>>> {
+fn followers(
+    h: &Harness,
+    src: &Source<u32>,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<u32, std::io::Error>>> {
     (0..n)
         .map(|_| {
             let (cache, fetch) = (h.cache.clone(), src.fetch());
-            tokio::spawn(async move { cache.query("k", &[tag(&["t"])], QueryOptions::new(), fetch).await })
+            tokio::spawn(async move {
+                cache
+                    .query("k", &[tag(&["t"])], QueryOptions::new(), fetch)
+                    .await
+            })
         })
         .collect()
 }
@@ -122,7 +145,11 @@ async fn cancelled_leader_does_not_strand_followers() {
             }
         })
         .await;
-        assert_eq!(src.calls(), 1, "{store:?}: one follower took over, the rest coalesced");
+        assert_eq!(
+            src.calls(),
+            1,
+            "{store:?}: one follower took over, the rest coalesced"
+        );
         assert_eq!(h.cache.in_flight(), 0);
     }
 }
@@ -143,7 +170,10 @@ async fn panicking_leader_does_not_poison_the_key() {
         settle().await;
         release.send(()).unwrap();
         within(async {
-            assert!(leader.await.unwrap_err().is_panic(), "the panic reaches the leader's caller");
+            assert!(
+                leader.await.unwrap_err().is_panic(),
+                "the panic reaches the leader's caller"
+            );
             for f in waiting {
                 assert_eq!(f.await.unwrap().unwrap(), 2);
             }
@@ -152,7 +182,11 @@ async fn panicking_leader_does_not_poison_the_key() {
         assert_eq!(src.calls(), 1);
         assert_eq!(h.cache.in_flight(), 0);
         // The key keeps working.
-        let v = h.cache.query("k", &[tag(&["t"])], QueryOptions::new(), src.fetch()).await.unwrap();
+        let v = h
+            .cache
+            .query("k", &[tag(&["t"])], QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
         assert_eq!(v, 2);
     }
 }
@@ -173,7 +207,10 @@ async fn failed_leader_lets_each_follower_fetch_for_itself() {
         settle().await;
         release.send(()).unwrap();
         within(async {
-            assert_eq!(leader.await.unwrap().unwrap_err().to_string(), "leader failed");
+            assert_eq!(
+                leader.await.unwrap().unwrap_err().to_string(),
+                "leader failed"
+            );
             for f in waiting {
                 assert_eq!(f.await.unwrap().unwrap(), 3);
             }
@@ -190,7 +227,11 @@ async fn follower_never_takes_a_refresh_that_started_before_an_invalidation() {
     for store in Store::ALL {
         let h = Harness::new(store);
         let tags = [tag(&["t"])];
-        let q = || QueryOptions::new().ttl(Duration::from_secs(10)).grace(Duration::from_secs(60));
+        let q = || {
+            QueryOptions::new()
+                .ttl(Duration::from_secs(10))
+                .grace(Duration::from_secs(60))
+        };
         let src = Source::new(1u32);
         h.cache.query("k", &tags, q(), src.fetch()).await.unwrap();
         h.advance(Duration::from_secs(11));
@@ -227,7 +268,10 @@ async fn at_most_one_verification_per_key() {
     let h = Harness::with(Store::MemoryObjects, |b| b.verify_percent(1.0));
     let tags = [tag(&["t"])];
     let src = Source::new(1u32);
-    h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    h.cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     let running = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Semaphore::new(0));
     for _ in 0..10 {
@@ -258,7 +302,9 @@ async fn queries_are_send() {
     let cache = h.cache.clone();
     let task = tokio::spawn(async move {
         cache
-            .query("k", &[tag(&["t"])], QueryOptions::new(), || async { Ok::<_, std::io::Error>(1u8) })
+            .query("k", &[tag(&["t"])], QueryOptions::new(), || async {
+                Ok::<_, std::io::Error>(1u8)
+            })
             .await
     });
     assert_eq!(task.await.unwrap().unwrap(), 1);

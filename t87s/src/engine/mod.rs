@@ -59,10 +59,15 @@ const BACKOFF_SWEEP_AT: usize = 4_096;
     label = "not cacheable",
     note = "a cached value must be `Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static`; derive the missing traits on `{Self}`"
 )]
-pub trait Cacheable: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {}
+pub trait Cacheable:
+    Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static
+{
+}
 
-impl<T> Cacheable for T where T: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static
-{}
+impl<T> Cacheable for T where
+    T: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static
+{
+}
 
 /// The cache engine: stampede-protected tagged queries plus raw escape hatches.
 ///
@@ -367,7 +372,13 @@ impl<C: Codec> Primitives<C> {
         let version = self.inner.adapter.version().await?;
         let lifetimes = self.lifetimes(options.ttl, options.grace);
         let now = self.inner.clock.now_ms();
-        let object = self.object_entry(Arc::new(value.clone()), options.tags, lifetimes, version, now);
+        let object = self.object_entry(
+            Arc::new(value.clone()),
+            options.tags,
+            lifetimes,
+            version,
+            now,
+        );
         let stored = self.stored_form(&object, value)?;
         self.inner.adapter.write(self.key(key), stored).await?;
         Ok(())
@@ -503,11 +514,16 @@ impl<C: Codec> Primitives<C> {
                 Err(error) => {
                     // Fail-open: answer from the source, store nothing.
                     self.emit(EventKind::AdapterError, key, Some(&error));
-                    return self.fetch_alone(key, tags, &options, before, None, fetch).await;
+                    return self
+                        .fetch_alone(key, tags, &options, before, None, fetch)
+                        .await;
                 }
             };
             version = Some(read.version);
-            match self.inspect::<T>(key, tags, read.entry, read.newest_marker, now).await {
+            match self
+                .inspect::<T>(key, tags, read.entry, read.newest_marker, now)
+                .await
+            {
                 Found::Fresh(stored, value) => {
                     self.emit(EventKind::Hit, key, None);
                     if self.inner.verify {
@@ -638,10 +654,15 @@ impl<C: Codec> Primitives<C> {
             Err(error) => {
                 self.emit(EventKind::AdapterError, key, Some(&error));
                 drop(guard);
-                return self.fetch_alone(key, tags, options, None, None, fetch).await;
+                return self
+                    .fetch_alone(key, tags, options, None, None, fetch)
+                    .await;
             }
         };
-        let before = match self.inspect::<T>(key, tags, read.entry, read.newest_marker, now).await {
+        let before = match self
+            .inspect::<T>(key, tags, read.entry, read.newest_marker, now)
+            .await
+        {
             Found::Fresh(stored, value) => {
                 guard.publish(Outcome::Fresh(Arc::clone(&stored)));
                 self.emit(EventKind::Hit, key, None);
@@ -710,7 +731,13 @@ impl<C: Codec> Primitives<C> {
                     }
                     None => {
                         let lifetimes = self.lifetimes(options.ttl, options.grace);
-                        self.object_entry(Arc::new(value.clone()), tags.into(), lifetimes, 0, started)
+                        self.object_entry(
+                            Arc::new(value.clone()),
+                            tags.into(),
+                            lifetimes,
+                            0,
+                            started,
+                        )
                     }
                 };
                 Ok(Served {
@@ -772,7 +799,8 @@ impl<C: Codec> Primitives<C> {
     ) -> Arc<StoredEntry> {
         let lifetimes = self.lifetimes(options.ttl, options.grace);
         let value = Arc::new(value);
-        let object = self.object_entry(Arc::clone(&value), tags.into(), lifetimes, version, started);
+        let object =
+            self.object_entry(Arc::clone(&value), tags.into(), lifetimes, version, started);
         match self.stored_form(&object, &*value) {
             Ok(stored) => {
                 if let Err(error) = self.inner.adapter.write(self.key(key), stored).await {
@@ -942,7 +970,8 @@ impl<C: Codec> Primitives<C> {
                     this.emit(EventKind::Refreshed { changed }, &key, None);
                     this.report(&key, changed).await;
                     if let Some(on_refresh) = &options.on_refresh {
-                        let call = catch_unwind(AssertUnwindSafe(|| on_refresh(&old, &new, changed)));
+                        let call =
+                            catch_unwind(AssertUnwindSafe(|| on_refresh(&old, &new, changed)));
                         if call.is_err() {
                             this.emit(EventKind::CallbackPanicked, &key, None);
                         }
@@ -976,7 +1005,10 @@ impl<C: Codec> Primitives<C> {
         if backoff.len() >= BACKOFF_SWEEP_AT {
             backoff.retain(|_, until| *until > now);
         }
-        backoff.insert(key.into(), now.saturating_add(self.inner.refresh_backoff_ms));
+        backoff.insert(
+            key.into(),
+            now.saturating_add(self.inner.refresh_backoff_ms),
+        );
     }
 
     async fn report(&self, key: &str, stale: bool) {
@@ -1095,7 +1127,8 @@ impl PrimitivesBuilder<Postcard> {
 
     fn resolved(self) -> Resolved<Postcard> {
         // The defaults above are all valid.
-        self.resolve().unwrap_or_else(|_| unreachable!("default options are valid"))
+        self.resolve()
+            .unwrap_or_else(|_| unreachable!("default options are valid"))
     }
 }
 

@@ -21,7 +21,8 @@ const DEFAULT_MAX_MARKERS: usize = 100_000;
 /// The embedded store: entries in a bounded concurrent map with O(1)
 /// eviction ([`quick_cache`]), invalidation markers in a bounded table.
 ///
-/// - **Bounded entries.** At most `max_entries` entries; past that the
+/// - **Bounded entries.** At most `max_entries` entries (rounded down to a
+///   multiple of the internal shard count when it is over 32 per shard); past that the
 ///   least useful are evicted (CLOCK-Pro, O(1) per insert). A hit takes no
 ///   exclusive lock.
 /// - **Bounded markers.** A marker is dropped once it is older than the
@@ -116,7 +117,7 @@ impl MemoryAdapter {
     fn from_builder(b: MemoryAdapterBuilder) -> Self {
         Self {
             inner: Arc::new(Inner {
-                entries: quick_cache::sync::Cache::new(b.max_entries),
+                entries: bounded_map(b.max_entries),
                 markers: RwLock::new(Markers::default()),
                 version: AtomicU64::new(1),
                 max_lifetime_ms: AtomicU64::new(0),
@@ -189,6 +190,33 @@ impl MemoryAdapter {
             }
         }
         newest
+    }
+}
+
+/// A quick_cache map that never holds more than `max_entries`: quick_cache
+/// rounds each shard's share up, so pick the shard count here and round the
+/// capacity down to a multiple of it.
+fn bounded_map(max_entries: usize) -> quick_cache::sync::Cache<OwnedKey, Arc<StoredEntry>> {
+    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut shards = (parallelism * 4).next_power_of_two();
+    while shards > 1 && max_entries / shards < 32 {
+        shards /= 2;
+    }
+    let capacity = (max_entries / shards) * shards;
+    let options = quick_cache::OptionsBuilder::new()
+        .shards(shards)
+        .estimated_items_capacity(capacity)
+        .weight_capacity(capacity as u64)
+        .build();
+    match options {
+        Ok(options) => quick_cache::sync::Cache::with_options(
+            options,
+            quick_cache::UnitWeighter,
+            quick_cache::DefaultHashBuilder::default(),
+            quick_cache::sync::DefaultLifecycle::default(),
+        ),
+        // Only reachable if quick_cache changes which options it requires.
+        Err(_) => quick_cache::sync::Cache::new(capacity),
     }
 }
 

@@ -255,3 +255,39 @@ fn verify_percent_outside_zero_to_one_is_refused() {
         .build()
         .is_ok());
 }
+
+#[tokio::test]
+async fn dead_entries_cost_no_marker_reads() {
+    let clock = ManualClock::new(T0);
+    let adapter = MemoryAdapter::builder()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let cache = cache_on(&adapter, &clock, &Recorder::default());
+    let tags = [tag(&["t"])];
+    let src = Source::new(1u32);
+    cache
+        .query(
+            "k",
+            &tags,
+            QueryOptions::new().ttl(Duration::from_secs(10)),
+            src.fetch(),
+        )
+        .await
+        .unwrap();
+    cache.invalidate(&tags).await.unwrap();
+    let key = EntryKey {
+        prefix: "t87s",
+        key: "k",
+    };
+    let markers = t87s::MarkerSet::new("t87s", &tags);
+    let live = adapter.read(key, markers, T0 + 9_999).await.unwrap();
+    assert!(live.entry.is_some());
+    assert!(
+        live.newest_marker >= live.entry.unwrap().version,
+        "live entry: markers read"
+    );
+    let dead = adapter.read(key, markers, T0 + 10_000).await.unwrap();
+    assert!(dead.entry.is_none());
+    assert_eq!(dead.newest_marker, 0, "dead entry: markers not read");
+}

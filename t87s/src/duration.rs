@@ -40,27 +40,52 @@ impl DurationError {
 /// # Ok::<(), t87s::DurationError>(())
 /// ```
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError {
+    duration_from_str(input).ok_or_else(|| DurationError {
         input: input.to_owned(),
-    };
-    let text = input.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
-    let (digits, unit) = text.split_at(split);
-    if digits.is_empty() {
-        return Err(err());
+    })
+}
+
+/// The one parser behind [`parse_duration`] and the `ttl = "10m"` literals of
+/// `#[cached]`, which are checked while compiling (it is a `const fn`).
+pub(crate) const fn duration_from_str(input: &str) -> Option<Duration> {
+    let bytes = input.as_bytes();
+    let (mut start, mut end) = (0, bytes.len());
+    while start < end && bytes[start].is_ascii_whitespace() {
+        start += 1;
     }
-    let n: u64 = digits.parse().map_err(|_| err())?;
-    let millis_per_unit: u64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(err()),
+    while end > start && bytes[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let mut n: u64 = 0;
+    let mut i = start;
+    while i < end && bytes[i].is_ascii_digit() {
+        n = match n.checked_mul(10) {
+            Some(n) => match n.checked_add((bytes[i] - b'0') as u64) {
+                Some(n) => n,
+                None => return None,
+            },
+            None => return None,
+        };
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    let unit_ms: u64 = match end - i {
+        1 => match bytes[i] {
+            b's' => 1_000,
+            b'm' => 60_000,
+            b'h' => 3_600_000,
+            b'd' => 86_400_000,
+            _ => return None,
+        },
+        2 if bytes[i] == b'm' && bytes[i + 1] == b's' => 1,
+        _ => return None,
     };
-    n.checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(err)
+    match n.checked_mul(unit_ms) {
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => None,
+    }
 }
 
 /// A value that can be turned into a [`Duration`]: a `Duration` itself, or a

@@ -28,6 +28,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cache;
 mod clock;
 mod codec;
 mod duration;
@@ -35,9 +36,14 @@ mod engine;
 mod entry;
 mod error;
 mod observer;
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+mod schema;
 mod storage;
 mod tag;
 
+pub use cache::{entries, QueryCache, QueryCacheBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, CodecError, Postcard};
 pub use duration::{parse_duration, DurationError, IntoDuration};
@@ -49,4 +55,9 @@ pub use storage::{
     AdapterFuture, EntryKey, MarkerKey, MarkerScope, MarkerSet, MemoryAdapter,
     MemoryAdapterBuilder, Read, StorageAdapter, ValueForm, VerificationReport,
 };
+pub use schema::{IntoTag, Leaf, Static, Tag, TagId, TagSchema, Wild, WildArg};
 pub use tag::{TagError, TagPath};
+
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use t87s_macros::{cached, TagSchema};

@@ -73,6 +73,20 @@ impl TagPath {
         })
     }
 
+    /// A path of one segment.
+    ///
+    /// ```
+    /// assert_eq!(t87s::TagPath::segment("posts").as_str(), "posts");
+    /// assert_eq!(t87s::TagPath::segment("a/b").depth(), 1);
+    /// ```
+    pub fn segment(segment: impl AsRef<str>) -> Self {
+        let mut encoded = String::new();
+        escape_into(segment.as_ref(), &mut encoded);
+        Self {
+            encoded: encoded.into(),
+        }
+    }
+
     /// Parses the encoded form produced by [`TagPath::as_str`].
     ///
     /// ```

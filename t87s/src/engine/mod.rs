@@ -140,8 +140,8 @@ struct Inner<C> {
 }
 
 /// What a query served, with the entries behind it.
-struct Served<T> {
-    value: T,
+pub(crate) struct Served<T> {
+    pub(crate) value: T,
     before: Option<Arc<StoredEntry>>,
     after: Arc<StoredEntry>,
 }
@@ -275,7 +275,9 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.run(key, tags, options, fetch).await.map(|s| s.value)
+        self.run(key, tags, options, move || fetch)
+            .await
+            .map(|s| s.value)
     }
 
     /// Like [`query`](Self::query), returning the entry before and after (see [`Entries`]).
@@ -306,15 +308,19 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let served = self.run(key, tags, options, fetch).await?;
+        let served = self.run(key, tags, options, move || fetch).await?;
+        Ok(self.entries_of(served))
+    }
+
+    pub(crate) fn entries_of<T: Cacheable>(&self, served: Served<T>) -> Entries<T> {
         let before = served.before.as_deref().and_then(|stored| {
             let value = self.value_of::<T>(stored).ok()?;
             Some(entry_of(stored, value))
         });
-        Ok(Entries {
+        Entries {
             before,
             after: entry_of(&served.after, served.value),
-        })
+        }
     }
 
     /// Reads `key` without fetching: the value if it is fresh or within grace
@@ -489,17 +495,19 @@ impl<C: Codec> Primitives<C> {
         }
     }
 
-    /// The engine's whole decision procedure for one query.
-    async fn run<T, E, F, Fut>(
+    /// The engine's whole decision procedure for one query. `make` builds
+    /// the fetch only when one has to run, so a hit never pays for it.
+    pub(crate) async fn run<T, E, M, F, Fut>(
         &self,
         key: &str,
         tags: &[TagPath],
         options: QueryOptions<T>,
-        fetch: F,
+        make: M,
     ) -> Result<Served<T>, E>
     where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
+        M: FnOnce() -> F,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -515,7 +523,7 @@ impl<C: Codec> Primitives<C> {
                     // Fail-open: answer from the source, store nothing.
                     self.emit(EventKind::AdapterError, key, Some(&error));
                     return self
-                        .fetch_alone(key, tags, &options, before, None, fetch)
+                        .fetch_alone(key, tags, &options, before, None, make())
                         .await;
                 }
             };
@@ -527,7 +535,7 @@ impl<C: Codec> Primitives<C> {
                 Found::Fresh(stored, value) => {
                     self.emit(EventKind::Hit, key, None);
                     if self.inner.verify {
-                        self.maybe_verify(key, &value, fetch);
+                        self.maybe_verify(key, &value, make);
                     }
                     return Ok(Served {
                         value,
@@ -537,7 +545,7 @@ impl<C: Codec> Primitives<C> {
                 }
                 Found::Graced(stored, value) => {
                     self.emit(EventKind::StaleServed, key, None);
-                    self.maybe_refresh(key, tags, &options, read.version, &value, fetch, now);
+                    self.maybe_refresh(key, tags, &options, read.version, &value, make, now);
                     return Ok(Served {
                         value,
                         before: Some(Arc::clone(&stored)),
@@ -549,7 +557,7 @@ impl<C: Codec> Primitives<C> {
 
             match self.inner.flights.join_or_lead(key) {
                 Role::Leader(guard) => {
-                    return self.lead(guard, key, tags, &options, fetch).await;
+                    return self.lead(guard, key, tags, &options, make()).await;
                 }
                 Role::Follower(rx) => match flight::follow(rx).await {
                     Some(Outcome::Fresh(stored)) => {
@@ -577,7 +585,7 @@ impl<C: Codec> Primitives<C> {
                     }
                     Some(Outcome::Failed) => {
                         return self
-                            .fetch_alone(key, tags, &options, before, version, fetch)
+                            .fetch_alone(key, tags, &options, before, version, make())
                             .await;
                     }
                     // The leader was cancelled or panicked: look again.
@@ -585,7 +593,7 @@ impl<C: Codec> Primitives<C> {
                 },
             }
         }
-        self.fetch_alone(key, tags, &options, before, version, fetch)
+        self.fetch_alone(key, tags, &options, before, version, make())
             .await
     }
 
@@ -887,10 +895,11 @@ impl<C: Codec> Primitives<C> {
 impl<C: Codec> Primitives<C> {
     /// On a sampled fresh hit, re-runs the fetch in the background and reports
     /// whether the cached value was stale. At most one per key at a time.
-    fn maybe_verify<T, E, F, Fut>(&self, key: &str, cached: &T, fetch: F)
+    fn maybe_verify<T, E, M, F, Fut>(&self, key: &str, cached: &T, make: M)
     where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
+        M: FnOnce() -> F,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -908,6 +917,7 @@ impl<C: Codec> Primitives<C> {
             key: key.into(),
         };
         let cached = cached.clone();
+        let fetch = make();
         runtime.spawn(async move {
             let this = &done.cache;
             let key = &*done.key;
@@ -928,18 +938,19 @@ impl<C: Codec> Primitives<C> {
     /// Starts the one background refresh of a graced key, unless one is under
     /// way or the key is backing off after a failed refresh.
     #[allow(clippy::too_many_arguments)]
-    fn maybe_refresh<T, E, F, Fut>(
+    fn maybe_refresh<T, E, M, F, Fut>(
         &self,
         key: &str,
         tags: &[TagPath],
         options: &QueryOptions<T>,
         version: u64,
         old: &T,
-        fetch: F,
+        make: M,
         now: u64,
     ) where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
+        M: FnOnce() -> F,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -957,6 +968,7 @@ impl<C: Codec> Primitives<C> {
         let tags: Arc<[TagPath]> = tags.into();
         let options = options.clone();
         let old = old.clone();
+        let fetch = make();
         runtime.spawn(async move {
             let started = this.inner.clock.now_ms();
             match fetch().await {

@@ -1,0 +1,407 @@
+//! `#[cached(tags = [...], ttl = "...", grace = "...", on_refresh = f, cache = field)]`.
+//!
+//! Input:
+//!
+//! ```text
+//! #[cached(tags = [t.posts(id)], ttl = "10m")]
+//! async fn post(&self, id: u64) -> Result<Post, DbError> { BODY }
+//! ```
+//!
+//! Output (same attributes, visibility and signature; only the block changes):
+//!
+//! ```text
+//! async fn post(&self, id: u64) -> Result<Post, DbError> {
+//!     let cache = &self.cache;
+//!     let key = key::<Self, _>("post#<signature hash>", &(&id,));
+//!     let tags = { let t = root(cache); let id = &id; [tag_path(cache, t.posts(id))] };
+//!     let options = QueryOptions::new().ttl(const { "10m" parsed });
+//!     query(cache, key, &tags, options, move || {       // runs only when a fetch must
+//!         let this = owned_self(self);                  // Self: Clone + Send + Sync + 'static
+//!         move || async move { let ret: Result<Post, DbError> = { BODY with self -> this }; ret }
+//!     }).await
+//! }
+//! ```
+//!
+//! Generated locals are `__t87s_*` at `Span::mixed_site()`, so user code can
+//! neither see nor clash with them. `t` is at the call site: it is the user's.
+
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, FnArg, ImplItemFn, Lit, MetaNameValue, Pat, ReturnType, Token, Type};
+
+use crate::errors::Errors;
+
+const ARGUMENTS: &str = "`tags`, `ttl`, `grace`, `on_refresh`, `cache`";
+
+#[derive(Default)]
+struct Args {
+    tags: Option<(Span, Vec<Expr>)>,
+    ttl: Option<Expr>,
+    grace: Option<Expr>,
+    on_refresh: Option<Expr>,
+    cache: Option<Ident>,
+}
+
+struct Arg {
+    ident: Ident,
+    ty: Type,
+    mutable: bool,
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let method: ImplItemFn = match syn::parse2(item.clone()) {
+        Ok(method) => method,
+        Err(_) => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                "`#[cached]` goes on an `async fn` method inside an `impl` block",
+            );
+            let error = error.to_compile_error();
+            return quote! { #error #item };
+        }
+    };
+    let mut errors = Errors::default();
+    let args = parse_args(args, &mut errors);
+    let inputs = check_signature(&method, &mut errors);
+    if let Some((_, tags)) = &args.tags {
+        for tag in tags {
+            check_tag(tag, &inputs, &mut errors);
+        }
+    }
+    if !errors.is_empty() {
+        // Give the method back untouched, so the rest of the crate (and the
+        // IDE) still sees it, with every error at once.
+        let errors = errors.into_compile_errors();
+        return quote! { #errors #method };
+    }
+    rewrite(method, &args, &inputs)
+}
+
+fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
+    let mut out = Args::default();
+    let list = match Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args.clone()) {
+        Ok(list) => list,
+        Err(e) => {
+            errors.push(syn::Error::new(
+                e.span(),
+                format!("{e}; `#[cached]` takes `name = value` arguments: {ARGUMENTS}"),
+            ));
+            return out;
+        }
+    };
+    for nv in list {
+        let Some(name) = nv.path.get_ident().map(Ident::to_string) else {
+            errors.at(&nv.path, format!("unknown `#[cached]` argument; expected one of {ARGUMENTS}"));
+            continue;
+        };
+        let duplicate = match name.as_str() {
+            "tags" => match nv.value {
+                Expr::Array(array) => {
+                    let span = array.span();
+                    let tags: Vec<Expr> = array.elems.into_iter().collect();
+                    if tags.is_empty() {
+                        errors.at(&nv.path, "`tags` must name at least one tag, like `tags = [t.posts(id)]`");
+                    }
+                    out.tags.replace((span, tags)).is_some()
+                }
+                other => {
+                    errors.at(&other, "`tags` takes a list of tags, like `tags = [t.posts(id)]`");
+                    out.tags.replace((other.span(), Vec::new())).is_some()
+                }
+            },
+            "ttl" => out.ttl.replace(nv.value).is_some(),
+            "grace" => out.grace.replace(nv.value).is_some(),
+            "on_refresh" => out.on_refresh.replace(nv.value).is_some(),
+            "cache" => match &nv.value {
+                Expr::Path(p) if p.path.get_ident().is_some() => {
+                    let ident = p.path.get_ident().cloned();
+                    std::mem::replace(&mut out.cache, ident).is_some()
+                }
+                other => {
+                    errors.at(other, "`cache` names the field that holds the `QueryCache`, like `cache = cache`");
+                    false
+                }
+            },
+            _ => {
+                errors.at(
+                    &nv.path,
+                    format!("unknown `#[cached]` argument `{name}`; expected one of {ARGUMENTS}"),
+                );
+                false
+            }
+        };
+        if duplicate {
+            errors.at(&nv.path, format!("duplicate `{name}` argument"));
+        }
+    }
+    if out.tags.is_none() {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "`#[cached]` requires `tags = [...]`: every query names the tags it depends on, like `#[cached(tags = [t.posts(id)])]`",
+        ));
+    }
+    out
+}
+
+fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
+    let sig = &method.sig;
+    if sig.asyncness.is_none() {
+        errors.at(sig.fn_token, "`#[cached]` requires an `async fn`");
+    }
+    if !sig.generics.params.is_empty() {
+        errors.at(&sig.generics, "`#[cached]` does not support generic methods");
+    }
+    if matches!(sig.output, ReturnType::Default) {
+        errors.at(&sig.ident, "`#[cached]` methods return `Result<T, E>`: a value to cache, or an error that is never cached");
+    }
+    let mut args = Vec::new();
+    let mut receiver_ok = false;
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                if r.reference.is_some() && r.mutability.is_none() {
+                    receiver_ok = true;
+                } else {
+                    errors.at(r, "`#[cached]` methods take `&self`");
+                    receiver_ok = true;
+                }
+            }
+            FnArg::Typed(pat_ty) => {
+                let Pat::Ident(pat) = &*pat_ty.pat else {
+                    errors.at(&pat_ty.pat, "`#[cached]` needs plainly named arguments, like `id: u64`");
+                    continue;
+                };
+                if pat.by_ref.is_some() || pat.subpat.is_some() {
+                    errors.at(&pat_ty.pat, "`#[cached]` needs plainly named arguments, like `id: u64`");
+                    continue;
+                }
+                if matches!(&*pat_ty.ty, Type::ImplTrait(_)) {
+                    errors.at(&pat_ty.ty, "`#[cached]` does not support `impl Trait` arguments; name the type");
+                    continue;
+                }
+                if pat.ident == "t" {
+                    errors.at(&pat.ident, "an argument named `t` would hide the tag root `t` of `tags = [...]`; rename the argument");
+                    continue;
+                }
+                args.push(Arg {
+                    ident: pat.ident.clone(),
+                    ty: (*pat_ty.ty).clone(),
+                    mutable: pat.mutability.is_some(),
+                });
+            }
+        }
+    }
+    if !receiver_ok {
+        errors.at(&sig.ident, "`#[cached]` methods take `&self`");
+    }
+    args
+}
+
+/// Tags see the method's arguments and `t`, nothing else. Other names fail
+/// to resolve on their own; `self` would resolve, so it is refused here.
+fn check_tag(tag: &Expr, _inputs: &[Arg], errors: &mut Errors) {
+    fn find_self(tokens: TokenStream) -> Option<Span> {
+        for tree in tokens {
+            match tree {
+                TokenTree::Ident(ident) if ident == "self" => return Some(ident.span()),
+                TokenTree::Group(group) => {
+                    if let Some(span) = find_self(group.stream()) {
+                        return Some(span);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    if let Some(span) = find_self(tag.to_token_stream()) {
+        errors.push(syn::Error::new(
+            span,
+            "tags can use only the method's arguments and `t`, not `self`: the same arguments decide the key and the tags",
+        ));
+    }
+}
+
+fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
+    let mixed = Span::mixed_site();
+    let cache = proc_macro2::Ident::new("__t87s_cache", mixed);
+    let key = proc_macro2::Ident::new("__t87s_key", mixed);
+    let tags_local = proc_macro2::Ident::new("__t87s_tags", mixed);
+    let options = proc_macro2::Ident::new("__t87s_options", mixed);
+    let this = proc_macro2::Ident::new("__t87s_self", mixed);
+    let ret_local = proc_macro2::Ident::new("__t87s_ret", mixed);
+    let t = proc_macro2::Ident::new("t", Span::call_site());
+
+    let field = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| Ident::new("cache", Span::call_site()));
+    let names: Vec<&Ident> = inputs.iter().map(|a| &a.ident).collect();
+    let key_checks = inputs.iter().map(|a| {
+        let ty = anonymize_lifetimes(a.ty.to_token_stream());
+        quote_spanned! {a.ty.span()=> ::t87s::__private::assert_key_part::<#ty>(); }
+    });
+    let method_id = method_id(&method);
+    let tag_exprs = args.tags.as_ref().map(|(_, tags)| tags.clone()).unwrap_or_default();
+    let tag_items = tag_exprs.iter().map(|tag| {
+        quote_spanned! {tag.span()=> ::t87s::__private::tag_path(#cache, #tag) }
+    });
+
+    let duration = |name: &str, value: &Expr| -> TokenStream {
+        match value {
+            Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
+                let message = format!(
+                    "invalid duration {:?} in `#[cached({name} = ...)]`; expected a whole number followed by `ms`, `s`, `m`, `h` or `d`, like \"30s\"",
+                    text.value()
+                );
+                quote_spanned! {text.span()=>
+                    {
+                        const DURATION: ::t87s::__private::Duration =
+                            match ::t87s::__private::const_duration(#text) {
+                                ::core::option::Option::Some(d) => d,
+                                ::core::option::Option::None => ::core::panic!(#message),
+                            };
+                        DURATION
+                    }
+                }
+            }
+            other => quote_spanned! {other.span()=> #other },
+        }
+    };
+    let ttl = args.ttl.as_ref().map(|v| {
+        let d = duration("ttl", v);
+        quote!(.ttl(#d))
+    });
+    let grace = args.grace.as_ref().map(|v| {
+        let d = duration("grace", v);
+        quote!(.grace(#d))
+    });
+    let on_refresh = args.on_refresh.as_ref().map(|f| quote_spanned!(f.span()=> .on_refresh(#f)));
+
+    // Reference arguments are owned for the fetch (which may outlive the
+    // call) and lent back to the body as the type it declared.
+    let owned: Vec<TokenStream> = inputs
+        .iter()
+        .filter_map(|a| match &a.ty {
+            Type::Reference(_) => {
+                let ident = &a.ident;
+                Some(quote! { let #ident = ::std::borrow::ToOwned::to_owned(#ident); })
+            }
+            _ => None,
+        })
+        .collect();
+    let lent: Vec<TokenStream> = inputs
+        .iter()
+        .filter_map(|a| match &a.ty {
+            Type::Reference(r) => {
+                let ident = &a.ident;
+                let elem = anonymize_lifetimes(r.elem.to_token_stream());
+                Some(quote! { let #ident: &#elem = ::std::borrow::Borrow::borrow(&#ident); })
+            }
+            _ => None,
+        })
+        .collect();
+    let remut = inputs.iter().filter(|a| a.mutable).map(|a| {
+        let ident = &a.ident;
+        quote! { #[allow(unused_mut)] let mut #ident = #ident; }
+    });
+
+    let ret = match &method.sig.output {
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+        ReturnType::Default => quote!(()),
+    };
+    let body = replace_self(method.block.to_token_stream(), &this);
+
+    let block = quote! {
+        {
+            let #cache = &self.#field;
+            #(#key_checks)*
+            let #key = ::t87s::__private::key::<Self, _>(#method_id, &( #(&#names,)* ));
+            let #tags_local = {
+                #[allow(unused_variables)]
+                let #t = ::t87s::__private::root(#cache);
+                #( #[allow(unused_variables)] let #names = &#names; )*
+                [ #(#tag_items),* ]
+            };
+            let #options = ::t87s::__private::QueryOptions::new() #ttl #grace #on_refresh;
+            ::t87s::__private::query(#cache, #key, &#tags_local, #options, move || {
+                let #this = ::t87s::__private::owned_self(self);
+                #(#owned)*
+                move || async move {
+                    #(#lent)*
+                    #(#remut)*
+                    let #ret_local: #ret = #body;
+                    #ret_local
+                }
+            })
+            .await
+        }
+    };
+    method.block = match syn::parse2(block) {
+        Ok(block) => block,
+        Err(e) => return e.to_compile_error(),
+    };
+    method.to_token_stream()
+}
+
+/// `name#hash`: the method name plus a hash of its argument and return types,
+/// so the same-named methods of two traits on one type get distinct keys.
+fn method_id(method: &ImplItemFn) -> String {
+    let mut signature = String::new();
+    for input in &method.sig.inputs {
+        if let FnArg::Typed(t) = input {
+            signature.push_str(&t.ty.to_token_stream().to_string());
+            signature.push(',');
+        }
+    }
+    signature.push_str("->");
+    signature.push_str(&method.sig.output.to_token_stream().to_string());
+    let hash = signature.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{}#{:08x}", method.sig.ident, hash as u32)
+}
+
+/// Replaces every `self` in the body with the owned clone's name.
+fn replace_self(tokens: TokenStream, this: &Ident) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Ident(ident) if ident == "self" => {
+                let mut renamed = this.clone();
+                renamed.set_span(Span::mixed_site().located_at(ident.span()));
+                TokenTree::Ident(renamed)
+            }
+            TokenTree::Group(group) => {
+                let mut new = Group::new(group.delimiter(), replace_self(group.stream(), this));
+                new.set_span(group.span());
+                TokenTree::Group(new)
+            }
+            other => other,
+        })
+        .collect()
+}
+
+/// `&'a str` -> `&'_ str`: a type the body can name inside the fetch.
+fn anonymize_lifetimes(tokens: TokenStream) -> TokenStream {
+    let mut out = Vec::new();
+    let mut after_quote = false;
+    for tree in tokens {
+        let tree = match tree {
+            TokenTree::Ident(ident) if after_quote => TokenTree::Ident(Ident::new("_", ident.span())),
+            TokenTree::Group(group) => {
+                let mut new = Group::new(group.delimiter(), anonymize_lifetimes(group.stream()));
+                new.set_span(group.span());
+                TokenTree::Group(new)
+            }
+            other => other,
+        };
+        after_quote = matches!(&tree, TokenTree::Punct(p) if p.as_char() == '\'');
+        out.push(tree);
+    }
+    out.into_iter().collect()
+}
+

@@ -12,7 +12,7 @@
 //! ```text
 //! async fn post(&self, id: u64) -> Result<Post, DbError> {
 //!     let cache = &self.cache;
-//!     let key = key::<Self, _>("post#<signature hash>", &(&id,));
+//!     let key = KeyBuilder::new::<Self>("post#<signature hash>").arg(&id).finish();
 //!     let tags = { let t = root(cache); let id = &id; [tag_path(cache, t.posts(id))] };
 //!     let options = QueryOptions::new().ttl(const { "10m" parsed });
 //!     query(cache, key, &tags, options, move || {       // runs only when a fetch must
@@ -94,7 +94,10 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
     };
     for nv in list {
         let Some(name) = nv.path.get_ident().map(Ident::to_string) else {
-            errors.at(&nv.path, format!("unknown `#[cached]` argument; expected one of {ARGUMENTS}"));
+            errors.at(
+                &nv.path,
+                format!("unknown `#[cached]` argument; expected one of {ARGUMENTS}"),
+            );
             continue;
         };
         let duplicate = match name.as_str() {
@@ -103,28 +106,36 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
                     let span = array.span();
                     let tags: Vec<Expr> = array.elems.into_iter().collect();
                     if tags.is_empty() {
-                        errors.at(&nv.path, "`tags` must name at least one tag, like `tags = [t.posts(id)]`");
+                        errors.at(
+                            &nv.path,
+                            "`tags` must name at least one tag, like `tags = [t.posts(id)]`",
+                        );
                     }
                     out.tags.replace((span, tags)).is_some()
                 }
                 other => {
-                    errors.at(&other, "`tags` takes a list of tags, like `tags = [t.posts(id)]`");
+                    errors.at(
+                        &other,
+                        "`tags` takes a list of tags, like `tags = [t.posts(id)]`",
+                    );
                     out.tags.replace((other.span(), Vec::new())).is_some()
                 }
             },
             "ttl" => out.ttl.replace(nv.value).is_some(),
             "grace" => out.grace.replace(nv.value).is_some(),
             "on_refresh" => out.on_refresh.replace(nv.value).is_some(),
-            "cache" => match &nv.value {
-                Expr::Path(p) if p.path.get_ident().is_some() => {
-                    let ident = p.path.get_ident().cloned();
-                    std::mem::replace(&mut out.cache, ident).is_some()
+            "cache" => {
+                match &nv.value {
+                    Expr::Path(p) if p.path.get_ident().is_some() => {
+                        let ident = p.path.get_ident().cloned();
+                        std::mem::replace(&mut out.cache, ident).is_some()
+                    }
+                    other => {
+                        errors.at(other, "`cache` names the field that holds the `QueryCache`, like `cache = cache`");
+                        false
+                    }
                 }
-                other => {
-                    errors.at(other, "`cache` names the field that holds the `QueryCache`, like `cache = cache`");
-                    false
-                }
-            },
+            }
             _ => {
                 errors.at(
                     &nv.path,
@@ -152,7 +163,10 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
         errors.at(sig.fn_token, "`#[cached]` requires an `async fn`");
     }
     if !sig.generics.params.is_empty() {
-        errors.at(&sig.generics, "`#[cached]` does not support generic methods");
+        errors.at(
+            &sig.generics,
+            "`#[cached]` does not support generic methods",
+        );
     }
     if matches!(sig.output, ReturnType::Default) {
         errors.at(&sig.ident, "`#[cached]` methods return `Result<T, E>`: a value to cache, or an error that is never cached");
@@ -171,15 +185,24 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
             }
             FnArg::Typed(pat_ty) => {
                 let Pat::Ident(pat) = &*pat_ty.pat else {
-                    errors.at(&pat_ty.pat, "`#[cached]` needs plainly named arguments, like `id: u64`");
+                    errors.at(
+                        &pat_ty.pat,
+                        "`#[cached]` needs plainly named arguments, like `id: u64`",
+                    );
                     continue;
                 };
                 if pat.by_ref.is_some() || pat.subpat.is_some() {
-                    errors.at(&pat_ty.pat, "`#[cached]` needs plainly named arguments, like `id: u64`");
+                    errors.at(
+                        &pat_ty.pat,
+                        "`#[cached]` needs plainly named arguments, like `id: u64`",
+                    );
                     continue;
                 }
                 if matches!(&*pat_ty.ty, Type::ImplTrait(_)) {
-                    errors.at(&pat_ty.ty, "`#[cached]` does not support `impl Trait` arguments; name the type");
+                    errors.at(
+                        &pat_ty.ty,
+                        "`#[cached]` does not support `impl Trait` arguments; name the type",
+                    );
                     continue;
                 }
                 if pat.ident == "t" {
@@ -240,19 +263,26 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
         .clone()
         .unwrap_or_else(|| Ident::new("cache", Span::call_site()));
     let names: Vec<&Ident> = inputs.iter().map(|a| &a.ident).collect();
-    let key_checks = inputs.iter().map(|a| {
-        let ty = anonymize_lifetimes(a.ty.to_token_stream());
-        quote_spanned! {a.ty.span()=> ::t87s::__private::assert_key_part::<#ty>(); }
+    let key_parts = inputs.iter().map(|a| {
+        let ident = &a.ident;
+        quote_spanned! {a.ty.span()=> #key.arg(&#ident); }
     });
     let method_id = method_id(&method);
-    let tag_exprs = args.tags.as_ref().map(|(_, tags)| tags.clone()).unwrap_or_default();
+    let tag_exprs = args
+        .tags
+        .as_ref()
+        .map(|(_, tags)| tags.clone())
+        .unwrap_or_default();
     let tag_items = tag_exprs.iter().map(|tag| {
         quote_spanned! {tag.span()=> ::t87s::__private::tag_path(#cache, #tag) }
     });
 
     let duration = |name: &str, value: &Expr| -> TokenStream {
         match value {
-            Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(text),
+                ..
+            }) => {
                 let message = format!(
                     "invalid duration {:?} in `#[cached({name} = ...)]`; expected a whole number followed by `ms`, `s`, `m`, `h` or `d`, like \"30s\"",
                     text.value()
@@ -279,7 +309,10 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
         let d = duration("grace", v);
         quote!(.grace(#d))
     });
-    let on_refresh = args.on_refresh.as_ref().map(|f| quote_spanned!(f.span()=> .on_refresh(#f)));
+    let on_refresh = args
+        .on_refresh
+        .as_ref()
+        .map(|f| quote_spanned!(f.span()=> .on_refresh(#f)));
 
     // Reference arguments are owned for the fetch (which may outlive the
     // call) and lent back to the body as the type it declared.
@@ -318,8 +351,9 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
     let block = quote! {
         {
             let #cache = &self.#field;
-            #(#key_checks)*
-            let #key = ::t87s::__private::key::<Self, _>(#method_id, &( #(&#names,)* ));
+            let mut #key = ::t87s::__private::KeyBuilder::new::<Self>(#method_id);
+            #(#key_parts)*
+            let #key = #key.finish();
             let #tags_local = {
                 #[allow(unused_variables)]
                 let #t = ::t87s::__private::root(#cache);
@@ -391,7 +425,9 @@ fn anonymize_lifetimes(tokens: TokenStream) -> TokenStream {
     let mut after_quote = false;
     for tree in tokens {
         let tree = match tree {
-            TokenTree::Ident(ident) if after_quote => TokenTree::Ident(Ident::new("_", ident.span())),
+            TokenTree::Ident(ident) if after_quote => {
+                TokenTree::Ident(Ident::new("_", ident.span()))
+            }
             TokenTree::Group(group) => {
                 let mut new = Group::new(group.delimiter(), anonymize_lifetimes(group.stream()));
                 new.set_span(group.span());
@@ -404,4 +440,3 @@ fn anonymize_lifetimes(tokens: TokenStream) -> TokenStream {
     }
     out.into_iter().collect()
 }
-

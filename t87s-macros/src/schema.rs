@@ -13,7 +13,7 @@ use crate::errors::Errors;
 
 enum Kind {
     /// `Wild` or `Wild<Child>`.
-    Wild(Option<Type>),
+    Wild(Option<Box<Type>>),
     /// `Static`.
     Static,
 }
@@ -31,6 +31,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     };
     let mut errors = Errors::default();
     let fields = parse_fields(&input, &mut errors);
+    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+        // Builders for a generic struct would only add errors to this one.
+        return errors.into_compile_errors();
+    }
     let generated = generate(&input, &fields);
     if errors.is_empty() {
         generated
@@ -105,7 +109,7 @@ fn classify(ty: &Type) -> Option<Kind> {
         ("Wild", PathArguments::None) => Some(Kind::Wild(None)),
         ("Wild", PathArguments::AngleBracketed(args)) if args.args.len() == 1 => {
             match args.args.first()? {
-                GenericArgument::Type(child) => Some(Kind::Wild(Some(child.clone()))),
+                GenericArgument::Type(child) => Some(Kind::Wild(Some(Box::new(child.clone())))),
                 _ => None,
             }
         }
@@ -121,9 +125,14 @@ fn generate(input: &DeriveInput, fields: &[Field]) -> TokenStream {
     let r = Ident::new("R", Span::call_site());
     let field_idents = fields.iter().map(|f| &f.ident);
 
-    let root_methods = fields
-        .iter()
-        .map(|f| method(f, name, &quote!(#name), &quote!(::core::option::Option::None)));
+    let root_methods = fields.iter().map(|f| {
+        method(
+            f,
+            name,
+            &quote!(#name),
+            &quote!(::core::option::Option::None),
+        )
+    });
     let node_methods = fields.iter().map(|f| {
         method(
             f,

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 
 use crate::clock::Clock;
 use crate::codec::{Codec, Postcard};
@@ -16,6 +17,10 @@ use crate::observer::Observer;
 use crate::schema::{IntoTag, TagSchema};
 use crate::storage::StorageAdapter;
 use crate::tag::TagPath;
+
+/// The future of an invalidation. A named type (not an `async fn`'s) so that
+/// a wrong argument to `invalidate` is reported once, at the argument.
+pub type Invalidation<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
 
 /// A cache whose tags come from the schema `S`.
 ///
@@ -94,8 +99,9 @@ impl<S: TagSchema, C: Codec> QueryCache<S, C> {
 
     /// Makes stale every entry tagged with `tag` or below it, in every
     /// process sharing the store. See [`Primitives::invalidate`].
-    pub async fn invalidate(&self, tag: impl IntoTag<S>) -> Result<(), Error> {
-        self.primitives.invalidate(&[tag.into_tag().into_path()]).await
+    pub fn invalidate(&self, tag: impl IntoTag<S>) -> Invalidation<'_> {
+        let path = tag.into_tag().into_path();
+        Box::pin(async move { self.primitives.invalidate(&[path]).await })
     }
 
     /// Invalidates several tags in one call.
@@ -110,19 +116,18 @@ impl<S: TagSchema, C: Codec> QueryCache<S, C> {
     /// cache.invalidate_many([t.users(1), t.users(2)]).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn invalidate_many<T: IntoTag<S>>(
+    pub fn invalidate_many<T: IntoTag<S>>(
         &self,
         tags: impl IntoIterator<Item = T>,
-    ) -> Result<(), Error> {
+    ) -> Invalidation<'_> {
         let paths: Vec<TagPath> = tags.into_iter().map(|t| t.into_tag().into_path()).collect();
-        self.primitives.invalidate(&paths).await
+        Box::pin(async move { self.primitives.invalidate(&paths).await })
     }
 
     /// Makes stale only the entries tagged with exactly `tag`.
-    pub async fn invalidate_exact(&self, tag: impl IntoTag<S>) -> Result<(), Error> {
-        self.primitives
-            .invalidate_exact(&[tag.into_tag().into_path()])
-            .await
+    pub fn invalidate_exact(&self, tag: impl IntoTag<S>) -> Invalidation<'_> {
+        let path = tag.into_tag().into_path();
+        Box::pin(async move { self.primitives.invalidate_exact(&[path]).await })
     }
 
     /// Removes every entry and marker from the store.

@@ -28,6 +28,9 @@
 //! ```
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod cache;
 mod clock;
 mod codec;
@@ -36,14 +39,11 @@ mod engine;
 mod entry;
 mod error;
 mod observer;
-#[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
 mod schema;
 mod storage;
 mod tag;
 
-pub use cache::{entries, QueryCache, QueryCacheBuilder};
+pub use cache::{entries, Invalidation, QueryCache, QueryCacheBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, CodecError, Postcard};
 pub use duration::{parse_duration, DurationError, IntoDuration};
@@ -51,11 +51,11 @@ pub use engine::{Cacheable, OnRefresh, Primitives, PrimitivesBuilder, QueryOptio
 pub use entry::{value_type_of, CacheEntry, Entries, StoredEntry, StoredValue};
 pub use error::{AdapterError, ConfigError, Error};
 pub use observer::{Event, EventKind, Observer};
+pub use schema::{IntoTag, Leaf, Static, Tag, TagId, TagSchema, Wild, WildArg};
 pub use storage::{
     AdapterFuture, EntryKey, MarkerKey, MarkerScope, MarkerSet, MemoryAdapter,
     MemoryAdapterBuilder, Read, StorageAdapter, ValueForm, VerificationReport,
 };
-pub use schema::{IntoTag, Leaf, Static, Tag, TagId, TagSchema, Wild, WildArg};
 pub use tag::{TagError, TagPath};
 
 #[cfg(feature = "macros")]

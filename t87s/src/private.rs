@@ -14,7 +14,7 @@ pub use crate::schema::{IntoTag, Tag, TagSchema, WildArg};
 pub use crate::tag::TagPath;
 
 use crate::cache::{capturing_entries, deposit_entries, QueryCache};
-use crate::codec::{Codec, CodecError, Postcard};
+use crate::codec::{Codec, CodecError};
 use crate::engine::Cacheable;
 use serde::Serialize;
 
@@ -45,40 +45,66 @@ pub fn child(parent: Option<&TagPath>, segment: &str) -> TagPath {
     }
 }
 
-/// Asserts, at the argument's span, that it can be part of a cache key.
+/// What an argument of a `#[cached]` method must be: part of its key.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of a cache key",
     label = "this argument is not `Serialize`",
     note = "the arguments of a `#[cached]` method are encoded into its cache key: derive or implement `serde::Serialize` for `{Self}`"
 )]
-pub trait KeyPart {}
+pub trait KeyPart: Serialize {}
 
 impl<T: Serialize + ?Sized> KeyPart for T {}
 
-/// Compile-time check used by the macro; never called.
-pub fn assert_key_part<T: KeyPart + ?Sized>() {}
+/// Builds the cache key of one call: the implementing type, the method (with
+/// a hash of its signature, so two traits' same-named methods differ), and
+/// the postcard encoding of each argument in order (length-prefixed and
+/// typed, so `("a:b")` and `("a", "b")`, or `"1"` and `1`, never collide).
+pub struct KeyBuilder {
+    key: String,
+    bytes: Vec<u8>,
+    failed: Option<CodecError>,
+}
 
-/// The cache key of one call: the implementing type, the method (with a hash
-/// of its signature, so two traits' same-named methods differ), and the
-/// postcard encoding of the arguments (length-prefixed and typed, so
-/// `("a:b")` and `("a", "b")`, or `"1"` and `1`, never collide).
-pub fn key<Me: ?Sized, A: Serialize + ?Sized>(
-    method: &'static str,
-    args: &A,
-) -> Result<String, CodecError> {
-    let bytes = Postcard.encode(args)?;
-    let type_name = std::any::type_name::<Me>();
-    let mut key = String::with_capacity(type_name.len() + method.len() + 2 + 2 * bytes.len());
-    key.push_str(type_name);
-    key.push_str("::");
-    key.push_str(method);
-    key.push(':');
-    for byte in bytes {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        key.push(char::from(HEX[usize::from(byte >> 4)]));
-        key.push(char::from(HEX[usize::from(byte & 0xf)]));
+impl KeyBuilder {
+    /// Starts the key of `Me::method`.
+    pub fn new<Me: ?Sized>(method: &'static str) -> Self {
+        let type_name = std::any::type_name::<Me>();
+        let mut key = String::with_capacity(type_name.len() + method.len() + 35);
+        key.push_str(type_name);
+        key.push_str("::");
+        key.push_str(method);
+        key.push(':');
+        Self {
+            key,
+            bytes: Vec::new(),
+            failed: None,
+        }
     }
-    Ok(key)
+
+    /// Appends one argument (checked at the argument's span).
+    pub fn arg<T: KeyPart + ?Sized>(&mut self, value: &T) {
+        if self.failed.is_some() {
+            return;
+        }
+        match postcard::to_extend(value, std::mem::take(&mut self.bytes)) {
+            Ok(bytes) => self.bytes = bytes,
+            Err(e) => self.failed = Some(CodecError::Encode(e.to_string())),
+        }
+    }
+
+    /// The key, or why an argument could not be encoded.
+    pub fn finish(self) -> Result<String, CodecError> {
+        if let Some(error) = self.failed {
+            return Err(error);
+        }
+        let mut key = self.key;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for byte in self.bytes {
+            key.push(char::from(HEX[usize::from(byte >> 4)]));
+            key.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        Ok(key)
+    }
 }
 
 /// What `#[cached]` needs of `Self` to run refreshes after the call returns.

@@ -61,14 +61,22 @@ impl Orgs for OrgCache {
     #[cached(tags = [t.orgs(org_id).members(..)])]
     async fn members(&self, org_id: &str) -> Result<Vec<Member>, DbError> {
         self.db.reads.fetch_add(1, Ordering::SeqCst);
-        Ok(self.db.members.lock().get(org_id).cloned().unwrap_or_default())
+        Ok(self
+            .db
+            .members
+            .lock()
+            .get(org_id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     #[cached(tags = [t.orgs(org_id).members(member_id)], ttl = "1m")]
     async fn member(&self, org_id: &str, member_id: &str) -> Result<Option<Member>, DbError> {
         self.db.reads.fetch_add(1, Ordering::SeqCst);
         let members = self.db.members.lock();
-        Ok(members.get(org_id).and_then(|m| m.iter().find(|m| m.id == member_id).cloned()))
+        Ok(members
+            .get(org_id)
+            .and_then(|m| m.iter().find(|m| m.id == member_id).cloned()))
     }
 
     #[cached(tags = [t.orgs(&org_id).settings()])]
@@ -79,16 +87,33 @@ impl Orgs for OrgCache {
 }
 
 fn member(id: &str, name: &str) -> Member {
-    Member { id: id.into(), name: name.into() }
+    Member {
+        id: id.into(),
+        name: name.into(),
+    }
 }
 
 #[tokio::test]
 async fn reference_workflow_define_query_invalidate_primitives() {
     let db = Arc::new(Db::default());
-    db.members.lock().insert("org1".into(), vec![member("u1", "Alice"), member("u2", "Bob")]);
-    db.settings.lock().insert("org1".into(), Settings { theme: "dark".into() });
-    let cache = QueryCache::<Tags>::builder(MemoryAdapter::new()).default_ttl("1m").build().unwrap();
-    let client = OrgCache { db: db.clone(), cache };
+    db.members.lock().insert(
+        "org1".into(),
+        vec![member("u1", "Alice"), member("u2", "Bob")],
+    );
+    db.settings.lock().insert(
+        "org1".into(),
+        Settings {
+            theme: "dark".into(),
+        },
+    );
+    let cache = QueryCache::<Tags>::builder(MemoryAdapter::new())
+        .default_ttl("1m")
+        .build()
+        .unwrap();
+    let client = OrgCache {
+        db: db.clone(),
+        cache,
+    };
 
     // Query.
     assert_eq!(client.members("org1").await.unwrap().len(), 2);
@@ -96,48 +121,94 @@ async fn reference_workflow_define_query_invalidate_primitives() {
     assert_eq!(alice.unwrap().name, "Alice");
 
     // Modify the data: still cached.
-    db.members.lock().insert("org1".into(), vec![member("u1", "Alice Updated"), member("u2", "Bob")]);
-    assert_eq!(client.member("org1", "u1").await.unwrap().unwrap().name, "Alice");
+    db.members.lock().insert(
+        "org1".into(),
+        vec![member("u1", "Alice Updated"), member("u2", "Bob")],
+    );
+    assert_eq!(
+        client.member("org1", "u1").await.unwrap().unwrap().name,
+        "Alice"
+    );
 
     // Invalidate one member: refetched.
     let t = client.cache.tags();
-    client.cache.invalidate(t.orgs("org1").members("u1")).await.unwrap();
-    assert_eq!(client.member("org1", "u1").await.unwrap().unwrap().name, "Alice Updated");
+    client
+        .cache
+        .invalidate(t.orgs("org1").members("u1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.member("org1", "u1").await.unwrap().unwrap().name,
+        "Alice Updated"
+    );
     // The member list is a different tag (`orgs/org1/members` exactly): still cached.
     assert_eq!(client.members("org1").await.unwrap()[0].name, "Alice");
 
     // Hierarchical: invalidating the org reaches its settings and members.
-    assert_eq!(client.settings("org1".into()).await.unwrap().unwrap().theme, "dark");
-    db.settings.lock().insert("org1".into(), Settings { theme: "light".into() });
+    assert_eq!(
+        client.settings("org1".into()).await.unwrap().unwrap().theme,
+        "dark"
+    );
+    db.settings.lock().insert(
+        "org1".into(),
+        Settings {
+            theme: "light".into(),
+        },
+    );
     client.cache.invalidate(t.orgs("org1")).await.unwrap();
-    assert_eq!(client.settings("org1".into()).await.unwrap().unwrap().theme, "light");
-    assert_eq!(client.members("org1").await.unwrap()[0].name, "Alice Updated");
+    assert_eq!(
+        client.settings("org1".into()).await.unwrap().unwrap().theme,
+        "light"
+    );
+    assert_eq!(
+        client.members("org1").await.unwrap()[0].name,
+        "Alice Updated"
+    );
 
     // The primitives escape hatch.
     let primitives = client.cache.primitives();
     let custom = TagPath::new(["custom"]).unwrap();
-    primitives.set("custom-key", &true, SetOptions::new([custom])).await.unwrap();
-    assert_eq!(primitives.get::<bool>("custom-key").await.unwrap(), Some(true));
+    primitives
+        .set("custom-key", &true, SetOptions::new([custom]))
+        .await
+        .unwrap();
+    assert_eq!(
+        primitives.get::<bool>("custom-key").await.unwrap(),
+        Some(true)
+    );
 }
 
 #[tokio::test]
 async fn exact_invalidation_and_collection_tags() {
     let db = Arc::new(Db::default());
-    db.members.lock().insert("o".into(), vec![member("u1", "A")]);
-    let client = OrgCache { db: db.clone(), cache: QueryCache::new(MemoryAdapter::new()) };
+    db.members
+        .lock()
+        .insert("o".into(), vec![member("u1", "A")]);
+    let client = OrgCache {
+        db: db.clone(),
+        cache: QueryCache::new(MemoryAdapter::new()),
+    };
     client.members("o").await.unwrap();
     client.member("o", "u1").await.unwrap();
     let reads = db.reads.load(Ordering::SeqCst);
     let t = client.cache.tags();
 
     // Exact on the collection: the list goes stale, the item stays fresh.
-    client.cache.invalidate_exact(t.orgs("o").members(..)).await.unwrap();
+    client
+        .cache
+        .invalidate_exact(t.orgs("o").members(..))
+        .await
+        .unwrap();
     client.members("o").await.unwrap();
     client.member("o", "u1").await.unwrap();
     assert_eq!(db.reads.load(Ordering::SeqCst), reads + 1);
 
     // Prefix on the collection: every member below it goes stale too.
-    client.cache.invalidate(t.orgs("o").members(..)).await.unwrap();
+    client
+        .cache
+        .invalidate(t.orgs("o").members(..))
+        .await
+        .unwrap();
     client.members("o").await.unwrap();
     client.member("o", "u1").await.unwrap();
     assert_eq!(db.reads.load(Ordering::SeqCst), reads + 3);
@@ -184,8 +255,14 @@ source!(FromB, "b");
 async fn two_impls_with_the_same_method_do_not_share_keys() {
     let cache: QueryCache<KeyTags> = QueryCache::new(MemoryAdapter::new());
     let calls = Arc::new(AtomicUsize::new(0));
-    let a = FromA { cache: cache.clone(), calls: calls.clone() };
-    let b = FromB { cache: cache.clone(), calls: calls.clone() };
+    let a = FromA {
+        cache: cache.clone(),
+        calls: calls.clone(),
+    };
+    let b = FromB {
+        cache: cache.clone(),
+        calls: calls.clone(),
+    };
     assert_eq!(a.get(1).await.unwrap(), "a 1");
     assert_eq!(b.get(1).await.unwrap(), "b 1");
     assert_eq!(a.get(2).await.unwrap(), "a 2", "f(1) and f(2) differ");
@@ -227,7 +304,9 @@ impl Shapes {
 
 #[tokio::test]
 async fn arguments_that_print_alike_never_collide() {
-    let s = Shapes { cache: QueryCache::new(MemoryAdapter::new()) };
+    let s = Shapes {
+        cache: QueryCache::new(MemoryAdapter::new()),
+    };
     assert_eq!(s.one("a:b".into()).await.unwrap(), "one(a:b)");
     assert_eq!(s.two("a".into(), "b".into()).await.unwrap(), "two(a,b)");
     assert_eq!(s.num(1).await.unwrap(), "num(1)");
@@ -246,8 +325,13 @@ async fn arguments_that_print_alike_never_collide() {
 #[tokio::test]
 async fn typed_call_site_and_send_futures() {
     let db = Arc::new(Db::default());
-    db.members.lock().insert("o".into(), vec![member("u1", "A")]);
-    let client = OrgCache { db, cache: QueryCache::new(MemoryAdapter::new()) };
+    db.members
+        .lock()
+        .insert("o".into(), vec![member("u1", "A")]);
+    let client = OrgCache {
+        db,
+        cache: QueryCache::new(MemoryAdapter::new()),
+    };
     let c = client.clone();
     // `tokio::spawn` needs a `Send + 'static` future.
     let task = tokio::spawn(async move { c.settings("o".to_string()).await });
@@ -260,32 +344,61 @@ async fn typed_call_site_and_send_futures() {
 #[tokio::test]
 async fn entries_before_and_after_for_cached_methods() {
     let db = Arc::new(Db::default());
-    db.members.lock().insert("o".into(), vec![member("u1", "A")]);
-    let client = OrgCache { db: db.clone(), cache: QueryCache::new(MemoryAdapter::new()) };
-    let miss = t87s::entries(client.member("o", "u1")).await.unwrap().unwrap();
+    db.members
+        .lock()
+        .insert("o".into(), vec![member("u1", "A")]);
+    let client = OrgCache {
+        db: db.clone(),
+        cache: QueryCache::new(MemoryAdapter::new()),
+    };
+    let miss = t87s::entries(client.member("o", "u1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(miss.before.is_none());
     assert_eq!(miss.after.value, Some(member("u1", "A")));
     assert_eq!(miss.after.tags[0].as_str(), "orgs/o/members/u1");
-    assert_eq!(miss.after.expires_at - miss.after.created_at, 60_000, "ttl = \"1m\"");
+    assert_eq!(
+        miss.after.expires_at - miss.after.created_at,
+        60_000,
+        "ttl = \"1m\""
+    );
 
-    let hit = t87s::entries(client.member("o", "u1")).await.unwrap().unwrap();
+    let hit = t87s::entries(client.member("o", "u1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(hit.before.as_ref(), Some(&hit.after));
 
-    db.members.lock().insert("o".into(), vec![member("u1", "B")]);
-    client.cache.invalidate(client.cache.tags().orgs("o")).await.unwrap();
-    let refetch = t87s::entries(client.member("o", "u1")).await.unwrap().unwrap();
+    db.members
+        .lock()
+        .insert("o".into(), vec![member("u1", "B")]);
+    client
+        .cache
+        .invalidate(client.cache.tags().orgs("o"))
+        .await
+        .unwrap();
+    let refetch = t87s::entries(client.member("o", "u1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(refetch.before.unwrap().value, Some(member("u1", "A")));
     assert_eq!(refetch.after.value, Some(member("u1", "B")));
 
     // A call that runs no cached query has no entries.
-    let plain = t87s::entries(async { Ok::<u32, DbError>(1) }).await.unwrap();
+    let plain = t87s::entries(async { Ok::<u32, DbError>(1) })
+        .await
+        .unwrap();
     assert!(plain.is_none());
 }
 
 #[tokio::test]
 async fn the_body_runs_once_for_concurrent_callers() {
     let db = Arc::new(Db::default());
-    let client = OrgCache { db: db.clone(), cache: QueryCache::new(MemoryAdapter::new()) };
+    let client = OrgCache {
+        db: db.clone(),
+        cache: QueryCache::new(MemoryAdapter::new()),
+    };
     let calls: Vec<_> = (0..50).map(|_| client.members("o")).collect();
     for result in futures_join(calls).await {
         assert!(result.unwrap().is_empty());

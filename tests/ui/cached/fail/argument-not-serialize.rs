@@ -1,0 +1,32 @@
+use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+
+#[derive(TagSchema)]
+struct PostTags {
+    comments: Wild,
+    settings: Static,
+}
+
+#[derive(TagSchema)]
+struct AppTags {
+    posts: Wild<PostTags>,
+    global: Static,
+}
+
+#[derive(Clone)]
+struct Blog {
+    cache: QueryCache<AppTags>,
+}
+
+struct Filter;
+
+impl Blog {
+    #[cached(tags = [t.posts(id)])]
+    async fn post(&self, id: u64, filter: Filter) -> Result<String, std::io::Error> {
+        let _ = filter;
+        Ok(format!("post {id}"))
+    }
+}
+
+fn main() {
+    let _ = Blog { cache: QueryCache::new(MemoryAdapter::new()) };
+}

@@ -1,12 +1,30 @@
-//! The README's quickstart: a cached query on the in-memory adapter.
-//!
-//! Run it with `cargo run --example quickstart`.
+//! The README's quickstart: typed, tag-invalidated queries on the in-memory
+//! adapter. Run it with `cargo run --example quickstart`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use t87s::{Event, MemoryAdapter, Observer, Primitives, QueryOptions, TagPath};
+use t87s::{cached, Event, MemoryAdapter, Observer, QueryCache, Static, TagSchema, Wild};
+
+// The tag schema: every node is a tag; invalidating one covers everything below it.
+#[derive(TagSchema)]
+struct CommentTags {
+    reactions: Static,
+}
+
+#[derive(TagSchema)]
+struct PostTags {
+    comments: Wild<CommentTags>,
+    settings: Static,
+}
+
+#[derive(TagSchema)]
+struct AppTags {
+    posts: Wild<PostTags>,
+    users: Wild,
+    global: Static,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Post {
@@ -14,14 +32,21 @@ struct Post {
     title: String,
 }
 
-/// Prints what the cache did for each query.
-struct Print;
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Comment {
+    text: String,
+}
 
-impl Observer for Print {
-    fn on_event(&self, event: &Event<'_>) {
-        println!("  cache: {event}");
+#[derive(Debug)]
+struct DbError;
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("database error")
     }
 }
+
+impl std::error::Error for DbError {}
 
 /// A pretend database that counts its reads.
 #[derive(Clone, Default)]
@@ -30,46 +55,84 @@ struct Db {
 }
 
 impl Db {
-    async fn post(&self, id: u64) -> Result<Post, std::io::Error> {
+    async fn post(&self, id: u64) -> Result<Post, DbError> {
         let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
         Ok(Post {
             id,
-            title: format!("Hello (read #{n} from the database)"),
+            title: format!("Hello (database read #{n})"),
         })
+    }
+
+    async fn comments(&self, post_id: u64) -> Result<Vec<Comment>, DbError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![Comment {
+            text: format!("first comment on post {post_id}"),
+        }])
+    }
+}
+
+// The named queries: a plain trait with real methods and real types.
+trait Blog {
+    async fn post(&self, id: u64) -> Result<Post, DbError>;
+    async fn comments(&self, post_id: u64) -> Result<Vec<Comment>, DbError>;
+}
+
+#[derive(Clone)]
+struct BlogCache {
+    db: Db,
+    cache: QueryCache<AppTags>,
+}
+
+impl Blog for BlogCache {
+    #[cached(tags = [t.posts(id)], ttl = "10m", grace = "1h")]
+    async fn post(&self, id: u64) -> Result<Post, DbError> {
+        self.db.post(id).await
+    }
+
+    #[cached(tags = [t.posts(post_id).comments(..)])]
+    async fn comments(&self, post_id: u64) -> Result<Vec<Comment>, DbError> {
+        self.db.comments(post_id).await
+    }
+}
+
+/// Prints what the cache did.
+struct Print;
+
+impl Observer for Print {
+    fn on_event(&self, event: &Event<'_>) {
+        println!("    cache: {}", event.kind.name());
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = Primitives::builder(MemoryAdapter::new())
-        .default_ttl("10m")
+    let cache = QueryCache::builder(MemoryAdapter::new())
         .observer(Print)
         .build()?;
-    let db = Db::default();
-    let tags = [TagPath::new(["posts", "1"])?];
+    let blog = BlogCache {
+        db: Db::default(),
+        cache,
+    };
 
-    for step in ["first read", "second read"] {
-        println!("{step}:");
-        let db = db.clone();
-        let post: Post = cache
-            .query("post:1", &tags, QueryOptions::new(), move || async move {
-                db.post(1).await
-            })
-            .await?;
-        println!("  got {post:?}");
-    }
+    println!("post(1), first time:");
+    let post: Post = blog.post(1).await?; // miss: runs the body once
+    println!("    {post:?}");
 
-    println!("invalidate posts/1 (a write happened)");
-    cache.invalidate(&tags).await?;
+    println!("post(1) again:");
+    let post: Post = blog.post(1).await?; // hit
+    println!("    {post:?}");
 
-    println!("third read:");
-    let db2 = db.clone();
-    let post: Post = cache
-        .query("post:1", &tags, QueryOptions::new(), move || async move {
-            db2.post(1).await
-        })
-        .await?;
-    println!("  got {post:?}");
-    println!("database reads: {}", db.reads.load(Ordering::SeqCst));
+    println!("comments(1):");
+    let comments: Vec<Comment> = blog.comments(1).await?;
+    println!("    {comments:?}");
+
+    println!("invalidate posts/1 (a write happened): post(1) and comments(1) are stale");
+    blog.cache.invalidate(blog.cache.tags().posts(1)).await?;
+
+    println!("post(1) after the invalidation:");
+    let post: Post = blog.post(1).await?; // miss again
+    println!("    {post:?}");
+
+    println!("database reads: {}", blog.db.reads.load(Ordering::SeqCst));
     Ok(())
 }

@@ -10,7 +10,45 @@ use proc_macro::TokenStream;
 
 /// Derives a tag schema on a struct of `Wild<...>` and `Static` fields.
 ///
-/// See `t87s::TagSchema` for what it generates.
+/// For `struct AppTags { posts: Wild<PostTags>, users: Wild, global: Static }`
+/// it generates:
+///
+/// - `AppTagsRoot`, the top level (what `QueryCache::<AppTags>::tags()`
+///   returns), with one method per field;
+/// - `AppTagsNode<R>`, an `AppTags` node inside a schema rooted at `R`, with
+///   the same methods, and itself a tag;
+/// - `impl t87s::TagSchema for AppTags`.
+///
+/// Field methods:
+///
+/// | field | method | tag |
+/// |---|---|---|
+/// | `posts: Wild<PostTags>` | `t.posts(1)` | `posts/1`, a `PostTags` node |
+/// | | `t.posts(..)` | `posts`: every post |
+/// | `users: Wild` | `t.users("ada")` | `users/ada` (a leaf) |
+/// | `global: Static` | `t.global()` | `global` |
+///
+/// Ids are strings, integers, `char`, `bool` or `Uuid` (`t87s::TagId`).
+/// A field of any other type is a compile error at that field.
+///
+/// ```
+/// use t87s::{Static, TagSchema, Wild};
+///
+/// #[derive(TagSchema)]
+/// struct CommentTags { reactions: Static }
+///
+/// #[derive(TagSchema)]
+/// struct PostTags { comments: Wild<CommentTags>, settings: Static }
+///
+/// #[derive(TagSchema)]
+/// struct AppTags { posts: Wild<PostTags>, users: Wild, global: Static }
+///
+/// let t = AppTags::root();
+/// assert_eq!(t.posts(1).comments(7).reactions().to_string(), "posts/1/comments/7/reactions");
+/// assert_eq!(t.posts(1).comments(..).to_string(), "posts/1/comments");
+/// assert_eq!(t.posts(1).to_string(), "posts/1");
+/// assert_eq!(t.users(..).to_string(), "users");
+/// ```
 #[proc_macro_derive(TagSchema)]
 pub fn derive_tag_schema(input: TokenStream) -> TokenStream {
     schema::expand(input.into()).into()
@@ -18,7 +56,68 @@ pub fn derive_tag_schema(input: TokenStream) -> TokenStream {
 
 /// Caches an `async fn` method: `#[cached(tags = [t.posts(id)], ttl = "10m")]`.
 ///
-/// See `t87s::cached` for the arguments and the rules.
+/// The method's body becomes the fetch of a stampede-protected query keyed by
+/// the implementing type, the method and all of its arguments. It works in
+/// trait impls (native `async fn` in traits) and inherent impls.
+///
+/// # Arguments
+///
+/// - `tags = [...]` (required): the tags the result depends on, built from
+///   `t` (the cache's schema root) and the method's arguments, which the
+///   expression sees by reference. Anything else (`self`, another variable, a
+///   tag of another schema, an unknown segment) does not compile.
+/// - `ttl = "10m"`, `grace = "1h"`: literals are checked while compiling
+///   (`ms`, `s`, `m`, `h`, `d`); any `Duration` expression works too.
+/// - `on_refresh = path::to::function`: `fn(&T, &T, bool)`, called with
+///   `(old, new, changed)` after a background refresh.
+/// - `cache = field`: the field of `self` holding the `QueryCache`
+///   (default `cache`).
+///
+/// # Requirements
+///
+/// - `async fn`, `&self`, plainly named arguments (`id: u64`, `name: &str`);
+/// - the return type is `Result<T, E>` with `T` cacheable
+///   (`Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync`) and
+///   `E: Display`; errors are returned, never cached;
+/// - every argument is `serde::Serialize` (it is part of the key);
+/// - `Self: Clone + Send + Sync + 'static`: a refresh may run after the call
+///   returns, on a clone of `self` (cloned only when a fetch runs; a hit
+///   clones nothing). Reference arguments are owned for that fetch.
+///
+/// # Example
+///
+/// ```
+/// use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+///
+/// #[derive(TagSchema)]
+/// struct PostTags { comments: Wild, settings: Static }
+///
+/// #[derive(TagSchema)]
+/// struct AppTags { posts: Wild<PostTags> }
+///
+/// trait Blog {
+///     async fn title(&self, id: u64) -> Result<String, std::io::Error>;
+/// }
+///
+/// #[derive(Clone)]
+/// struct BlogCache { cache: QueryCache<AppTags> }
+///
+/// impl Blog for BlogCache {
+///     #[cached(tags = [t.posts(id)], ttl = "10m", grace = "1h")]
+///     async fn title(&self, id: u64) -> Result<String, std::io::Error> {
+///         Ok(format!("post {id}"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let blog = BlogCache { cache: QueryCache::new(MemoryAdapter::new()) };
+/// let title: String = blog.title(1).await?;          // miss: runs the body
+/// let again: String = blog.title(1).await?;          // hit
+/// blog.cache.invalidate(blog.cache.tags().posts(1)).await?;
+/// # assert_eq!(title, again);
+/// # Ok(()) }
+/// ```
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     cached::expand(args.into(), item.into()).into()

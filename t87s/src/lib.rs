@@ -7,23 +7,40 @@
 //! with it or below it is stale from that moment, in every process sharing the
 //! store. No key bookkeeping, no delete lists.
 //!
-//! This crate is the runtime: the [`Primitives`] engine (stampede-protected
-//! queries with TTL, grace / stale-while-revalidate, fail-safe and sampled
-//! verification), the [`StorageAdapter`] seam and the in-process
-//! [`MemoryAdapter`].
+//! - **Typed layer**: [`#[derive(TagSchema)]`](derive@TagSchema) on plain
+//!   structs, [`#[cached(tags = [...])]`](cached) on the methods of a trait
+//!   (or inherent) impl, [`QueryCache<Schema>`](QueryCache) to invalidate.
+//!   Tags, keys and the call site are checked at compile time.
+//! - **Engine**: [`Primitives`]: stampede-protected queries with TTL, grace
+//!   (stale-while-revalidate), fail-safe and sampled verification; raw
+//!   `get`/`set`/`delete`; prefix and exact invalidation in O(1).
+//! - **Stores**: the [`StorageAdapter`] seam and the bounded in-process
+//!   [`MemoryAdapter`].
 //!
 //! ```
-//! use t87s::{MemoryAdapter, Primitives, QueryOptions, TagPath};
+//! use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+//!
+//! #[derive(TagSchema)]
+//! struct PostTags { comments: Wild, settings: Static }
+//!
+//! #[derive(TagSchema)]
+//! struct AppTags { posts: Wild<PostTags>, global: Static }
+//!
+//! #[derive(Clone)]
+//! struct Blog { cache: QueryCache<AppTags> }
+//!
+//! impl Blog {
+//!     #[cached(tags = [t.posts(post_id).comments(..)], ttl = "5m")]
+//!     async fn comments(&self, post_id: u64) -> Result<Vec<String>, std::io::Error> {
+//!         Ok(vec![format!("first comment on {post_id}")])
+//!     }
+//! }
+//!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let cache = Primitives::new(MemoryAdapter::new());
-//! let post_1 = TagPath::new(["posts", "1"])?;
-//! let load = || async { Ok::<_, std::io::Error>(vec!["first comment".to_string()]) };
-//!
-//! let comments: Vec<String> = cache
-//!     .query("comments:1", &[post_1.child("comments")], QueryOptions::new(), load)
-//!     .await?;
-//! cache.invalidate(&[post_1]).await?; // comments of post 1 are stale now
+//! let blog = Blog { cache: QueryCache::new(MemoryAdapter::new()) };
+//! let comments: Vec<String> = blog.comments(1).await?;
+//! blog.cache.invalidate(blog.cache.tags().posts(1)).await?; // comments of post 1 are stale
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]

@@ -16,8 +16,12 @@
 //!     let tags = { let t = root(cache); let id = &id; [tag_path(cache, t.posts(id))] };
 //!     let options = QueryOptions::new().ttl(const { "10m" parsed });
 //!     query(cache, key, &tags, options, move || {       // runs only when a fetch must
-//!         let this = owned_self(self);                  // Self: Clone + Send + Sync + 'static
-//!         move || async move { let ret: Result<Post, DbError> = { BODY with self -> this }; ret }
+//!         let owned = owned_self(self);                 // Self: Clone + Send + Sync + 'static
+//!         move || async move {
+//!             let this = &owned;
+//!             let ret: Result<Post, DbError> = { BODY with self -> this };
+//!             ret
+//!         }
 //!     }).await
 //! }
 //! ```
@@ -255,6 +259,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
     let tags_local = proc_macro2::Ident::new("__t87s_tags", mixed);
     let options = proc_macro2::Ident::new("__t87s_options", mixed);
     let this = proc_macro2::Ident::new("__t87s_self", mixed);
+    let owned_this = proc_macro2::Ident::new("__t87s_owned_self", mixed);
     let ret_local = proc_macro2::Ident::new("__t87s_ret", mixed);
     let t = proc_macro2::Ident::new("t", Span::call_site());
 
@@ -362,9 +367,12 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
             };
             let #options = ::t87s::__private::QueryOptions::new() #ttl #grace #on_refresh;
             ::t87s::__private::query(#cache, #key, &#tags_local, #options, move || {
-                let #this = ::t87s::__private::owned_self(self);
+                let #owned_this = ::t87s::__private::owned_self(self);
                 #(#owned)*
                 move || async move {
+                    // A reference again, so the body's `self` keeps its meaning
+                    // (and `Copy`-ness) exactly.
+                    let #this = &#owned_this;
                     #(#lent)*
                     #(#remut)*
                     let #ret_local: #ret = #body;

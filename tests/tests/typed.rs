@@ -434,3 +434,94 @@ async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     });
     joined.await
 }
+
+// ---- stale-while-revalidate through `#[cached]`: the refresh runs on a clone ----
+
+#[derive(TagSchema)]
+struct SwrTags {
+    items: Wild,
+}
+
+static REFRESHED: Mutex<Vec<(u64, u64, bool)>> = Mutex::new(Vec::new());
+
+fn note_refresh(old: &u64, new: &u64, changed: bool) {
+    REFRESHED.lock().push((*old, *new, changed));
+}
+
+#[derive(Clone)]
+struct Versioned {
+    cache: QueryCache<SwrTags>,
+    version: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Versioned {
+    #[cached(tags = [t.items(id)], ttl = "10s", grace = "1m", on_refresh = note_refresh)]
+    async fn get(&self, id: u64) -> Result<u64, DbError> {
+        Ok(self.version.load(Ordering::SeqCst) * 100 + id)
+    }
+}
+
+#[tokio::test]
+async fn grace_serves_stale_and_refreshes_in_the_background() {
+    let clock = t87s::ManualClock::new(t87s_tests::T0);
+    let cache = QueryCache::builder(MemoryAdapter::new())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let v = Versioned {
+        cache,
+        version: Arc::new(1.into()),
+    };
+    assert_eq!(v.get(7).await.unwrap(), 107);
+    v.version.store(2, Ordering::SeqCst);
+    clock.advance(std::time::Duration::from_secs(11));
+    assert_eq!(
+        v.get(7).await.unwrap(),
+        107,
+        "stale, inside grace: served at once"
+    );
+    t87s_tests::settle().await;
+    assert_eq!(
+        v.get(7).await.unwrap(),
+        207,
+        "the background refresh landed"
+    );
+    assert_eq!(*REFRESHED.lock(), vec![(107, 207, true)]);
+}
+
+// ---- ids of every supported type ----
+
+#[derive(TagSchema)]
+struct IdTags {
+    things: Wild,
+}
+
+#[test]
+fn ids_of_every_supported_type() {
+    let t = IdTags::root();
+    let uuid = uuid::Uuid::parse_str("67e55044-10b1-426f-9247-bb680e5fe0c8").unwrap();
+    let paths = [
+        t.things("a/b").into_path(),
+        t.things(String::from("s")).into_path(),
+        t.things(-3i64).into_path(),
+        t.things(42u8).into_path(),
+        t.things('c').into_path(),
+        t.things(true).into_path(),
+        t.things(uuid).into_path(),
+    ];
+    let strings: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
+    assert_eq!(
+        strings,
+        [
+            "things/a%2Fb",
+            "things/s",
+            "things/-3",
+            "things/42",
+            "things/c",
+            "things/true",
+            "things/67e55044-10b1-426f-9247-bb680e5fe0c8"
+        ]
+    );
+    // An id and its string spelling name the same item.
+    assert_eq!(t.things(1).into_path(), t.things("1").into_path());
+}

@@ -43,3 +43,18 @@ fn main() {
     let out = rt.block_on(users.greet(&name, 2, &[1, 2, 3])).unwrap();
     assert_eq!(out, "hi ada 3; hi ada 3; ");
 }
+
+#[derive(Clone)]
+struct Moves {
+    cache: QueryCache<Tags>,
+    n: u64,
+}
+
+impl Moves {
+    /// `self` inside a `move` closure is still a copied reference.
+    #[cached(tags = [t.users(id)])]
+    async fn twice(&self, id: u64) -> Result<u64, std::fmt::Error> {
+        let get = move || self.n + id;
+        Ok(get() + self.n)
+    }
+}

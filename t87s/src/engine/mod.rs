@@ -123,17 +123,9 @@ impl<C: Codec> Clone for Primitives<C> {
 }
 
 struct Inner<C> {
-    adapter: Arc<dyn StorageAdapter>,
-    codec: C,
-    clock: Arc<dyn Clock>,
-    observer: Arc<dyn Observer>,
-    prefix: Box<str>,
-    default_ttl_ms: u64,
-    default_grace_ms: Option<u64>,
-    verify_percent: f64,
+    settings: Settings<C>,
     /// Whether anyone listens to verifications; if not, none run.
     verify: bool,
-    refresh_backoff_ms: u64,
     flights: Flights,
     verifying: Mutex<HashSet<Box<str>>>,
     backoff: Mutex<HashMap<Box<str>, u64>>,
@@ -202,21 +194,13 @@ impl Primitives<Postcard> {
 }
 
 impl<C: Codec> Primitives<C> {
-    fn from_builder(b: Resolved<C>) -> Self {
+    fn from_builder(b: Settings<C>) -> Self {
         let verify = b.verify_percent > 0.0
             && (b.adapter.accepts_verification() || b.observer.wants_verification());
         Self {
             inner: Arc::new(Inner {
-                adapter: b.adapter,
-                codec: b.codec,
-                clock: b.clock,
-                observer: b.observer,
-                prefix: b.prefix,
-                default_ttl_ms: b.default_ttl_ms,
-                default_grace_ms: b.default_grace_ms,
-                verify_percent: b.verify_percent,
+                settings: b,
                 verify,
-                refresh_backoff_ms: b.refresh_backoff_ms,
                 flights: Flights::default(),
                 verifying: Mutex::new(HashSet::new()),
                 backoff: Mutex::new(HashMap::new()),
@@ -226,7 +210,7 @@ impl<C: Codec> Primitives<C> {
 
     /// The prefix every key and marker of this cache lives under.
     pub fn prefix(&self) -> &str {
-        &self.inner.prefix
+        &self.inner.settings.prefix
     }
 
     /// How many fetches are under way (foreground leaders and background
@@ -335,15 +319,16 @@ impl<C: Codec> Primitives<C> {
     /// # Ok(()) }
     /// ```
     pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, Error> {
-        let now = self.inner.clock.now_ms();
+        let now = self.inner.settings.clock.now_ms();
         let read = self.read(self.key(key), MarkerSet::empty(), now).await?;
         let Some(stored) = read.entry.filter(|e| e.live_until() > now) else {
             return Ok(None);
         };
         let newest = self
             .inner
+            .settings
             .adapter
-            .newest_marker(MarkerSet::new(&self.inner.prefix, &stored.tags))
+            .newest_marker(MarkerSet::new(&self.inner.settings.prefix, &stored.tags))
             .await?;
         if newest >= stored.version {
             return Ok(None);
@@ -375,9 +360,9 @@ impl<C: Codec> Primitives<C> {
         value: &T,
         options: SetOptions,
     ) -> Result<(), Error> {
-        let version = self.inner.adapter.version().await?;
+        let version = self.inner.settings.adapter.version().await?;
         let lifetimes = self.lifetimes(options.ttl, options.grace);
-        let now = self.inner.clock.now_ms();
+        let now = self.inner.settings.clock.now_ms();
         let object = self.object_entry(
             Arc::new(value.clone()),
             options.tags,
@@ -386,7 +371,11 @@ impl<C: Codec> Primitives<C> {
             now,
         );
         let stored = self.stored_form(&object, value)?;
-        self.inner.adapter.write(self.key(key), stored).await?;
+        self.inner
+            .settings
+            .adapter
+            .write(self.key(key), stored)
+            .await?;
         Ok(())
     }
 
@@ -400,7 +389,7 @@ impl<C: Codec> Primitives<C> {
     /// # Ok(()) }
     /// ```
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.inner.adapter.delete(self.key(key)).await?;
+        self.inner.settings.adapter.delete(self.key(key)).await?;
         Ok(())
     }
 
@@ -443,7 +432,7 @@ impl<C: Codec> Primitives<C> {
     /// # Ok(()) }
     /// ```
     pub async fn clear(&self) -> Result<(), Error> {
-        self.inner.adapter.clear().await?;
+        self.inner.settings.adapter.clear().await?;
         Ok(())
     }
 
@@ -456,7 +445,7 @@ impl<C: Codec> Primitives<C> {
     /// # Ok(()) }
     /// ```
     pub async fn disconnect(&self) -> Result<(), Error> {
-        self.inner.adapter.disconnect().await?;
+        self.inner.settings.adapter.disconnect().await?;
         Ok(())
     }
 
@@ -467,18 +456,18 @@ impl<C: Codec> Primitives<C> {
         let markers: Vec<MarkerKey<'_>> = tags
             .iter()
             .map(|tag| MarkerKey {
-                prefix: &self.inner.prefix,
+                prefix: &self.inner.settings.prefix,
                 path: tag.as_str(),
                 scope,
             })
             .collect();
-        self.inner.adapter.invalidate(&markers).await?;
+        self.inner.settings.adapter.invalidate(&markers).await?;
         Ok(())
     }
 
     fn key<'a>(&'a self, key: &'a str) -> EntryKey<'a> {
         EntryKey {
-            prefix: &self.inner.prefix,
+            prefix: &self.inner.settings.prefix,
             key,
         }
     }
@@ -489,9 +478,14 @@ impl<C: Codec> Primitives<C> {
         markers: MarkerSet<'_>,
         now_ms: u64,
     ) -> Result<Read, AdapterError> {
-        match self.inner.adapter.try_read_now(key, markers, now_ms) {
+        match self
+            .inner
+            .settings
+            .adapter
+            .try_read_now(key, markers, now_ms)
+        {
             Some(read) => read,
-            None => self.inner.adapter.read(key, markers, now_ms).await,
+            None => self.inner.settings.adapter.read(key, markers, now_ms).await,
         }
     }
 
@@ -512,11 +506,11 @@ impl<C: Codec> Primitives<C> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         let entry_key = self.key(key);
-        let markers = MarkerSet::new(&self.inner.prefix, tags);
+        let markers = MarkerSet::new(&self.inner.settings.prefix, tags);
         let mut before = None;
         let mut version = None;
         for _ in 0..MAX_ATTEMPTS {
-            let now = self.inner.clock.now_ms();
+            let now = self.inner.settings.clock.now_ms();
             let read = match self.read(entry_key, markers, now).await {
                 Ok(read) => read,
                 Err(error) => {
@@ -571,7 +565,7 @@ impl<C: Codec> Primitives<C> {
                         }
                     }
                     Some(Outcome::FailSafe(stored)) => {
-                        let now = self.inner.clock.now_ms();
+                        let now = self.inner.settings.clock.now_ms();
                         if stored.live_until() > now {
                             if let Ok(value) = self.value_of::<T>(&stored) {
                                 self.emit(EventKind::FailSafe, key, None);
@@ -613,8 +607,8 @@ impl<C: Codec> Primitives<C> {
         let newest = if *stored.tags == *tags {
             newest_marker
         } else {
-            let markers = MarkerSet::new(&self.inner.prefix, &stored.tags);
-            match self.inner.adapter.newest_marker(markers).await {
+            let markers = MarkerSet::new(&self.inner.settings.prefix, &stored.tags);
+            match self.inner.settings.adapter.newest_marker(markers).await {
                 Ok(newest) => newest,
                 Err(error) => {
                     self.emit(EventKind::AdapterError, key, Some(&error));
@@ -655,8 +649,8 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let now = self.inner.clock.now_ms();
-        let markers = MarkerSet::new(&self.inner.prefix, tags);
+        let now = self.inner.settings.clock.now_ms();
+        let markers = MarkerSet::new(&self.inner.settings.prefix, tags);
         let read = match self.read(self.key(key), markers, now).await {
             Ok(read) => read,
             Err(error) => {
@@ -684,7 +678,7 @@ impl<C: Codec> Primitives<C> {
             Found::Stale(stale) => stale,
         };
         self.emit(EventKind::Miss, key, None);
-        let started = self.inner.clock.now_ms();
+        let started = self.inner.settings.clock.now_ms();
         match fetch().await {
             Ok(value) => {
                 let after = self
@@ -729,7 +723,7 @@ impl<C: Codec> Primitives<C> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         self.emit(EventKind::Miss, key, None);
-        let started = self.inner.clock.now_ms();
+        let started = self.inner.settings.clock.now_ms();
         match fetch().await {
             Ok(value) => {
                 let after = match version {
@@ -767,7 +761,7 @@ impl<C: Codec> Primitives<C> {
     ) -> Option<Served<T>> {
         let failure = FetchFailure(error.to_string());
         self.emit(EventKind::FetchError, key, Some(&failure));
-        let now = self.inner.clock.now_ms();
+        let now = self.inner.settings.clock.now_ms();
         let stored = before.filter(|b| b.grace_until.is_some_and(|g| g > now))?;
         let value = self.value_of::<T>(&stored).ok()?;
         self.emit(EventKind::FailSafe, key, Some(&failure));
@@ -782,8 +776,8 @@ impl<C: Codec> Primitives<C> {
     /// now: a leader whose fetch started before an invalidation that this
     /// caller could have seen is not good enough.
     async fn accept<T: Cacheable>(&self, key: &str, stored: &StoredEntry) -> Option<T> {
-        let markers = MarkerSet::new(&self.inner.prefix, &stored.tags);
-        match self.inner.adapter.newest_marker(markers).await {
+        let markers = MarkerSet::new(&self.inner.settings.prefix, &stored.tags);
+        match self.inner.settings.adapter.newest_marker(markers).await {
             Ok(newest) if newest < stored.version => self.value_of::<T>(stored).ok(),
             Ok(_) => None,
             Err(error) => {
@@ -811,7 +805,13 @@ impl<C: Codec> Primitives<C> {
             self.object_entry(Arc::clone(&value), tags.into(), lifetimes, version, started);
         match self.stored_form(&object, &*value) {
             Ok(stored) => {
-                if let Err(error) = self.inner.adapter.write(self.key(key), stored).await {
+                if let Err(error) = self
+                    .inner
+                    .settings
+                    .adapter
+                    .write(self.key(key), stored)
+                    .await
+                {
                     self.emit(EventKind::AdapterError, key, Some(&error));
                 }
             }
@@ -822,10 +822,10 @@ impl<C: Codec> Primitives<C> {
 
     fn lifetimes(&self, ttl: Option<Duration>, grace: Option<Duration>) -> Lifetimes {
         Lifetimes {
-            ttl_ms: ttl.map_or(self.inner.default_ttl_ms, millis),
+            ttl_ms: ttl.map_or(self.inner.settings.default_ttl_ms, millis),
             grace_ms: grace
                 .map(millis)
-                .or(self.inner.default_grace_ms)
+                .or(self.inner.settings.default_grace_ms)
                 .filter(|g| *g > 0),
         }
     }
@@ -857,10 +857,10 @@ impl<C: Codec> Primitives<C> {
         object: &Arc<StoredEntry>,
         value: &T,
     ) -> Result<Arc<StoredEntry>, CodecError> {
-        match self.inner.adapter.value_form() {
+        match self.inner.settings.adapter.value_form() {
             ValueForm::Object => Ok(Arc::clone(object)),
             ValueForm::Bytes => Ok(Arc::new(StoredEntry {
-                value: StoredValue::Bytes(self.inner.codec.encode(value)?.into()),
+                value: StoredValue::Bytes(self.inner.settings.codec.encode(value)?.into()),
                 tags: Arc::clone(&object.tags),
                 ..**object
             })),
@@ -877,7 +877,7 @@ impl<C: Codec> Primitives<C> {
         match &stored.value {
             StoredValue::Object(any) => any.downcast_ref::<T>().cloned().ok_or_else(other_type),
             StoredValue::Bytes(_) if stored.value_type != value_type_of::<T>() => Err(other_type()),
-            StoredValue::Bytes(bytes) => self.inner.codec.decode(bytes),
+            StoredValue::Bytes(bytes) => self.inner.settings.codec.decode(bytes),
         }
     }
 
@@ -888,7 +888,10 @@ impl<C: Codec> Primitives<C> {
             key,
             error = error.map(tracing::field::display),
         );
-        self.inner.observer.on_event(&Event { kind, key, error });
+        self.inner
+            .settings
+            .observer
+            .on_event(&Event { kind, key, error });
     }
 }
 
@@ -903,7 +906,7 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        if fastrand::f64() >= self.inner.verify_percent {
+        if fastrand::f64() >= self.inner.settings.verify_percent {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -970,7 +973,7 @@ impl<C: Codec> Primitives<C> {
         let old = old.clone();
         let fetch = make();
         runtime.spawn(async move {
-            let started = this.inner.clock.now_ms();
+            let started = this.inner.settings.clock.now_ms();
             match fetch().await {
                 Ok(new) => {
                     let after = this
@@ -1012,26 +1015,32 @@ impl<C: Codec> Primitives<C> {
     }
 
     fn back_off(&self, key: &str) {
-        let now = self.inner.clock.now_ms();
+        let now = self.inner.settings.clock.now_ms();
         let mut backoff = self.inner.backoff.lock();
         if backoff.len() >= BACKOFF_SWEEP_AT {
             backoff.retain(|_, until| *until > now);
         }
         backoff.insert(
             key.into(),
-            now.saturating_add(self.inner.refresh_backoff_ms),
+            now.saturating_add(self.inner.settings.refresh_backoff_ms),
         );
     }
 
     async fn report(&self, key: &str, stale: bool) {
-        if !self.inner.adapter.accepts_verification() {
+        if !self.inner.settings.adapter.accepts_verification() {
             return;
         }
         let report = VerificationReport {
             key: key.to_owned(),
             stale,
         };
-        if let Err(error) = self.inner.adapter.report_verification(&report).await {
+        if let Err(error) = self
+            .inner
+            .settings
+            .adapter
+            .report_verification(&report)
+            .await
+        {
             self.emit(EventKind::AdapterError, key, Some(&error));
         }
     }
@@ -1064,12 +1073,12 @@ impl<C: Codec> fmt::Debug for Primitives<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
         f.debug_struct("Primitives")
-            .field("adapter", &inner.adapter)
-            .field("codec", &inner.codec)
-            .field("prefix", &inner.prefix)
-            .field("default_ttl_ms", &inner.default_ttl_ms)
-            .field("default_grace_ms", &inner.default_grace_ms)
-            .field("verify_percent", &inner.verify_percent)
+            .field("adapter", &inner.settings.adapter)
+            .field("codec", &inner.settings.codec)
+            .field("prefix", &inner.settings.prefix)
+            .field("default_ttl_ms", &inner.settings.default_ttl_ms)
+            .field("default_grace_ms", &inner.settings.default_grace_ms)
+            .field("verify_percent", &inner.settings.verify_percent)
             .finish_non_exhaustive()
     }
 }
@@ -1101,7 +1110,8 @@ pub struct PrimitivesBuilder<C: Codec = Postcard> {
     verify_percent: f64,
 }
 
-struct Resolved<C> {
+/// The checked options, as the engine uses them.
+struct Settings<C> {
     adapter: Arc<dyn StorageAdapter>,
     codec: C,
     clock: Arc<dyn Clock>,
@@ -1137,7 +1147,7 @@ impl PrimitivesBuilder<Postcard> {
         }
     }
 
-    fn resolved(self) -> Resolved<Postcard> {
+    fn resolved(self) -> Settings<Postcard> {
         // The defaults above are all valid.
         self.resolve()
             .unwrap_or_else(|_| unreachable!("default options are valid"))
@@ -1210,11 +1220,11 @@ impl<C: Codec> PrimitivesBuilder<C> {
         Ok(Primitives::from_builder(self.resolve()?))
     }
 
-    fn resolve(self) -> Result<Resolved<C>, ConfigError> {
+    fn resolve(self) -> Result<Settings<C>, ConfigError> {
         if !(0.0..=1.0).contains(&self.verify_percent) {
             return Err(ConfigError::VerifyPercent(self.verify_percent));
         }
-        Ok(Resolved {
+        Ok(Settings {
             adapter: self.adapter,
             codec: self.codec,
             clock: self.clock,

@@ -212,6 +212,11 @@ impl<S: TagSchema, C: Codec> QueryCacheBuilder<S, C> {
         self.map(|b| b.refresh_backoff(backoff))
     }
 
+    /// See [`PrimitivesBuilder::lease_timeout`].
+    pub fn lease_timeout(self, timeout: impl IntoDuration) -> Self {
+        self.map(|b| b.lease_timeout(timeout))
+    }
+
     /// See [`PrimitivesBuilder::verify_percent`].
     pub fn verify_percent(self, fraction: f64) -> Self {
         self.map(|b| b.verify_percent(fraction))

@@ -70,9 +70,11 @@ pub use error::{AdapterError, ConfigError, Error};
 pub use observer::{Event, EventKind, Observer};
 pub use schema::{IntoTag, Leaf, Static, Tag, TagId, TagSchema, Wild, WildArg};
 pub use storage::{
-    AdapterFuture, EntryKey, MarkerKey, MarkerScope, MarkerSet, MemoryAdapter,
+    AdapterFuture, EntryKey, Lease, MarkerKey, MarkerScope, MarkerSet, MemoryAdapter,
     MemoryAdapterBuilder, Read, StorageAdapter, ValueForm, VerificationReport,
 };
+#[cfg(feature = "redis")]
+pub use storage::{RedisAdapter, RedisAdapterBuilder};
 pub use tag::{TagError, TagPath};
 
 #[cfg(feature = "macros")]

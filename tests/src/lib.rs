@@ -1,6 +1,8 @@
 //! Shared helpers for the t87s integration suites: a recording observer, a
 //! deterministic clock, counting fetches, and adapters to run each suite on.
 
+pub mod servers;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use t87s::{
     AdapterError, AdapterFuture, EntryKey, Event, EventKind, ManualClock, MarkerKey, MarkerSet,
-    MemoryAdapter, Observer, Primitives, Read, StorageAdapter, StoredEntry, TagPath, ValueForm,
+    MemoryAdapter, Observer, Primitives, Read, RedisAdapter, StorageAdapter, StoredEntry, TagPath,
+    ValueForm,
 };
 
 /// The epoch the manual clock starts at (any fixed, realistic time).
@@ -59,18 +62,24 @@ pub enum Store {
     /// MemoryAdapter keeping codec bytes, reached only through the async
     /// methods: the path a networked store takes.
     MemoryBytesAsync,
+    /// RedisAdapter on the server at `REDIS_URL`, under a prefix of its own.
+    Redis,
 }
 
 impl Store {
-    /// All of them.
-    pub const ALL: [Store; 2] = [Store::MemoryObjects, Store::MemoryBytesAsync];
+    /// The in-process stores (deterministic scheduling on one runtime).
+    pub const MEMORY: [Store; 2] = [Store::MemoryObjects, Store::MemoryBytesAsync];
 
     /// A fresh store of this kind, aging markers on `clock`: the memory adapter
-    /// (to inspect) and the adapter to give the engine.
-    pub fn build(self, clock: &ManualClock) -> (MemoryAdapter, Arc<dyn StorageAdapter>) {
+    /// (to inspect), if it is one, and the adapter to give the engine.
+    pub async fn build(
+        self,
+        clock: &ManualClock,
+    ) -> (Option<MemoryAdapter>, Arc<dyn StorageAdapter>) {
         let form = match self {
             Store::MemoryObjects => ValueForm::Object,
             Store::MemoryBytesAsync => ValueForm::Bytes,
+            Store::Redis => return (None, Arc::new(redis_adapter(&unique_prefix()).await)),
         };
         let memory = MemoryAdapter::builder()
             .clock(clock.clone())
@@ -79,10 +88,72 @@ impl Store {
             .expect("valid adapter options");
         let engine_side: Arc<dyn StorageAdapter> = match self {
             Store::MemoryObjects => Arc::new(memory.clone()),
-            Store::MemoryBytesAsync => Arc::new(AsyncOnly(memory.clone())),
+            _ => Arc::new(AsyncOnly(memory.clone())),
         };
-        (memory, engine_side)
+        (Some(memory), engine_side)
     }
+}
+
+/// The Redis the suites use.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Whether Redis answers at `REDIS_URL`. Where it does not, says so loudly and
+/// the Redis tests skip; under `CI` they fail instead.
+pub async fn redis_available() -> bool {
+    static CHECKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if let Some(up) = CHECKED.get() {
+        return *up;
+    }
+    let url = redis_url();
+    let up = async {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let pong: String = redis::cmd("PING").query_async(&mut conn).await.ok()?;
+        Some(pong == "PONG")
+    }
+    .await
+    .unwrap_or(false);
+    if !up {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but no Redis answers at {url}: the Redis tests must run");
+        }
+        eprintln!("\n*** SKIPPED: no Redis at {url}; set REDIS_URL to run the Redis tests ***\n");
+    }
+    *CHECKED.get_or_init(|| up)
+}
+
+/// A key prefix no other test uses, so tests share one server in parallel.
+pub fn unique_prefix() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t87s-test-{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst),
+        fastrand_like()
+    )
+}
+
+fn fastrand_like() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// A RedisAdapter on `REDIS_URL` under `prefix`.
+pub async fn redis_adapter(prefix: &str) -> RedisAdapter {
+    RedisAdapter::builder(redis_url())
+        .prefix(prefix)
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connect to REDIS_URL")
 }
 
 /// Delegates every async method to the inner adapter but offers no
@@ -173,25 +244,27 @@ pub struct Harness {
     pub clock: ManualClock,
     /// What the engine reported.
     pub events: Recorder,
-    /// The adapter (shared with `cache`).
-    pub adapter: MemoryAdapter,
+    /// The memory adapter behind `cache`, when the store is one.
+    pub memory: Option<MemoryAdapter>,
+    /// The adapter `cache` uses.
+    pub shared: Arc<dyn StorageAdapter>,
 }
 
 impl Harness {
     /// ttl 30s, no grace, no verification.
-    pub fn new(store: Store) -> Self {
-        Self::with(store, |b| b)
+    pub async fn new(store: Store) -> Self {
+        Self::with(store, |b| b).await
     }
 
     /// Like `new`, with builder changes.
-    pub fn with(
+    pub async fn with(
         store: Store,
         configure: impl FnOnce(t87s::PrimitivesBuilder) -> t87s::PrimitivesBuilder,
     ) -> Self {
         let clock = ManualClock::new(T0);
-        let (adapter, engine_side) = store.build(&clock);
+        let (memory, shared) = store.build(&clock).await;
         let events = Recorder::default();
-        let builder = Primitives::builder(engine_side)
+        let builder = Primitives::builder(shared.clone())
             .clock(clock.clone())
             .observer(events.clone())
             .verify_percent(0.0);
@@ -200,8 +273,15 @@ impl Harness {
             cache,
             clock,
             events,
-            adapter,
+            memory,
+            shared,
         }
+    }
+
+    /// Waits until every fetch, refresh and verification has finished.
+    pub async fn settle(&self) {
+        settle().await;
+        wait_until("background work to finish", || self.cache.in_flight() == 0).await;
     }
 
     /// Moves the clock forward.
@@ -264,10 +344,23 @@ pub fn tag(segments: &[&str]) -> TagPath {
     TagPath::new(segments).expect("non-empty tag")
 }
 
-/// Lets spawned background tasks run to completion on a current-thread runtime.
+/// Lets spawned background tasks run on a current-thread runtime.
 pub async fn settle() {
     for _ in 0..50 {
         tokio::task::yield_now().await;
+    }
+}
+
+/// Polls `done` until it holds (for I/O-bound background work), failing the
+/// test after 10 seconds.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

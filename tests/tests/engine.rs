@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use t87s::{parse_duration, EventKind, QueryOptions, SetOptions};
-use t87s_tests::{settle, tag, Harness, Source, Store};
+use t87s_tests::{tag, Harness, Source, Store};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -19,6 +19,13 @@ macro_rules! suite {
         }
         mod memory_bytes_async {
             $( #[tokio::test] async fn $name() { super::$name(t87s_tests::Store::MemoryBytesAsync).await } )*
+        }
+        mod redis {
+            $( #[tokio::test] async fn $name() {
+                if t87s_tests::redis_available().await {
+                    super::$name(t87s_tests::Store::Redis).await
+                }
+            } )*
         }
     };
 }
@@ -56,7 +63,7 @@ suite!(
 );
 
 async fn set_then_get(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let opts = SetOptions::new([tag(&["users", "1"])]).ttl(60 * SEC);
     h.cache
         .set("user:1", &"ada".to_string(), opts)
@@ -70,7 +77,7 @@ async fn set_then_get(store: Store) {
 }
 
 async fn delete_removes_entry(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     h.cache
         .set("k", &1u32, SetOptions::new([tag(&["t"])]))
         .await
@@ -80,7 +87,7 @@ async fn delete_removes_entry(store: Store) {
 }
 
 async fn invalidate_makes_get_miss(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     h.cache
         .set("k", &1u32, SetOptions::new([tag(&["users", "1"])]))
         .await
@@ -90,7 +97,7 @@ async fn invalidate_makes_get_miss(store: Store) {
 }
 
 async fn hierarchical_invalidation_covers_descendants(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let deep = tag(&["posts", "1", "comments"]);
     h.cache
         .set("comments", &vec![1u32], SetOptions::new([deep]))
@@ -107,7 +114,7 @@ async fn hierarchical_invalidation_covers_descendants(store: Store) {
 }
 
 async fn exact_invalidation_affects_only_the_exact_tag(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     h.cache
         .set("list", &1u32, SetOptions::new([tag(&["posts"])]))
         .await
@@ -122,7 +129,7 @@ async fn exact_invalidation_affects_only_the_exact_tag(store: Store) {
 }
 
 async fn ttl_expiry(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     h.cache
         .set("k", &1u32, SetOptions::new([tag(&["t"])]).ttl(10 * SEC))
         .await
@@ -134,7 +141,7 @@ async fn ttl_expiry(store: Store) {
 }
 
 async fn grace_extends_availability(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let opts = SetOptions::new([tag(&["t"])]).ttl(10 * SEC).grace(20 * SEC);
     h.cache.set("k", &1u32, opts).await.unwrap();
     h.advance(25 * SEC);
@@ -148,7 +155,7 @@ async fn grace_extends_availability(store: Store) {
 }
 
 async fn no_grace_means_refetch_after_ttl(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     let q = || QueryOptions::new().ttl(10 * SEC);
@@ -167,7 +174,7 @@ async fn no_grace_means_refetch_after_ttl(store: Store) {
 }
 
 async fn clear_removes_everything(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     h.cache
         .set("a", &1u32, SetOptions::new([tag(&["a"])]))
         .await
@@ -179,12 +186,14 @@ async fn clear_removes_everything(store: Store) {
     h.cache.clear().await.unwrap();
     assert_eq!(h.cache.get::<u32>("a").await.unwrap(), None);
     assert_eq!(h.cache.get::<u32>("b").await.unwrap(), None);
-    assert_eq!(h.adapter.entry_count(), 0);
+    if let Some(memory) = &h.memory {
+        assert_eq!(memory.entry_count(), 0);
+    }
 }
 
 async fn custom_prefix_isolates_caches(store: Store) {
-    let h = Harness::new(store);
-    let other = t87s::Primitives::builder(h.adapter.clone())
+    let h = Harness::new(store).await;
+    let other = t87s::Primitives::builder(h.shared.clone())
         .prefix("other")
         .clock(h.clock.clone())
         .build()
@@ -211,7 +220,7 @@ async fn custom_prefix_isolates_caches(store: Store) {
 }
 
 async fn multiple_tags_per_entry(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let tags = [tag(&["users", "1"]), tag(&["teams", "9"])];
     h.cache
         .set("a", &1u32, SetOptions::new(tags.clone()))
@@ -227,7 +236,7 @@ async fn multiple_tags_per_entry(store: Store) {
 }
 
 async fn invalidating_one_tag_leaves_others_alone(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     h.cache
         .set("u1", &1u32, SetOptions::new([tag(&["users", "1"])]))
         .await
@@ -242,7 +251,7 @@ async fn invalidating_one_tag_leaves_others_alone(store: Store) {
 }
 
 async fn string_ttls(store: Store) {
-    let h = Harness::with(store, |b| b.default_ttl("2s").default_grace("1m"));
+    let h = Harness::with(store, |b| b.default_ttl("2s").default_grace("1m")).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     h.cache
@@ -268,7 +277,7 @@ async fn string_ttls(store: Store) {
         .unwrap();
     assert_eq!(e.after.expires_at - e.after.created_at, 500);
 
-    let err = t87s::Primitives::builder(h.adapter.clone())
+    let err = t87s::Primitives::builder(h.shared.clone())
         .default_grace("1 hour")
         .build()
         .unwrap_err();
@@ -279,7 +288,7 @@ async fn string_ttls(store: Store) {
 }
 
 async fn root_tag_invalidates_all_children(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     for (i, t) in [
         &["posts"][..],
         &["posts", "1"],
@@ -305,7 +314,7 @@ async fn root_tag_invalidates_all_children(store: Store) {
 }
 
 async fn invalidating_several_tags_at_once(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     for name in ["a", "b", "c"] {
         h.cache
             .set(name, &1u32, SetOptions::new([tag(&[name])]))
@@ -322,7 +331,7 @@ async fn invalidating_several_tags_at_once(store: Store) {
 }
 
 async fn fresh_hit_does_not_fetch(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let src = Source::new("v".to_string());
     let tags = [tag(&["t"])];
     for _ in 0..3 {
@@ -339,7 +348,7 @@ async fn fresh_hit_does_not_fetch(store: Store) {
 }
 
 async fn invalidated_entry_is_refetched_in_foreground_even_with_grace(store: Store) {
-    let h = Harness::with(store, |b| b.default_grace("1h"));
+    let h = Harness::with(store, |b| b.default_grace("1h")).await;
     let src = Source::new(1u32);
     let tags = [tag(&["posts", "1"])];
     h.cache
@@ -366,23 +375,33 @@ async fn invalidated_entry_is_refetched_in_foreground_even_with_grace(store: Sto
 }
 
 async fn swr_serves_stale_and_refreshes_once(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     let q = || QueryOptions::new().ttl(10 * SEC).grace(60 * SEC);
     h.cache.query("k", &tags, q(), src.fetch()).await.unwrap();
-    src.set(2);
     h.advance(11 * SEC);
-    // Many callers inside grace: all get the stale value at once...
-    for _ in 0..5 {
+    // The first caller inside grace gets the stale value and starts the one
+    // refresh (held open here until every other caller has been served).
+    let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    let v = h
+        .cache
+        .query("k", &tags, q(), move || async move {
+            gate.await.ok();
+            Ok::<_, std::io::Error>(2u32)
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, 1);
+    for _ in 0..4 {
         assert_eq!(
             h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
             1
         );
     }
-    // ...and exactly one refresh ran.
-    settle().await;
-    assert_eq!(src.calls(), 2);
+    release.send(()).unwrap();
+    h.settle().await;
+    assert_eq!(src.calls(), 1, "no caller but the first started a refresh");
     assert_eq!(h.events.count(EventKind::StaleServed), 5);
     assert_eq!(h.events.count(EventKind::Refreshed { changed: true }), 1);
     assert_eq!(
@@ -393,7 +412,7 @@ async fn swr_serves_stale_and_refreshes_once(store: Store) {
 }
 
 async fn swr_on_refresh_reports_changed(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     let seen: Arc<Mutex<Vec<(u32, u32, bool)>>> = Arc::default();
@@ -409,16 +428,16 @@ async fn swr_on_refresh_reports_changed(store: Store) {
     h.cache.query("k", &tags, q(), src.fetch()).await.unwrap();
     h.advance(11 * SEC);
     h.cache.query("k", &tags, q(), src.fetch()).await.unwrap();
-    settle().await;
+    h.settle().await;
     src.set(5);
     h.advance(11 * SEC);
     h.cache.query("k", &tags, q(), src.fetch()).await.unwrap();
-    settle().await;
+    h.settle().await;
     assert_eq!(*seen.lock(), vec![(1, 1, false), (1, 5, true)]);
 }
 
 async fn swr_on_refresh_panic_is_contained(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     let q = || {
@@ -434,7 +453,7 @@ async fn swr_on_refresh_panic_is_contained(store: Store) {
         h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
         1
     );
-    settle().await;
+    h.settle().await;
     assert_eq!(h.events.count(EventKind::CallbackPanicked), 1);
     // The refresh still landed and the key still works.
     assert_eq!(
@@ -445,7 +464,7 @@ async fn swr_on_refresh_panic_is_contained(store: Store) {
 }
 
 async fn failed_refresh_backs_off(store: Store) {
-    let h = Harness::with(store, |b| b.refresh_backoff("5s"));
+    let h = Harness::with(store, |b| b.refresh_backoff("5s")).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     let q = || QueryOptions::new().ttl(10 * SEC).grace(600 * SEC);
@@ -455,7 +474,7 @@ async fn failed_refresh_backs_off(store: Store) {
         h.cache.query("k", &tags, q(), src.failing()).await.unwrap(),
         1
     );
-    settle().await;
+    h.settle().await;
     assert_eq!(
         (src.calls(), h.events.count(EventKind::RefreshFailed)),
         (2, 1)
@@ -466,7 +485,7 @@ async fn failed_refresh_backs_off(store: Store) {
             h.cache.query("k", &tags, q(), src.failing()).await.unwrap(),
             1
         );
-        settle().await;
+        h.settle().await;
     }
     assert_eq!(src.calls(), 2);
     // After it: one more attempt.
@@ -475,13 +494,13 @@ async fn failed_refresh_backs_off(store: Store) {
         h.cache.query("k", &tags, q(), src.fetch()).await.unwrap(),
         1
     );
-    settle().await;
+    h.settle().await;
     assert_eq!(src.calls(), 3);
     assert_eq!(h.events.count(EventKind::Refreshed { changed: false }), 1);
 }
 
 async fn fail_safe_serves_graced_value_when_fetch_fails(store: Store) {
-    let h = Harness::with(store, |b| b.default_grace("1h"));
+    let h = Harness::with(store, |b| b.default_grace("1h")).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     h.cache
@@ -510,7 +529,7 @@ async fn fail_safe_serves_graced_value_when_fetch_fails(store: Store) {
 }
 
 async fn fail_safe_needs_grace(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     h.cache
@@ -530,7 +549,7 @@ async fn fail_safe_needs_grace(store: Store) {
 }
 
 async fn errors_are_never_cached(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let src = Source::new(7u32);
     let tags = [tag(&["t"])];
     assert!(h
@@ -550,7 +569,7 @@ async fn errors_are_never_cached(store: Store) {
 }
 
 async fn entries_before_and_after(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     let miss = h
@@ -585,7 +604,7 @@ async fn entries_before_and_after(store: Store) {
 }
 
 async fn invalidation_during_fetch_is_not_lost(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let tags = [tag(&["posts", "1"])];
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
@@ -617,7 +636,7 @@ async fn invalidation_during_fetch_is_not_lost(store: Store) {
 }
 
 async fn different_type_under_key_is_a_miss(store: Store) {
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     let tags = [tag(&["t"])];
     h.cache
         .set("k", &"text".to_string(), SetOptions::new(tags.clone()))
@@ -638,7 +657,7 @@ async fn different_type_under_key_is_a_miss(store: Store) {
 async fn tags_changed_between_writes_are_checked(store: Store) {
     // An entry stored under other tags than the query names (a deploy changed
     // the tag expression): its own tags decide staleness.
-    let h = Harness::new(store);
+    let h = Harness::new(store).await;
     h.cache
         .set("k", &1u32, SetOptions::new([tag(&["old", "1"])]))
         .await
@@ -654,7 +673,7 @@ async fn tags_changed_between_writes_are_checked(store: Store) {
 }
 
 async fn verification_reports_fresh_and_stale(store: Store) {
-    let h = Harness::with(store, |b| b.verify_percent(1.0));
+    let h = Harness::with(store, |b| b.verify_percent(1.0)).await;
     let src = Source::new(1u32);
     let tags = [tag(&["t"])];
     h.cache
@@ -665,7 +684,7 @@ async fn verification_reports_fresh_and_stale(store: Store) {
         .query("k", &tags, QueryOptions::new(), src.fetch())
         .await
         .unwrap();
-    settle().await;
+    h.settle().await;
     assert_eq!(h.events.count(EventKind::Verified { stale: false }), 1);
     src.set(2);
     // The hit still returns the cached value; the verification reports it stale.
@@ -676,7 +695,7 @@ async fn verification_reports_fresh_and_stale(store: Store) {
             .unwrap(),
         1
     );
-    settle().await;
+    h.settle().await;
     assert_eq!(h.events.count(EventKind::Verified { stale: true }), 1);
     assert_eq!(src.calls(), 3);
 }

@@ -17,8 +17,8 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
 }
 
 async fn concurrent_callers_fetch_once(callers: usize) {
-    for store in Store::ALL {
-        let h = Harness::new(store);
+    for store in Store::MEMORY {
+        let h = Harness::new(store).await;
         let calls = Arc::new(AtomicUsize::new(0));
         let arrived = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(Semaphore::new(0));
@@ -124,8 +124,8 @@ fn followers(
 
 #[tokio::test]
 async fn cancelled_leader_does_not_strand_followers() {
-    for store in Store::ALL {
-        let h = Harness::new(store);
+    for store in Store::MEMORY {
+        let h = Harness::new(store).await;
         let (leader, _release) = blocked_leader(&h, |rx| {
             Box::pin(async move {
                 rx.await.ok();
@@ -156,8 +156,8 @@ async fn cancelled_leader_does_not_strand_followers() {
 
 #[tokio::test]
 async fn panicking_leader_does_not_poison_the_key() {
-    for store in Store::ALL {
-        let h = Harness::new(store);
+    for store in Store::MEMORY {
+        let h = Harness::new(store).await;
         let (leader, release) = blocked_leader(&h, |rx| {
             Box::pin(async move {
                 rx.await.ok();
@@ -193,8 +193,8 @@ async fn panicking_leader_does_not_poison_the_key() {
 
 #[tokio::test]
 async fn failed_leader_lets_each_follower_fetch_for_itself() {
-    for store in Store::ALL {
-        let h = Harness::new(store);
+    for store in Store::MEMORY {
+        let h = Harness::new(store).await;
         let (leader, release) = blocked_leader(&h, |rx| {
             Box::pin(async move {
                 rx.await.ok();
@@ -224,8 +224,8 @@ async fn failed_leader_lets_each_follower_fetch_for_itself() {
 
 #[tokio::test]
 async fn follower_never_takes_a_refresh_that_started_before_an_invalidation() {
-    for store in Store::ALL {
-        let h = Harness::new(store);
+    for store in Store::MEMORY {
+        let h = Harness::new(store).await;
         let tags = [tag(&["t"])];
         let q = || {
             QueryOptions::new()
@@ -265,7 +265,7 @@ async fn follower_never_takes_a_refresh_that_started_before_an_invalidation() {
 
 #[tokio::test]
 async fn at_most_one_verification_per_key() {
-    let h = Harness::with(Store::MemoryObjects, |b| b.verify_percent(1.0));
+    let h = Harness::with(Store::MemoryObjects, |b| b.verify_percent(1.0)).await;
     let tags = [tag(&["t"])];
     let src = Source::new(1u32);
     h.cache
@@ -298,7 +298,7 @@ async fn at_most_one_verification_per_key() {
 async fn queries_are_send() {
     // `tokio::spawn` requires `Send + 'static` futures: this compiles only if
     // the query future is `Send`.
-    let h = Harness::new(Store::MemoryObjects);
+    let h = Harness::new(Store::MemoryObjects).await;
     let cache = h.cache.clone();
     let task = tokio::spawn(async move {
         cache

@@ -29,7 +29,7 @@ use crate::entry::{value_type_of, CacheEntry, Entries, StoredEntry, StoredValue}
 use crate::error::{AdapterError, ConfigError, Error};
 use crate::observer::{Event, EventKind, NoObserver, Observer};
 use crate::storage::{
-    EntryKey, MarkerKey, MarkerScope, MarkerSet, Read, StorageAdapter, ValueForm,
+    EntryKey, Lease, MarkerKey, MarkerScope, MarkerSet, Read, StorageAdapter, ValueForm,
     VerificationReport,
 };
 use crate::tag::TagPath;
@@ -147,6 +147,14 @@ enum Found<T> {
     Stale(Option<Arc<StoredEntry>>),
 }
 
+/// How waiting on another process's lease ended.
+enum Waited<T> {
+    /// It stored a fresh value.
+    Served(Served<T>),
+    /// Fetch here, under this lease, stamped no lower than this version.
+    Lease(Lease, u64),
+}
+
 /// A fetch error as the observer sees it (the caller's `E` is only `Display`).
 #[derive(Debug)]
 struct FetchFailure(String);
@@ -213,15 +221,15 @@ impl<C: Codec> Primitives<C> {
         &self.inner.settings.prefix
     }
 
-    /// How many fetches are under way (foreground leaders and background
-    /// refreshes). Zero whenever no query is running: no flight outlives its
-    /// callers, even when they are cancelled or panic.
+    /// How many fetches are under way: foreground leaders, background
+    /// refreshes and verifications. Zero whenever no query is running: no
+    /// flight outlives its callers, even when they are cancelled or panic.
     ///
     /// ```
     /// assert_eq!(t87s::Primitives::new(t87s::MemoryAdapter::new()).in_flight(), 0);
     /// ```
     pub fn in_flight(&self) -> usize {
-        self.inner.flights.len()
+        self.inner.flights.len() + self.inner.verifying.lock().len()
     }
 
     /// Runs a cached query: returns the cached value for `key` if it is fresh,
@@ -677,12 +685,38 @@ impl<C: Codec> Primitives<C> {
             Found::Graced(stored, _) => Some(stored),
             Found::Stale(stale) => stale,
         };
+        let mut version = read.version;
+        let lease = match self.lease(key).await {
+            Lease::Held => match self.await_other_process::<T>(key, tags).await {
+                Waited::Served(served) => {
+                    guard.publish(Outcome::Fresh(Arc::clone(&served.after)));
+                    return Ok(Served { before, ..served });
+                }
+                Waited::Lease(lease, newer) => {
+                    version = version.max(newer);
+                    lease
+                }
+            },
+            lease => lease,
+        };
         self.emit(EventKind::Miss, key, None);
         let started = self.inner.settings.clock.now_ms();
-        match fetch().await {
+        let result = fetch().await;
+        if let Lease::Acquired(token) = lease {
+            let released = self
+                .inner
+                .settings
+                .adapter
+                .release(self.key(key), token)
+                .await;
+            if let Err(error) = released {
+                self.emit(EventKind::AdapterError, key, Some(&error));
+            }
+        }
+        match result {
             Ok(value) => {
                 let after = self
-                    .store(key, tags, options, value.clone(), read.version, started)
+                    .store(key, tags, options, value.clone(), version, started)
                     .await;
                 guard.publish(Outcome::Fresh(Arc::clone(&after)));
                 Ok(Served {
@@ -701,6 +735,56 @@ impl<C: Codec> Primitives<C> {
                     Err(error)
                 }
             },
+        }
+    }
+
+    /// Takes the store's cross-process lease on fetching `key`.
+    async fn lease(&self, key: &str) -> Lease {
+        let ttl = millis(self.inner.settings.lease_timeout);
+        match self.inner.settings.adapter.lease(self.key(key), ttl).await {
+            Ok(lease) => lease,
+            Err(error) => {
+                self.emit(EventKind::AdapterError, key, Some(&error));
+                Lease::Unsupported
+            }
+        }
+    }
+
+    /// Another process holds the lease: poll for the value it will store,
+    /// until the lease timeout. Takes the lease if it frees up first (its
+    /// holder failed or died).
+    async fn await_other_process<T: Cacheable>(&self, key: &str, tags: &[TagPath]) -> Waited<T> {
+        let deadline = tokio::time::Instant::now() + self.inner.settings.lease_timeout;
+        let markers = MarkerSet::new(&self.inner.settings.prefix, tags);
+        let mut pause = Duration::from_millis(2);
+        let mut version = 0;
+        loop {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+            let now = self.inner.settings.clock.now_ms();
+            let read = match self.read(self.key(key), markers, now).await {
+                Ok(read) => read,
+                Err(_) => return Waited::Lease(Lease::Unsupported, version),
+            };
+            version = read.version;
+            let found = self
+                .inspect::<T>(key, tags, read.entry, read.newest_marker, now)
+                .await;
+            if let Found::Fresh(stored, value) = found {
+                self.emit(EventKind::Coalesced, key, None);
+                return Waited::Served(Served {
+                    value,
+                    before: None,
+                    after: stored,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Waited::Lease(Lease::Unsupported, version);
+            }
+            match self.lease(key).await {
+                Lease::Held => {}
+                lease => return Waited::Lease(lease, version),
+            }
         }
     }
 
@@ -980,7 +1064,6 @@ impl<C: Codec> Primitives<C> {
                         .store(&key, &tags, &options, new.clone(), version, started)
                         .await;
                     guard.publish(Outcome::Fresh(after));
-                    drop(guard);
                     let changed = new != old;
                     this.emit(EventKind::Refreshed { changed }, &key, None);
                     this.report(&key, changed).await;
@@ -991,6 +1074,9 @@ impl<C: Codec> Primitives<C> {
                             this.emit(EventKind::CallbackPanicked, &key, None);
                         }
                     }
+                    // The flight ends only now, so `in_flight() == 0` means
+                    // the whole refresh, callback included, is done.
+                    drop(guard);
                 }
                 Err(error) => {
                     let failure = FetchFailure(error.to_string());
@@ -1107,6 +1193,7 @@ pub struct PrimitivesBuilder<C: Codec = Postcard> {
     default_ttl: Result<Duration, ConfigError>,
     default_grace: Result<Option<Duration>, ConfigError>,
     refresh_backoff: Result<Duration, ConfigError>,
+    lease_timeout: Result<Duration, ConfigError>,
     verify_percent: f64,
 }
 
@@ -1120,6 +1207,7 @@ struct Settings<C> {
     default_ttl_ms: u64,
     default_grace_ms: Option<u64>,
     refresh_backoff_ms: u64,
+    lease_timeout: Duration,
     verify_percent: f64,
 }
 
@@ -1143,6 +1231,7 @@ impl PrimitivesBuilder<Postcard> {
             default_ttl: Ok(Duration::from_secs(30)),
             default_grace: Ok(None),
             refresh_backoff: Ok(Duration::from_secs(1)),
+            lease_timeout: Ok(Duration::from_secs(5)),
             verify_percent: 0.1,
         }
     }
@@ -1180,6 +1269,15 @@ impl<C: Codec> PrimitivesBuilder<C> {
         self
     }
 
+    /// With a store shared by several processes (Redis): how long one process
+    /// holds the lease on fetching a missing key, and how long the others wait
+    /// for its value before fetching themselves (default 5s). A holder that
+    /// dies frees the lease when it expires.
+    pub fn lease_timeout(mut self, timeout: impl IntoDuration) -> Self {
+        self.lease_timeout = duration_option("lease_timeout", timeout);
+        self
+    }
+
     /// The fraction of fresh hits (0.0 to 1.0, default 0.1) that re-run the
     /// fetch in the background to check the cached value. Runs only when the
     /// adapter or the observer wants verification reports.
@@ -1211,6 +1309,7 @@ impl<C: Codec> PrimitivesBuilder<C> {
             default_ttl: self.default_ttl,
             default_grace: self.default_grace,
             refresh_backoff: self.refresh_backoff,
+            lease_timeout: self.lease_timeout,
             verify_percent: self.verify_percent,
         }
     }
@@ -1233,6 +1332,7 @@ impl<C: Codec> PrimitivesBuilder<C> {
             default_ttl_ms: millis(self.default_ttl?),
             default_grace_ms: self.default_grace?.map(millis),
             refresh_backoff_ms: millis(self.refresh_backoff?),
+            lease_timeout: self.lease_timeout?,
             verify_percent: self.verify_percent,
         })
     }

@@ -6,12 +6,16 @@
 //! own clock with another's.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisAdapter, RedisAdapterBuilder};
 pub use memory::{MemoryAdapter, MemoryAdapterBuilder};
 
 use crate::entry::StoredEntry;
@@ -248,6 +252,21 @@ pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
     /// Releases connections. The adapter may refuse work afterwards.
     fn disconnect(&self) -> AdapterFuture<'_, ()>;
 
+    /// Takes the cross-process lease on fetching `key` for `ttl_ms` (it frees
+    /// itself if the holder dies). The default answers
+    /// [`Lease::Unsupported`]: in-process coalescing is enough for stores
+    /// that one process owns.
+    fn lease<'a>(&'a self, key: EntryKey<'a>, ttl_ms: u64) -> AdapterFuture<'a, Lease> {
+        let _ = (key, ttl_ms);
+        Box::pin(std::future::ready(Ok(Lease::Unsupported)))
+    }
+
+    /// Releases a lease this process holds (only if it still holds it).
+    fn release<'a>(&'a self, key: EntryKey<'a>, token: u64) -> AdapterFuture<'a, ()> {
+        let _ = (key, token);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// Whether [`report_verification`](Self::report_verification) does
     /// anything; when neither the adapter nor the observer wants reports, the
     /// engine runs no verifications.
@@ -260,6 +279,22 @@ pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
         let _ = report;
         Box::pin(std::future::ready(Ok(())))
     }
+}
+
+/// The answer to [`StorageAdapter::lease`]: whether this process may fetch a
+/// key that every process sharing the store is missing.
+///
+/// ```
+/// assert_ne!(t87s::Lease::Held, t87s::Lease::Unsupported);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This process holds the lease (the token releases it).
+    Acquired(u64),
+    /// Another process holds it and is fetching: wait for its value.
+    Held,
+    /// The store is not shared between processes: no lease is needed.
+    Unsupported,
 }
 
 /// The outcome of a verification: the fetch re-run on a fresh hit, compared
@@ -317,6 +352,12 @@ impl<A: StorageAdapter + ?Sized> StorageAdapter for Arc<A> {
     }
     fn disconnect(&self) -> AdapterFuture<'_, ()> {
         (**self).disconnect()
+    }
+    fn lease<'a>(&'a self, key: EntryKey<'a>, ttl_ms: u64) -> AdapterFuture<'a, Lease> {
+        (**self).lease(key, ttl_ms)
+    }
+    fn release<'a>(&'a self, key: EntryKey<'a>, token: u64) -> AdapterFuture<'a, ()> {
+        (**self).release(key, token)
     }
     fn accepts_verification(&self) -> bool {
         (**self).accepts_verification()

@@ -1,0 +1,720 @@
+//! The shared store: Redis (one node or a Cluster) through redis-rs on tokio.
+//!
+//! Key layout under the adapter's prefix `P` (the engine's own prefix `E` is
+//! part of every entry, marker and lease key):
+//!
+//! | key | holds |
+//! |---|---|
+//! | `P:v` | the version counter (`INCR` by invalidations) |
+//! | `P:f` | the floor: every entry at or below it is stale (`clear`) |
+//! | `P:e:E:key` | an entry (postcard envelope), `PX` its lifetime |
+//! | `P:m:p:E:path`, `P:m:x:E:path` | prefix / exact markers, `PX` the marker ttl |
+//! | `P:l:E:key` | the fetch lease of a key, `PX` the lease ttl |
+//!
+//! Ordering uses the version counter, never a host's clock, so hosts whose
+//! clocks disagree still never serve a value fetched before an invalidation.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, RedisError};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AdapterFuture, EntryKey, Lease, MarkerKey, MarkerScope, MarkerSet, Read, StorageAdapter,
+    ValueForm,
+};
+use crate::entry::{StoredEntry, StoredValue};
+use crate::error::AdapterError;
+use crate::tag::TagPath;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
+const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Sets a marker to the given version unless it already holds a newer one.
+const SET_MAX: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') \
+    if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+    else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1";
+/// Deletes a lease only if it still holds the caller's token.
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) else return 0 end";
+/// First bytes of every envelope: anything else under our key is foreign.
+const MAGIC: u32 = 0x7438_7301;
+
+/// A [`StorageAdapter`] on Redis, shared by every process that uses the same
+/// server (or Cluster) and prefix.
+///
+/// - A hit costs one round trip: the entry, the version counter, the floor and
+///   every marker of the query's tags are read together (one pipeline on a
+///   single node; concurrent reads on a Cluster, where the keys live in
+///   different slots).
+/// - Invalidation stamps markers with versions from one counter in Redis, so
+///   app servers whose clocks disagree agree on what is stale.
+/// - A miss takes a lease (`SET NX PX` with a token) so one process fetches
+///   while the others wait for its value; a lease whose holder died expires.
+/// - Every command has a timeout; a query whose store fails or is slow runs
+///   its fetch (the engine fails open), an invalidation returns the error.
+///   The connection reconnects by itself when Redis comes back.
+/// - Bytes under our keys that are not our envelope, or that do not decode,
+///   read as a miss.
+/// - `clear` deletes with `SCAN MATCH P:*` (never `KEYS`), on every master.
+///
+/// **Eviction policy.** Markers must outlive the entries they cover: use
+/// `maxmemory-policy noeviction` (or no `maxmemory`). Any evicting policy may
+/// drop a marker and let a stale entry be served. [`connect`](RedisAdapterBuilder::connect)
+/// checks and warns (see [`eviction_warning`](Self::eviction_warning)).
+///
+/// The connection URL's password never appears in `Debug` output or errors.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), t87s::AdapterError> {
+/// let adapter = t87s::RedisAdapter::builder("redis://127.0.0.1:6379")
+///     .prefix("myapp")
+///     .timeout(std::time::Duration::from_millis(100))
+///     .connect()
+///     .await?;
+/// let cache = t87s::Primitives::new(adapter);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisAdapter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    prefix: String,
+    timeout: Duration,
+    marker_ttl_ms: u64,
+    redacted: String,
+    eviction_warning: Option<String>,
+    /// Where `clear` scans: every master (one entry on a single node).
+    masters: Vec<redis::ConnectionInfo>,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// How an entry travels: postcard, behind a magic number.
+#[derive(Serialize, Deserialize)]
+struct Envelope<'a> {
+    magic: u32,
+    created_at: u64,
+    expires_at: u64,
+    grace_until: Option<u64>,
+    version: u64,
+    value_type: u64,
+    #[serde(borrow)]
+    tags: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    value: Cow<'a, [u8]>,
+}
+
+impl RedisAdapter {
+    /// Options for one Redis server at `url` (`redis://[:password@]host:port[/db]`).
+    pub fn builder(url: impl Into<String>) -> RedisAdapterBuilder {
+        RedisAdapterBuilder::new(vec![url.into()], false)
+    }
+
+    /// Options for a Redis Cluster reached through any of `urls`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), t87s::AdapterError> {
+    /// let adapter = t87s::RedisAdapter::cluster_builder(["redis://127.0.0.1:7000"])
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster_builder<I, S>(urls: I) -> RedisAdapterBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisAdapterBuilder::new(urls.into_iter().map(Into::into).collect(), true)
+    }
+
+    /// Connects to one server with the defaults (prefix `t87s`, 250ms timeout).
+    pub async fn connect(url: impl Into<String>) -> Result<Self, AdapterError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Set when the server may evict our keys (`maxmemory` with a policy other
+    /// than `noeviction`): markers could vanish and stale entries come back.
+    pub fn eviction_warning(&self) -> Option<&str> {
+        self.inner.eviction_warning.as_deref()
+    }
+
+    fn entry_key(&self, key: EntryKey<'_>) -> String {
+        format!("{}:e:{}:{}", self.inner.prefix, key.prefix, key.key)
+    }
+
+    fn lease_key(&self, key: EntryKey<'_>) -> String {
+        format!("{}:l:{}:{}", self.inner.prefix, key.prefix, key.key)
+    }
+
+    fn marker_key(&self, marker: MarkerKey<'_>) -> String {
+        let scope = match marker.scope {
+            MarkerScope::Prefix => 'p',
+            MarkerScope::Exact => 'x',
+        };
+        format!(
+            "{}:m:{scope}:{}:{}",
+            self.inner.prefix, marker.prefix, marker.path
+        )
+    }
+
+    fn version_key(&self) -> String {
+        format!("{}:v", self.inner.prefix)
+    }
+
+    fn floor_key(&self) -> String {
+        format!("{}:f", self.inner.prefix)
+    }
+
+    fn fail(&self, what: &str, error: RedisError) -> AdapterError {
+        AdapterError::with_source(
+            format!("redis {what} failed ({})", self.inner.redacted),
+            error,
+        )
+    }
+
+    /// Runs `f` under the command timeout.
+    async fn timed<T>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, AdapterError> {
+        match tokio::time::timeout(self.inner.timeout, f).await {
+            Ok(result) => result.map_err(|e| self.fail(what, e)),
+            Err(_) => Err(AdapterError::new(format!(
+                "redis {what} timed out after {:?} ({})",
+                self.inner.timeout, self.inner.redacted
+            ))),
+        }
+    }
+
+    /// `GET` of every key in one round trip: a pipeline on one node,
+    /// concurrent commands on a Cluster (the keys are in different slots).
+    async fn get_all(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, AdapterError> {
+        match &self.inner.conn {
+            Conn::Single(conn) => {
+                let mut pipe = redis::pipe();
+                for key in keys {
+                    pipe.get(key);
+                }
+                let mut conn = conn.clone();
+                self.timed("read", pipe.query_async(&mut conn)).await
+            }
+            Conn::Cluster(conn) => {
+                let gets = keys.iter().map(|key| {
+                    let mut conn = conn.clone();
+                    async move {
+                        Cmd::get(key)
+                            .query_async::<Option<Vec<u8>>>(&mut conn)
+                            .await
+                    }
+                });
+                let results = self
+                    .timed("read", async { Ok(join_all(gets).await) })
+                    .await?;
+                results
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| self.fail("read", e))
+            }
+        }
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &Cmd,
+    ) -> Result<T, AdapterError> {
+        match &self.inner.conn {
+            Conn::Single(conn) => {
+                let mut conn = conn.clone();
+                self.timed(what, cmd.query_async(&mut conn)).await
+            }
+            Conn::Cluster(conn) => {
+                let mut conn = conn.clone();
+                self.timed(what, cmd.query_async(&mut conn)).await
+            }
+        }
+    }
+
+    /// The newest of the floor and the markers, from `GET` answers.
+    fn newest(values: &[Option<Vec<u8>>]) -> u64 {
+        values
+            .iter()
+            .filter_map(|v| v.as_deref().and_then(parse_u64))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<StoredEntry> {
+        let envelope: Envelope<'_> = postcard::from_bytes(bytes).ok()?;
+        if envelope.magic != MAGIC {
+            return None;
+        }
+        let tags = envelope
+            .tags
+            .iter()
+            .map(|t| TagPath::from_encoded(t))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        Some(StoredEntry {
+            value: StoredValue::Bytes(Arc::from(&*envelope.value)),
+            tags: tags.into(),
+            created_at: envelope.created_at,
+            expires_at: envelope.expires_at,
+            grace_until: envelope.grace_until,
+            version: envelope.version,
+            value_type: envelope.value_type,
+        })
+    }
+
+    fn encode(entry: &StoredEntry) -> Result<Vec<u8>, AdapterError> {
+        let StoredValue::Bytes(value) = &entry.value else {
+            return Err(AdapterError::new(
+                "the redis adapter stores bytes; the engine handed it an object (a bug in t87s)",
+            ));
+        };
+        let envelope = Envelope {
+            magic: MAGIC,
+            created_at: entry.created_at,
+            expires_at: entry.expires_at,
+            grace_until: entry.grace_until,
+            version: entry.version,
+            value_type: entry.value_type,
+            tags: entry
+                .tags
+                .iter()
+                .map(|t| Cow::Borrowed(t.as_str()))
+                .collect(),
+            value: Cow::Borrowed(value),
+        };
+        postcard::to_stdvec(&envelope)
+            .map_err(|e| AdapterError::with_source("could not encode an entry for redis", e))
+    }
+
+    async fn read_inner(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+    ) -> Result<Read, AdapterError> {
+        let mut keys = vec![self.entry_key(key), self.version_key(), self.floor_key()];
+        keys.extend(markers.iter().map(|m| self.marker_key(m)));
+        let values = self.get_all(&keys).await?;
+        let version = values
+            .get(1)
+            .and_then(|v| v.as_deref())
+            .and_then(parse_u64)
+            .unwrap_or(0)
+            + 1;
+        let entry = values.first().and_then(|v| v.as_deref()).and_then(|bytes| {
+            let decoded = Self::decode(bytes);
+            if decoded.is_none() {
+                tracing::warn!(target: "t87s", key = key.key, "bytes under a t87s key are not a t87s entry; treated as a miss");
+            }
+            decoded
+        });
+        let newest_marker = match entry {
+            Some(_) => Self::newest(&values[2..]),
+            None => 0,
+        };
+        Ok(Read {
+            entry: entry.map(Arc::new),
+            newest_marker,
+            version,
+        })
+    }
+
+    async fn clear_inner(&self) -> Result<(), AdapterError> {
+        // First the floor, so a fetch in flight cannot write back what we delete.
+        let floor: u64 = self.run("clear", &Cmd::incr(self.version_key(), 1)).await?;
+        self.set_max(&self.floor_key(), floor).await?;
+        let pattern = format!("{}:*", glob_escape(&self.inner.prefix));
+        let keep = [self.version_key(), self.floor_key()];
+        for master in &self.inner.masters {
+            let client = redis::Client::open(master.clone()).map_err(|e| self.fail("clear", e))?;
+            let mut conn = self
+                .timed("clear", client.get_multiplexed_async_connection())
+                .await?;
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = self
+                    .timed(
+                        "clear",
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(&pattern)
+                            .arg("COUNT")
+                            .arg(500)
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                for key in keys.iter().filter(|k| !keep.contains(k)) {
+                    // One key per command: on a Cluster, keys of one batch
+                    // may live in different slots.
+                    let _: i64 = self
+                        .timed("clear", Cmd::del(key).query_async(&mut conn))
+                        .await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_max(&self, key: &str, version: u64) -> Result<(), AdapterError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SET_MAX)
+            .arg(1)
+            .arg(key)
+            .arg(version)
+            .arg(self.inner.marker_ttl_ms);
+        let _: i64 = self.run("invalidate", &cmd).await?;
+        Ok(())
+    }
+}
+
+fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `redis://user:secret@host` -> `redis://user:***@host`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<redis url>".to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://***@{host}"),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for RedisAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("url", &self.inner.redacted)
+            .field("cluster", &matches!(self.inner.conn, Conn::Cluster(_)))
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageAdapter for RedisAdapter {
+    fn value_form(&self) -> ValueForm {
+        ValueForm::Bytes
+    }
+
+    fn read<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        markers: MarkerSet<'a>,
+        _now_ms: u64,
+    ) -> AdapterFuture<'a, Read> {
+        Box::pin(self.read_inner(key, markers))
+    }
+
+    fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
+        Box::pin(async move {
+            let mut keys = vec![self.floor_key()];
+            keys.extend(markers.iter().map(|m| self.marker_key(m)));
+            Ok(Self::newest(&self.get_all(&keys).await?))
+        })
+    }
+
+    fn version(&self) -> AdapterFuture<'_, u64> {
+        Box::pin(async move {
+            let current: Option<u64> = self.run("read", &Cmd::get(self.version_key())).await?;
+            Ok(current.unwrap_or(0) + 1)
+        })
+    }
+
+    fn write<'a>(&'a self, key: EntryKey<'a>, entry: Arc<StoredEntry>) -> AdapterFuture<'a, ()> {
+        Box::pin(async move {
+            let bytes = Self::encode(&entry)?;
+            // Never outlive the markers that could make the entry stale.
+            let ttl = entry.lifetime_ms().clamp(1, self.inner.marker_ttl_ms);
+            let mut cmd = Cmd::set(self.entry_key(key), bytes);
+            cmd.arg("PX").arg(ttl);
+            let _: () = self.run("write", &cmd).await?;
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: EntryKey<'a>) -> AdapterFuture<'a, ()> {
+        Box::pin(async move {
+            let _: i64 = self.run("delete", &Cmd::del(self.entry_key(key))).await?;
+            Ok(())
+        })
+    }
+
+    fn invalidate<'a>(&'a self, markers: &'a [MarkerKey<'a>]) -> AdapterFuture<'a, ()> {
+        Box::pin(async move {
+            // Reads before this INCR returned at most `version`; reads after
+            // it return more. Markers only ever grow (SET_MAX).
+            let version: u64 = self
+                .run("invalidate", &Cmd::incr(self.version_key(), 1))
+                .await?;
+            for marker in markers {
+                self.set_max(&self.marker_key(*marker), version).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn clear(&self) -> AdapterFuture<'_, ()> {
+        Box::pin(self.clear_inner())
+    }
+
+    fn disconnect(&self) -> AdapterFuture<'_, ()> {
+        // Connections close when the last clone of the adapter is dropped.
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn lease<'a>(&'a self, key: EntryKey<'a>, ttl_ms: u64) -> AdapterFuture<'a, Lease> {
+        Box::pin(async move {
+            let token = fastrand::u64(1..);
+            let mut cmd = Cmd::set(self.lease_key(key), token);
+            cmd.arg("NX").arg("PX").arg(ttl_ms.max(1));
+            let set: Option<String> = self.run("lease", &cmd).await?;
+            Ok(match set {
+                Some(_) => Lease::Acquired(token),
+                None => Lease::Held,
+            })
+        })
+    }
+
+    fn release<'a>(&'a self, key: EntryKey<'a>, token: u64) -> AdapterFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RELEASE).arg(1).arg(self.lease_key(key)).arg(token);
+            let _: i64 = self.run("release", &cmd).await?;
+            Ok(())
+        })
+    }
+}
+
+/// Options for a [`RedisAdapter`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), t87s::AdapterError> {
+/// let adapter = t87s::RedisAdapter::builder("redis://:secret@127.0.0.1:6379")
+///     .prefix("blog")
+///     .timeout(std::time::Duration::from_millis(50))
+///     .marker_ttl(std::time::Duration::from_secs(86_400))
+///     .connect()
+///     .await?;
+/// assert!(!format!("{adapter:?}").contains("secret"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisAdapterBuilder {
+    urls: Vec<String>,
+    cluster: bool,
+    prefix: String,
+    timeout: Duration,
+    marker_ttl: Duration,
+}
+
+impl fmt::Debug for RedisAdapterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisAdapterBuilder")
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact(u)).collect::<Vec<_>>(),
+            )
+            .field("cluster", &self.cluster)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("marker_ttl", &self.marker_ttl)
+            .finish()
+    }
+}
+
+impl RedisAdapterBuilder {
+    fn new(urls: Vec<String>, cluster: bool) -> Self {
+        Self {
+            urls,
+            cluster,
+            prefix: "t87s".into(),
+            timeout: DEFAULT_TIMEOUT,
+            marker_ttl: DEFAULT_MARKER_TTL,
+        }
+    }
+
+    /// The prefix of every key this adapter writes (default `t87s`). `clear`
+    /// removes exactly the keys under it.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most any command may take (default 250ms). Past it a query runs its
+    /// fetch, and an invalidation returns an error.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a marker lives (default 7 days). Entries never live longer
+    /// than this in Redis (their `PX` is capped), so a marker always outlives
+    /// what it covers.
+    pub fn marker_ttl(mut self, ttl: Duration) -> Self {
+        self.marker_ttl = ttl;
+        self
+    }
+
+    /// Connects, checks the eviction policy, and returns the adapter.
+    pub async fn connect(self) -> Result<RedisAdapter, AdapterError> {
+        let redacted = self.urls.first().map(|u| redact(u)).unwrap_or_default();
+        let fail = |what: &str, e: RedisError| {
+            AdapterError::with_source(format!("could not {what} redis at {redacted}"), e)
+        };
+        let timed_out = || {
+            AdapterError::new(format!(
+                "connecting to redis at {redacted} timed out after {:?}",
+                self.timeout
+            ))
+        };
+        let (conn, masters) = if self.cluster {
+            let client = ClusterClient::builder(self.urls.clone())
+                .connection_timeout(self.timeout)
+                .response_timeout(self.timeout)
+                .build()
+                .map_err(|e| fail("configure", e))?;
+            let mut conn = tokio::time::timeout(self.timeout * 8, client.get_async_connection())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|e| fail("connect to", e))?;
+            let seed = self.urls.first().cloned().unwrap_or_default();
+            let masters = cluster_masters(&mut conn, &seed)
+                .await
+                .map_err(|e| fail("list the masters of", e))?;
+            (Conn::Cluster(conn), masters)
+        } else {
+            let url = self.urls.first().cloned().unwrap_or_default();
+            let client =
+                redis::Client::open(url.as_str()).map_err(|e| fail("parse the url of", e))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(self.timeout))
+                .set_response_timeout(Some(self.timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(1));
+            let conn = tokio::time::timeout(
+                self.timeout * 8,
+                client.get_connection_manager_with_config(config),
+            )
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| fail("connect to", e))?;
+            (
+                Conn::Single(conn),
+                vec![client.get_connection_info().clone()],
+            )
+        };
+        let mut adapter = RedisAdapter {
+            inner: Arc::new(Inner {
+                conn,
+                prefix: self.prefix,
+                timeout: self.timeout,
+                marker_ttl_ms: u64::try_from(self.marker_ttl.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+                redacted,
+                eviction_warning: None,
+                masters,
+            }),
+        };
+        let warning = eviction_warning(&adapter).await;
+        if let Some(text) = &warning {
+            tracing::warn!(target: "t87s", "{text}");
+        }
+        if let Some(inner) = Arc::get_mut(&mut adapter.inner) {
+            inner.eviction_warning = warning;
+        }
+        Ok(adapter)
+    }
+}
+
+/// `maxmemory` set with an evicting policy: markers can be evicted.
+async fn eviction_warning(adapter: &RedisAdapter) -> Option<String> {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("GET").arg("maxmemory*");
+    // Managed services may refuse CONFIG: then we cannot tell, and say nothing.
+    let pairs: Vec<String> = adapter.run("config check", &cmd).await.ok()?;
+    let get = |name: &str| {
+        pairs
+            .chunks(2)
+            .find(|kv| kv.first().map(String::as_str) == Some(name))
+            .and_then(|kv| kv.get(1).cloned())
+    };
+    let maxmemory = get("maxmemory").unwrap_or_default();
+    let policy = get("maxmemory-policy").unwrap_or_default();
+    if maxmemory != "0" && !maxmemory.is_empty() && policy != "noeviction" {
+        Some(format!(
+            "redis maxmemory-policy is `{policy}` with maxmemory {maxmemory}: evicting an invalidation marker can serve a stale entry; use `noeviction`"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Every master of a Cluster, as connection infos carrying the seed's credentials.
+async fn cluster_masters(
+    conn: &mut ClusterConnection,
+    seed: &str,
+) -> Result<Vec<redis::ConnectionInfo>, RedisError> {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
+    let seed_info = redis::IntoConnectionInfo::into_connection_info(seed)?;
+    let mut masters = Vec::new();
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+            continue;
+        }
+        let host_port = addr.split('@').next().unwrap_or(addr);
+        let Some((host, port)) = host_port.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        let mut info = seed_info.clone();
+        info = info.set_addr(redis::ConnectionAddr::Tcp(host.to_owned(), port));
+        masters.push(info);
+    }
+    Ok(masters)
+}

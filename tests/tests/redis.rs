@@ -1,0 +1,503 @@
+//! The Redis adapter across processes: shared invalidations, clock skew,
+//! the cross-process lease, a Redis that dies, a Cluster, bad bytes, `clear`.
+//!
+//! Each test skips loudly when no Redis answers at `REDIS_URL` (and fails
+//! under `CI`). Tests that kill or configure a server start their own.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use t87s::{
+    Clock, EntryKey, EventKind, ManualClock, Primitives, QueryOptions, RedisAdapter,
+    StorageAdapter, SystemClock,
+};
+use t87s_tests::servers::{RedisCluster, RedisServer};
+use t87s_tests::{redis_adapter, redis_available, redis_url, tag, unique_prefix, Recorder, Source};
+
+/// One "process": its own connection, clock and in-process state.
+async fn process(prefix: &str, clock: ManualClock) -> Primitives {
+    Primitives::builder(redis_adapter(prefix).await)
+        .clock(clock)
+        .verify_percent(0.0)
+        .build()
+        .unwrap()
+}
+
+async fn raw_connection() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis_url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn two_processes_see_each_others_invalidations_at_once() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = unique_prefix();
+    let now = SystemClock.now_ms();
+    let a = process(&prefix, ManualClock::new(now)).await;
+    let b = process(&prefix, ManualClock::new(now)).await;
+    let tags = [tag(&["users", "1"])];
+    let src = Source::new("v1".to_string());
+    assert_eq!(
+        a.query("u1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        "v1"
+    );
+    // B finds A's entry: no fetch.
+    assert_eq!(
+        b.query("u1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        "v1"
+    );
+    assert_eq!(src.calls(), 1);
+    // A write, invalidated through B: A refetches at once.
+    src.set("v2".into());
+    b.invalidate(&[tag(&["users"])]).await.unwrap();
+    assert_eq!(
+        a.query("u1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        "v2"
+    );
+    assert_eq!(
+        b.query("u1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        "v2"
+    );
+    assert_eq!(src.calls(), 2);
+}
+
+#[tokio::test]
+async fn clocks_five_seconds_apart_never_serve_stale_after_invalidate() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = unique_prefix();
+    let now = SystemClock.now_ms();
+    let ahead = process(&prefix, ManualClock::new(now + 5_000)).await;
+    let behind = process(&prefix, ManualClock::new(now - 5_000)).await;
+    let tags = [tag(&["posts", "9"])];
+    let long = || QueryOptions::new().ttl(Duration::from_secs(600));
+    for (round, (writer, reader)) in [(&ahead, &behind), (&behind, &ahead)]
+        .into_iter()
+        .enumerate()
+    {
+        let src = Source::new(format!("round {round} before"));
+        let key = format!("post-{round}");
+        assert_eq!(
+            reader
+                .query(&key, &tags, long(), src.fetch())
+                .await
+                .unwrap(),
+            format!("round {round} before")
+        );
+        assert_eq!(
+            writer
+                .query(&key, &tags, long(), src.fetch())
+                .await
+                .unwrap(),
+            format!("round {round} before")
+        );
+        src.set(format!("round {round} after"));
+        writer.invalidate(&tags).await.unwrap();
+        for cache in [reader, writer] {
+            let v = cache.query(&key, &tags, long(), src.fetch()).await.unwrap();
+            assert_eq!(
+                v,
+                format!("round {round} after"),
+                "round {round}: stale after invalidate"
+            );
+        }
+    }
+
+    // A fetch in flight on the host that is behind, an invalidation from the
+    // host that is ahead: the late write must read as stale.
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let slow = behind.clone();
+    let tags2 = tags.clone();
+    let in_flight = tokio::spawn(async move {
+        slow.query(
+            "slow",
+            &tags2,
+            QueryOptions::new().ttl(Duration::from_secs(600)),
+            move || async move {
+                started_tx.send(()).ok();
+                release_rx.await.ok();
+                Ok::<_, std::io::Error>("read before the write".to_string())
+            },
+        )
+        .await
+    });
+    started_rx.await.unwrap();
+    ahead.invalidate(&tags).await.unwrap();
+    release_tx.send(()).unwrap();
+    in_flight.await.unwrap().unwrap();
+    let src = Source::new("read after the write".to_string());
+    assert_eq!(
+        ahead
+            .query("slow", &tags, long(), src.fetch())
+            .await
+            .unwrap(),
+        "read after the write"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_processes_times_a_hundred_callers_fetch_once() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = unique_prefix();
+    let mut processes = Vec::new();
+    for _ in 0..8 {
+        processes.push(process(&prefix, ManualClock::new(SystemClock.now_ms())).await);
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for cache in &processes {
+        for _ in 0..100 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .query(
+                        "cold",
+                        &[tag(&["k"])],
+                        QueryOptions::new(),
+                        move || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            // A fetch that takes a while: everyone piles up behind it.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            Ok::<_, std::io::Error>(7u64)
+                        },
+                    )
+                    .await
+            }));
+        }
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), 7);
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one fetch across 8 processes x 100 callers"
+    );
+}
+
+#[tokio::test]
+async fn a_lease_whose_holder_died_expires() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = unique_prefix();
+    let adapter = redis_adapter(&prefix).await;
+    // A "process" took the lease and died without releasing it.
+    let key = EntryKey {
+        prefix: "t87s",
+        key: "orphan",
+    };
+    assert!(matches!(
+        adapter.lease(key, 300).await.unwrap(),
+        t87s::Lease::Acquired(_)
+    ));
+    let cache = Primitives::builder(adapter)
+        .lease_timeout("300ms")
+        .build()
+        .unwrap();
+    let src = Source::new(5u8);
+    let started = Instant::now();
+    assert_eq!(
+        cache
+            .query("orphan", &[tag(&["t"])], QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(src.calls(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_run_queries_keep_answering_then_recover() {
+    if !redis_available().await {
+        return;
+    }
+    let mut server = RedisServer::start(&[]);
+    let adapter = RedisAdapter::builder(server.url())
+        .prefix(unique_prefix())
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let events = Recorder::default();
+    let cache = Primitives::builder(adapter)
+        .observer(events.clone())
+        .verify_percent(0.0)
+        .build()
+        .unwrap();
+    let tags = [tag(&["t"])];
+    let src = Source::new(1u32);
+    assert_eq!(
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(src.calls(), 1);
+
+    server.kill();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let v = cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        assert_eq!(v, 1, "fail-open: the fetch answers");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(events.count(EventKind::AdapterError) >= 5);
+    assert!(
+        cache.invalidate(&tags).await.is_err(),
+        "invalidations report the fault"
+    );
+    assert_eq!(cache.in_flight(), 0);
+
+    server.restart();
+    // The connection comes back by itself: writes land, then hits.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        let before = src.calls();
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        if src.calls() == before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the adapter did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cache.invalidate(&tags).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_on_a_three_master_cluster() {
+    if !redis_available().await {
+        return;
+    }
+    let cluster = RedisCluster::start();
+    let prefix = unique_prefix();
+    let connect = || async {
+        RedisAdapter::cluster_builder(cluster.urls())
+            .prefix(prefix.clone())
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .unwrap()
+    };
+    let a = Primitives::builder(connect().await)
+        .verify_percent(0.0)
+        .build()
+        .unwrap();
+    let b = Primitives::builder(connect().await)
+        .verify_percent(0.0)
+        .build()
+        .unwrap();
+    let src = Source::new("v1".to_string());
+    // Many keys and tags, so they land in different slots and nodes.
+    for i in 0..30 {
+        let tags = [
+            tag(&["users", &i.to_string(), "posts"]),
+            tag(&["teams", &(i % 4).to_string()]),
+        ];
+        a.query(&format!("q{i}"), &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        b.query(&format!("q{i}"), &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+    }
+    assert_eq!(src.calls(), 30, "b hits what a stored");
+    src.set("v2".into());
+    b.invalidate(&[tag(&["teams", "1"])]).await.unwrap();
+    for i in 0..30 {
+        let tags = [
+            tag(&["users", &i.to_string(), "posts"]),
+            tag(&["teams", &(i % 4).to_string()]),
+        ];
+        let v = a
+            .query(&format!("q{i}"), &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        assert_eq!(v, if i % 4 == 1 { "v2" } else { "v1" }, "q{i}");
+    }
+    b.clear().await.unwrap();
+    let v = a
+        .query(
+            "q0",
+            &[tag(&["users", "0", "posts"]), tag(&["teams", "0"])],
+            QueryOptions::new(),
+            src.fetch(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, "v2", "cleared everywhere");
+}
+
+#[tokio::test]
+async fn foreign_or_corrupt_bytes_under_our_key_are_a_miss() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = unique_prefix();
+    let cache = Primitives::new(redis_adapter(&prefix).await);
+    let mut raw = raw_connection().await;
+    let key = format!("{prefix}:e:t87s:k");
+    let tags = [tag(&["t"])];
+    for bytes in [
+        b"not ours".to_vec(),
+        vec![0xff; 40],
+        vec![],
+        vec![1, 0x73, 0x38, 0x74],
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(&bytes)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let src = Source::new(3u64);
+        assert_eq!(
+            cache
+                .query("k", &tags, QueryOptions::new(), src.fetch())
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(src.calls(), 1);
+        // And it was overwritten by a good entry.
+        assert_eq!(cache.get::<u64>("k").await.unwrap(), Some(3));
+    }
+    // An entry of another type under the key is a miss too.
+    let src = Source::new("text".to_string());
+    assert_eq!(
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        "text"
+    );
+    assert_eq!(src.calls(), 1);
+}
+
+#[tokio::test]
+async fn clear_removes_only_its_own_prefix() {
+    if !redis_available().await {
+        return;
+    }
+    let mine = unique_prefix();
+    let theirs = unique_prefix();
+    let a = Primitives::new(redis_adapter(&mine).await);
+    let b = Primitives::new(redis_adapter(&theirs).await);
+    let tags = [tag(&["t"])];
+    let src = Source::new(1u8);
+    a.query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    b.query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    let mut raw = raw_connection().await;
+    let _: () = redis::cmd("SET")
+        .arg(format!("{mine}x:unrelated"))
+        .arg(1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    a.clear().await.unwrap();
+    let entry: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("{mine}:e:t87s:k"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(entry.is_none(), "our entry is gone");
+    let other: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("{theirs}:e:t87s:k"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(other.is_some(), "another prefix is untouched");
+    let unrelated: Option<u8> = redis::cmd("GET")
+        .arg(format!("{mine}x:unrelated"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(unrelated, Some(1), "a longer prefix is not ours");
+    assert_eq!(
+        b.query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(src.calls(), 2);
+}
+
+#[tokio::test]
+async fn the_password_never_shows() {
+    let builder = RedisAdapter::builder("redis://app:hunter2@127.0.0.1:1")
+        .timeout(Duration::from_millis(200));
+    assert!(!format!("{builder:?}").contains("hunter2"));
+    let err = builder.connect().await.unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    if redis_available().await {
+        let adapter = redis_adapter(&unique_prefix()).await;
+        assert!(format!("{adapter:?}").contains("RedisAdapter"));
+    }
+}
+
+#[tokio::test]
+async fn an_evicting_policy_is_detected_at_connect() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]);
+    let adapter = RedisAdapter::connect(server.url()).await.unwrap();
+    let warning = adapter.eviction_warning().expect("a warning");
+    assert!(
+        warning.contains("allkeys-lru") && warning.contains("noeviction"),
+        "{warning}"
+    );
+    let safe = RedisServer::start(&["--maxmemory", "64mb", "--maxmemory-policy", "noeviction"]);
+    assert!(RedisAdapter::connect(safe.url())
+        .await
+        .unwrap()
+        .eviction_warning()
+        .is_none());
+}

@@ -1,0 +1,96 @@
+//! A Redis hit through t87s against a bare redis-rs `GET` of the same bytes,
+//! side by side in one run. The t87s hit reads the entry, the version, the
+//! floor and every marker of a depth-3 tag (3 prefix + 1 exact) in one round
+//! trip; the reference design needed one round trip per marker.
+//!
+//! `cargo bench -p t87s-benches --bench redis_hit` (needs Redis at `REDIS_URL`).
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use t87s::{Codec, Postcard, Primitives, QueryOptions, RedisAdapter, TagPath};
+use t87s_benches::{redis_url, Payload};
+
+fn redis_hit(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let prefix = format!("t87s-bench-{}", std::process::id());
+    let (cache, mut bare) = runtime.block_on(async {
+        let adapter = RedisAdapter::builder(redis_url())
+            .prefix(prefix.clone())
+            .timeout(Duration::from_secs(1))
+            .connect()
+            .await
+            .expect("Redis at REDIS_URL");
+        let cache = Primitives::builder(adapter)
+            .verify_percent(0.0)
+            .default_ttl("1h")
+            .build()
+            .expect("options");
+        let client = redis::Client::open(redis_url()).expect("url");
+        let bare = client.get_connection_manager().await.expect("connection");
+        (cache, bare)
+    });
+    let tags = [TagPath::new(["posts", "1", "comments"]).expect("tag")];
+    let payload = Payload::new();
+    let bytes = Postcard.encode(&payload).expect("encode");
+    let bare_key = format!("{prefix}:bare");
+    runtime.block_on(async {
+        let _: () = redis::cmd("SET")
+            .arg(&bare_key)
+            .arg(&bytes)
+            .query_async(&mut bare)
+            .await
+            .expect("set");
+        let p = payload.clone();
+        cache
+            .query("hit", &tags, QueryOptions::new(), move || async move {
+                Ok::<_, std::io::Error>(p)
+            })
+            .await
+            .expect("warm");
+    });
+
+    let mut group = c.benchmark_group("redis_hit");
+    group
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(60);
+    group.bench_function("redis-rs GET (bare)", |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut conn = bare.clone();
+            let key = bare_key.clone();
+            async move {
+                let v: Vec<u8> = redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("get");
+                v
+            }
+        })
+    });
+    group.bench_function("t87s query hit (depth-3 tag)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            cache
+                .query("hit", &tags, QueryOptions::new(), || async {
+                    Err::<Payload, _>(std::io::Error::other("a hit never fetches"))
+                })
+                .await
+                .expect("hit")
+        })
+    });
+    group.finish();
+    runtime.block_on(async {
+        let _ = cache.clear().await;
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(&bare_key)
+            .query_async(&mut bare)
+            .await;
+    });
+}
+
+criterion_group!(benches, redis_hit);
+criterion_main!(benches);

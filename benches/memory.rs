@@ -1,0 +1,217 @@
+//! In-process benches, t87s side by side with its peers in one run:
+//! hits, misses, invalidation at scale, tag depth, and a 1,000-caller stampede.
+//!
+//! `cargo bench -p t87s-benches --bench memory` (see `bench/report`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use parking_lot::RwLock;
+use t87s::{cached, MemoryAdapter, Primitives, QueryCache, QueryOptions, SetOptions, TagPath};
+use t87s_benches::{AppTags, Payload};
+
+#[derive(Clone)]
+struct Blog {
+    cache: QueryCache<AppTags>,
+}
+
+impl Blog {
+    #[cached(tags = [t.posts(id)], ttl = "1h")]
+    async fn post(&self, id: u64) -> Result<Payload, std::io::Error> {
+        Ok(Payload::new())
+    }
+}
+
+#[cached::proc_macro::cached(max_size = 1_000_000)]
+async fn cached_crate_post(id: u64) -> Payload {
+    let _ = id;
+    Payload::new()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn blog(max_entries: usize) -> Blog {
+    let adapter = MemoryAdapter::builder().max_entries(max_entries).build().expect("adapter");
+    let cache = QueryCache::builder(adapter).verify_percent(0.0).build().expect("cache");
+    Blog { cache }
+}
+
+fn memory_hit(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("memory_hit");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+
+    let floor: RwLock<HashMap<String, Arc<Payload>>> = RwLock::new(HashMap::new());
+    floor.write().insert("post:1".into(), Arc::new(Payload::new()));
+    group.bench_function("RwLock<HashMap> read, Arc value (floor)", |b| {
+        b.iter(|| floor.read().get("post:1").cloned())
+    });
+
+    let quick: quick_cache::sync::Cache<String, Payload> = quick_cache::sync::Cache::new(10_000);
+    quick.insert("post:1".into(), Payload::new());
+    group.bench_function("quick_cache get", |b| b.iter(|| quick.get("post:1")));
+
+    let moka: moka::future::Cache<String, Payload> = moka::future::Cache::new(10_000);
+    rt.block_on(moka.insert("post:1".into(), Payload::new()));
+    group.bench_function("moka future get", |b| {
+        b.to_async(&rt).iter(|| async { moka.get("post:1").await })
+    });
+
+    rt.block_on(cached_crate_post(1));
+    group.bench_function("cached #[cached] async", |b| {
+        b.to_async(&rt).iter(|| cached_crate_post(1))
+    });
+
+    let engine = Primitives::builder(MemoryAdapter::new()).verify_percent(0.0).build().expect("engine");
+    let tags = [TagPath::new(["posts", "1"]).expect("tag")];
+    let fetch = || async { Ok::<_, std::io::Error>(Payload::new()) };
+    rt.block_on(engine.query("post:1", &tags, QueryOptions::new(), fetch)).expect("warm");
+    group.bench_function("t87s Primitives::query", |b| {
+        b.to_async(&rt).iter(|| engine.query("post:1", &tags, QueryOptions::new(), fetch))
+    });
+
+    let blog = blog(10_000);
+    rt.block_on(blog.post(1)).expect("warm");
+    group.bench_function("t87s #[cached]", |b| b.to_async(&rt).iter(|| blog.post(1)));
+    group.finish();
+}
+
+fn memory_miss(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("memory_miss_insert");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    let next = AtomicU64::new(0);
+
+    let moka: moka::future::Cache<u64, Payload> = moka::future::Cache::new(100_000);
+    group.bench_function("moka future get_with", |b| {
+        b.to_async(&rt).iter(|| async {
+            let id = next.fetch_add(1, Ordering::Relaxed);
+            moka.get_with(id, async { Payload::new() }).await
+        })
+    });
+    group.bench_function("cached #[cached] async", |b| {
+        b.to_async(&rt).iter(|| cached_crate_post(next.fetch_add(1, Ordering::Relaxed)))
+    });
+    let blog = blog(100_000);
+    group.bench_function("t87s #[cached]", |b| {
+        b.to_async(&rt).iter(|| blog.post(next.fetch_add(1, Ordering::Relaxed)))
+    });
+    group.finish();
+}
+
+fn invalidate(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("invalidate");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    for entries in [1_000u64, 100_000, 1_000_000] {
+        let engine = Primitives::builder(MemoryAdapter::builder().max_entries(entries as usize + 1024).build().expect("adapter"))
+            .verify_percent(0.0)
+            .build()
+            .expect("engine");
+        rt.block_on(async {
+            for i in 0..entries {
+                let tag = TagPath::new(["posts", &i.to_string()]).expect("tag");
+                engine.set(&format!("post:{i}"), &i, SetOptions::new([tag])).await.expect("set");
+            }
+        });
+        let next = AtomicU64::new(0);
+        group.bench_with_input(BenchmarkId::new("t87s invalidate", entries), &entries, |b, &entries| {
+            b.to_async(&rt).iter(|| {
+                let i = next.fetch_add(1, Ordering::Relaxed) % entries;
+                let tag = TagPath::new(["posts", &i.to_string()]).expect("tag");
+                let engine = engine.clone();
+                async move { engine.invalidate(&[tag]).await.expect("invalidate") }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn tag_depth(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("hit_by_tag_depth");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    let engine = Primitives::builder(MemoryAdapter::new()).verify_percent(0.0).build().expect("engine");
+    let fetch = || async { Ok::<_, std::io::Error>(Payload::new()) };
+    // An invalidation elsewhere, so markers are really consulted.
+    rt.block_on(engine.invalidate(&[TagPath::new(["unrelated"]).expect("tag")])).expect("invalidate");
+    for depth in [1usize, 3, 6] {
+        let segments: Vec<String> = (0..depth).map(|i| format!("s{i}")).collect();
+        let tags = [TagPath::new(&segments).expect("tag")];
+        let key = format!("depth:{depth}");
+        rt.block_on(engine.query(&key, &tags, QueryOptions::new(), fetch)).expect("warm");
+        group.bench_with_input(BenchmarkId::new("t87s Primitives::query", depth), &depth, |b, _| {
+            b.to_async(&rt).iter(|| engine.query(&key, &tags, QueryOptions::new(), fetch))
+        });
+    }
+    group.finish();
+}
+
+/// 1,000 concurrent callers of one cold key: time until all have an answer,
+/// and how many times the fetch ran (asserted to be 1).
+fn stampede(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let mut group = c.benchmark_group("stampede_1000_callers");
+    group.measurement_time(Duration::from_secs(5)).sample_size(20);
+    group.bench_function("t87s #[cached]", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let blog = blog(10_000);
+                let started = Instant::now();
+                let tasks: Vec<_> = (0..1_000)
+                    .map(|_| {
+                        let blog = blog.clone();
+                        tokio::spawn(async move { blog.post(1).await })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("join").expect("value");
+                }
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    group.bench_function("moka future get_with", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let moka: moka::future::Cache<u64, Payload> = moka::future::Cache::new(10_000);
+                let calls = Arc::new(AtomicUsize::new(0));
+                let started = Instant::now();
+                let tasks: Vec<_> = (0..1_000)
+                    .map(|_| {
+                        let (moka, calls) = (moka.clone(), calls.clone());
+                        tokio::spawn(async move {
+                            moka.get_with(1, async move {
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                Payload::new()
+                            })
+                            .await
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("join");
+                }
+                total += started.elapsed();
+                assert_eq!(calls.load(Ordering::SeqCst), 1);
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, memory_hit, memory_miss, invalidate, tag_depth, stampede);
+criterion_main!(benches);

@@ -21,6 +21,7 @@ struct Blog {
 impl Blog {
     #[cached(tags = [t.posts(id)], ttl = "1h")]
     async fn post(&self, id: u64) -> Result<Payload, std::io::Error> {
+        let _ = id;
         Ok(Payload::new())
     }
 }
@@ -40,18 +41,28 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn blog(max_entries: usize) -> Blog {
-    let adapter = MemoryAdapter::builder().max_entries(max_entries).build().expect("adapter");
-    let cache = QueryCache::builder(adapter).verify_percent(0.0).build().expect("cache");
+    let adapter = MemoryAdapter::builder()
+        .max_entries(max_entries)
+        .build()
+        .expect("adapter");
+    let cache = QueryCache::builder(adapter)
+        .verify_percent(0.0)
+        .build()
+        .expect("cache");
     Blog { cache }
 }
 
 fn memory_hit(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("memory_hit");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
 
     let floor: RwLock<HashMap<String, Arc<Payload>>> = RwLock::new(HashMap::new());
-    floor.write().insert("post:1".into(), Arc::new(Payload::new()));
+    floor
+        .write()
+        .insert("post:1".into(), Arc::new(Payload::new()));
     group.bench_function("RwLock<HashMap> read, Arc value (floor)", |b| {
         b.iter(|| floor.read().get("post:1").cloned())
     });
@@ -71,12 +82,17 @@ fn memory_hit(c: &mut Criterion) {
         b.to_async(&rt).iter(|| cached_crate_post(1))
     });
 
-    let engine = Primitives::builder(MemoryAdapter::new()).verify_percent(0.0).build().expect("engine");
+    let engine = Primitives::builder(MemoryAdapter::new())
+        .verify_percent(0.0)
+        .build()
+        .expect("engine");
     let tags = [TagPath::new(["posts", "1"]).expect("tag")];
     let fetch = || async { Ok::<_, std::io::Error>(Payload::new()) };
-    rt.block_on(engine.query("post:1", &tags, QueryOptions::new(), fetch)).expect("warm");
+    rt.block_on(engine.query("post:1", &tags, QueryOptions::new(), fetch))
+        .expect("warm");
     group.bench_function("t87s Primitives::query", |b| {
-        b.to_async(&rt).iter(|| engine.query("post:1", &tags, QueryOptions::new(), fetch))
+        b.to_async(&rt)
+            .iter(|| engine.query("post:1", &tags, QueryOptions::new(), fetch))
     });
 
     let blog = blog(10_000);
@@ -88,7 +104,9 @@ fn memory_hit(c: &mut Criterion) {
 fn memory_miss(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("memory_miss_insert");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
     let next = AtomicU64::new(0);
 
     let moka: moka::future::Cache<u64, Payload> = moka::future::Cache::new(100_000);
@@ -99,11 +117,13 @@ fn memory_miss(c: &mut Criterion) {
         })
     });
     group.bench_function("cached #[cached] async", |b| {
-        b.to_async(&rt).iter(|| cached_crate_post(next.fetch_add(1, Ordering::Relaxed)))
+        b.to_async(&rt)
+            .iter(|| cached_crate_post(next.fetch_add(1, Ordering::Relaxed)))
     });
     let blog = blog(100_000);
     group.bench_function("t87s #[cached]", |b| {
-        b.to_async(&rt).iter(|| blog.post(next.fetch_add(1, Ordering::Relaxed)))
+        b.to_async(&rt)
+            .iter(|| blog.post(next.fetch_add(1, Ordering::Relaxed)))
     });
     group.finish();
 }
@@ -111,27 +131,41 @@ fn memory_miss(c: &mut Criterion) {
 fn invalidate(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("invalidate");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
     for entries in [1_000u64, 100_000, 1_000_000] {
-        let engine = Primitives::builder(MemoryAdapter::builder().max_entries(entries as usize + 1024).build().expect("adapter"))
-            .verify_percent(0.0)
-            .build()
-            .expect("engine");
+        let engine = Primitives::builder(
+            MemoryAdapter::builder()
+                .max_entries(entries as usize + 1024)
+                .build()
+                .expect("adapter"),
+        )
+        .verify_percent(0.0)
+        .build()
+        .expect("engine");
         rt.block_on(async {
             for i in 0..entries {
                 let tag = TagPath::new(["posts", &i.to_string()]).expect("tag");
-                engine.set(&format!("post:{i}"), &i, SetOptions::new([tag])).await.expect("set");
+                engine
+                    .set(&format!("post:{i}"), &i, SetOptions::new([tag]))
+                    .await
+                    .expect("set");
             }
         });
         let next = AtomicU64::new(0);
-        group.bench_with_input(BenchmarkId::new("t87s invalidate", entries), &entries, |b, &entries| {
-            b.to_async(&rt).iter(|| {
-                let i = next.fetch_add(1, Ordering::Relaxed) % entries;
-                let tag = TagPath::new(["posts", &i.to_string()]).expect("tag");
-                let engine = engine.clone();
-                async move { engine.invalidate(&[tag]).await.expect("invalidate") }
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("t87s invalidate", entries),
+            &entries,
+            |b, &entries| {
+                b.to_async(&rt).iter(|| {
+                    let i = next.fetch_add(1, Ordering::Relaxed) % entries;
+                    let tag = TagPath::new(["posts", &i.to_string()]).expect("tag");
+                    let engine = engine.clone();
+                    async move { engine.invalidate(&[tag]).await.expect("invalidate") }
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -139,19 +173,31 @@ fn invalidate(c: &mut Criterion) {
 fn tag_depth(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("hit_by_tag_depth");
-    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    let engine = Primitives::builder(MemoryAdapter::new()).verify_percent(0.0).build().expect("engine");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    let engine = Primitives::builder(MemoryAdapter::new())
+        .verify_percent(0.0)
+        .build()
+        .expect("engine");
     let fetch = || async { Ok::<_, std::io::Error>(Payload::new()) };
     // An invalidation elsewhere, so markers are really consulted.
-    rt.block_on(engine.invalidate(&[TagPath::new(["unrelated"]).expect("tag")])).expect("invalidate");
+    rt.block_on(engine.invalidate(&[TagPath::new(["unrelated"]).expect("tag")]))
+        .expect("invalidate");
     for depth in [1usize, 3, 6] {
         let segments: Vec<String> = (0..depth).map(|i| format!("s{i}")).collect();
         let tags = [TagPath::new(&segments).expect("tag")];
         let key = format!("depth:{depth}");
-        rt.block_on(engine.query(&key, &tags, QueryOptions::new(), fetch)).expect("warm");
-        group.bench_with_input(BenchmarkId::new("t87s Primitives::query", depth), &depth, |b, _| {
-            b.to_async(&rt).iter(|| engine.query(&key, &tags, QueryOptions::new(), fetch))
-        });
+        rt.block_on(engine.query(&key, &tags, QueryOptions::new(), fetch))
+            .expect("warm");
+        group.bench_with_input(
+            BenchmarkId::new("t87s Primitives::query", depth),
+            &depth,
+            |b, _| {
+                b.to_async(&rt)
+                    .iter(|| engine.query(&key, &tags, QueryOptions::new(), fetch))
+            },
+        );
     }
     group.finish();
 }
@@ -159,9 +205,15 @@ fn tag_depth(c: &mut Criterion) {
 /// 1,000 concurrent callers of one cold key: time until all have an answer,
 /// and how many times the fetch ran (asserted to be 1).
 fn stampede(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut group = c.benchmark_group("stampede_1000_callers");
-    group.measurement_time(Duration::from_secs(5)).sample_size(20);
+    group
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(20);
     group.bench_function("t87s #[cached]", |b| {
         b.to_async(&rt).iter_custom(|iters| async move {
             let mut total = Duration::ZERO;
@@ -213,5 +265,12 @@ fn stampede(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, memory_hit, memory_miss, invalidate, tag_depth, stampede);
+criterion_group!(
+    benches,
+    memory_hit,
+    memory_miss,
+    invalidate,
+    tag_depth,
+    stampede
+);
 criterion_main!(benches);

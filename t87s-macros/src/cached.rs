@@ -13,9 +13,11 @@
 //! async fn post(&self, id: u64) -> Result<Post, DbError> {
 //!     let cache = &self.cache;
 //!     let key = KeyBuilder::new::<Self>("post#<signature hash>").arg(&id).finish();
-//!     let tags = { let t = root(cache); let id = &id; [tag_path(cache, t.posts(id))] };
 //!     let options = QueryOptions::new().ttl(const { "10m" parsed });
-//!     query(cache, key, &tags, options, move || {       // runs only when a fetch must
+//!     query(cache, key, (id,),
+//!         |args| { let t = root(cache); let (id,) = args; [tag_path(cache, t.posts(id))] },
+//!         options,
+//!         move |(id,)| {                                // runs only when a fetch must
 //!         let owned = owned_self(self);                 // Self: Clone + Send + Sync + 'static
 //!         move || async move {
 //!             let this = &owned;
@@ -256,7 +258,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
     let mixed = Span::mixed_site();
     let cache = proc_macro2::Ident::new("__t87s_cache", mixed);
     let key = proc_macro2::Ident::new("__t87s_key", mixed);
-    let tags_local = proc_macro2::Ident::new("__t87s_tags", mixed);
+    let args_local = proc_macro2::Ident::new("__t87s_args", mixed);
     let options = proc_macro2::Ident::new("__t87s_options", mixed);
     let this = proc_macro2::Ident::new("__t87s_self", mixed);
     let owned_this = proc_macro2::Ident::new("__t87s_owned_self", mixed);
@@ -359,26 +361,33 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
             let mut #key = ::t87s::__private::KeyBuilder::new::<Self>(#method_id);
             #(#key_parts)*
             let #key = #key.finish();
-            let #tags_local = {
-                #[allow(unused_variables)]
-                let #t = ::t87s::__private::root(#cache);
-                #( #[allow(unused_variables)] let #names = &#names; )*
-                [ #(#tag_items),* ]
-            };
             let #options = ::t87s::__private::QueryOptions::new() #ttl #grace #on_refresh;
-            ::t87s::__private::query(#cache, #key, &#tags_local, #options, move || {
-                let #owned_this = ::t87s::__private::owned_self(self);
-                #(#owned)*
-                move || async move {
-                    // A reference again, so the body's `self` keeps its meaning
-                    // (and `Copy`-ness) exactly.
-                    let #this = &#owned_this;
-                    #(#lent)*
-                    #(#remut)*
-                    let #ret_local: #ret = #body;
-                    #ret_local
-                }
-            })
+            ::t87s::__private::query(
+                #cache,
+                #key,
+                ( #(#names,)* ),
+                |#args_local| {
+                    #[allow(unused_variables)]
+                    let #t = ::t87s::__private::root(#cache);
+                    #[allow(unused_variables)]
+                    let ( #(#names,)* ) = #args_local;
+                    [ #(#tag_items),* ]
+                },
+                #options,
+                move |( #(#names,)* )| {
+                    let #owned_this = ::t87s::__private::owned_self(self);
+                    #(#owned)*
+                    move || async move {
+                        // A reference again, so the body's `self` keeps its
+                        // meaning (and `Copy`-ness) exactly.
+                        let #this = &#owned_this;
+                        #(#lent)*
+                        #(#remut)*
+                        let #ret_local: #ret = #body;
+                        #ret_local
+                    }
+                },
+            )
             .await
         }
     };

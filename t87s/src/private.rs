@@ -15,7 +15,7 @@ pub use crate::tag::TagPath;
 
 use crate::cache::{capturing_entries, deposit_entries, QueryCache};
 use crate::codec::{Codec, CodecError};
-use crate::engine::Cacheable;
+use crate::engine::{Cacheable, Call};
 use serde::Serialize;
 
 /// `ttl = "10m"` in `#[cached]`: evaluated in a `const`, so a bad literal
@@ -124,13 +124,16 @@ pub fn owned_self<T: OwnedSelf>(this: &T) -> T {
 
 /// The query behind every `#[cached]` method.
 ///
-/// `make` runs only when a fetch has to (a miss, a refresh, a verification),
-/// so a hit never clones `self` or the arguments. A key that cannot be built
-/// (an argument's `Serialize` failed) bypasses the cache.
-pub async fn query<S, C, T, E, M, F, Fut>(
+/// `args` are the method's arguments; `tags` builds the tags from them (only
+/// when needed: a memory hit builds none); `make` turns them into the fetch
+/// (only when one runs: a hit never clones `self` or the arguments). A key
+/// that cannot be built (an argument's `Serialize` failed) bypasses the cache.
+#[allow(clippy::too_many_arguments)]
+pub async fn query<S, C, T, E, A, TG, TT, M, F, Fut>(
     cache: &QueryCache<S, C>,
     key: Result<String, CodecError>,
-    tags: &[TagPath],
+    args: A,
+    tags: TG,
     options: QueryOptions<T>,
     make: M,
 ) -> Result<T, E>
@@ -139,15 +142,19 @@ where
     C: Codec,
     T: Cacheable,
     E: fmt::Display + Send + 'static,
-    M: FnOnce() -> F,
+    TG: Fn(&A) -> TT,
+    TT: AsRef<[TagPath]>,
+    M: FnOnce(A) -> F,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
     let Ok(key) = key else {
-        return make()().await;
+        return make(args)().await;
     };
     let engine = cache.primitives();
-    let served = engine.run(&key, tags, options, make).await?;
+    let served = engine
+        .run(&key, Call::new(args, tags, make), options)
+        .await?;
     if capturing_entries() {
         let entries = engine.entries_of(served);
         let value = entries.after.value.clone();

@@ -3,6 +3,7 @@
 //! It knows nothing of macros or schemas: keys are strings, tags are
 //! [`TagPath`]s. Freshness policy lives here; storage lives in the adapter.
 
+mod call;
 mod flight;
 mod options;
 
@@ -21,6 +22,7 @@ use serde::Serialize;
 
 pub use options::{OnRefresh, QueryOptions, SetOptions};
 
+pub(crate) use self::call::Call;
 use self::flight::{Flights, Outcome, Role};
 use crate::clock::{millis, Clock, SystemClock};
 use crate::codec::{Codec, CodecError, Postcard};
@@ -136,6 +138,26 @@ pub(crate) struct Served<T> {
     pub(crate) value: T,
     before: Option<Arc<StoredEntry>>,
     after: Arc<StoredEntry>,
+}
+
+impl<T> Served<T> {
+    /// Served from an entry as it was: before and after are the same.
+    fn hit(value: T, stored: Arc<StoredEntry>) -> Self {
+        Self {
+            value,
+            before: Some(Arc::clone(&stored)),
+            after: stored,
+        }
+    }
+}
+
+/// The newest marker of a read that applies to its entry: the markers read
+/// were the query's, so they apply only if the entry carries the same tags.
+fn applicable(read: &Read, tags: &[TagPath]) -> Option<u64> {
+    match &read.entry {
+        Some(entry) if *entry.tags != *tags => None,
+        _ => Some(read.newest_marker),
+    }
 }
 
 /// What a read found, once freshness is decided.
@@ -267,9 +289,8 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.run(key, tags, options, move || fetch)
-            .await
-            .map(|s| s.value)
+        let call = Call::new((), |_: &()| tags, move |_| fetch);
+        self.run(key, call, options).await.map(|s| s.value)
     }
 
     /// Like [`query`](Self::query), returning the entry before and after (see [`Entries`]).
@@ -300,7 +321,8 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let served = self.run(key, tags, options, move || fetch).await?;
+        let call = Call::new((), |_: &()| tags, move |_| fetch);
+        let served = self.run(key, call, options).await?;
         Ok(self.entries_of(served))
     }
 
@@ -497,69 +519,60 @@ impl<C: Codec> Primitives<C> {
         }
     }
 
-    /// The engine's whole decision procedure for one query. `make` builds
-    /// the fetch only when one has to run, so a hit never pays for it.
-    pub(crate) async fn run<T, E, M, F, Fut>(
+    /// The engine's whole decision procedure for one query. The call builds
+    /// its tags and its fetch only when they are needed, so a hit pays for
+    /// neither.
+    pub(crate) async fn run<T, E, S, TG, TT, M, F, Fut>(
         &self,
         key: &str,
-        tags: &[TagPath],
+        mut call: Call<S, TG, TT, M>,
         options: QueryOptions<T>,
-        make: M,
     ) -> Result<Served<T>, E>
     where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
-        M: FnOnce() -> F,
+        TG: Fn(&S) -> TT,
+        TT: AsRef<[TagPath]>,
+        M: FnOnce(S) -> F,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let entry_key = self.key(key);
-        let markers = MarkerSet::new(&self.inner.settings.prefix, tags);
         let mut before = None;
         let mut version = None;
         for _ in 0..MAX_ATTEMPTS {
             let now = self.inner.settings.clock.now_ms();
-            let read = match self.read(entry_key, markers, now).await {
-                Ok(read) => read,
+            let (read, newest) = match self.look(key, &mut call, now).await {
+                Ok(look) => look,
                 Err(error) => {
                     // Fail-open: answer from the source, store nothing.
                     self.emit(EventKind::AdapterError, key, Some(&error));
+                    let (tags, fetch) = call.split();
                     return self
-                        .fetch_alone(key, tags, &options, before, None, make())
+                        .fetch_alone(key, tags.as_ref(), &options, before, None, fetch)
                         .await;
                 }
             };
             version = Some(read.version);
-            match self
-                .inspect::<T>(key, tags, read.entry, read.newest_marker, now)
-                .await
-            {
+            match self.inspect::<T>(key, read.entry, newest, now).await {
                 Found::Fresh(stored, value) => {
                     self.emit(EventKind::Hit, key, None);
                     if self.inner.verify {
-                        self.maybe_verify(key, &value, make);
+                        self.maybe_verify(key, &value, call);
                     }
-                    return Ok(Served {
-                        value,
-                        before: Some(Arc::clone(&stored)),
-                        after: stored,
-                    });
+                    return Ok(Served::hit(value, stored));
                 }
                 Found::Graced(stored, value) => {
                     self.emit(EventKind::StaleServed, key, None);
-                    self.maybe_refresh(key, tags, &options, read.version, &value, make, now);
-                    return Ok(Served {
-                        value,
-                        before: Some(Arc::clone(&stored)),
-                        after: stored,
-                    });
+                    self.maybe_refresh(key, &options, read.version, &value, call, now);
+                    return Ok(Served::hit(value, stored));
                 }
                 Found::Stale(stale) => before = stale,
             }
 
             match self.inner.flights.join_or_lead(key) {
                 Role::Leader(guard) => {
-                    return self.lead(guard, key, tags, &options, make()).await;
+                    let (tags, fetch) = call.split();
+                    return self.lead(guard, key, tags.as_ref(), &options, fetch).await;
                 }
                 Role::Follower(rx) => match flight::follow(rx).await {
                     Some(Outcome::Fresh(stored)) => {
@@ -577,17 +590,14 @@ impl<C: Codec> Primitives<C> {
                         if stored.live_until() > now {
                             if let Ok(value) = self.value_of::<T>(&stored) {
                                 self.emit(EventKind::FailSafe, key, None);
-                                return Ok(Served {
-                                    value,
-                                    before: Some(Arc::clone(&stored)),
-                                    after: stored,
-                                });
+                                return Ok(Served::hit(value, stored));
                             }
                         }
                     }
                     Some(Outcome::Failed) => {
+                        let (tags, fetch) = call.split();
                         return self
-                            .fetch_alone(key, tags, &options, before, version, make())
+                            .fetch_alone(key, tags.as_ref(), &options, before, version, fetch)
                             .await;
                     }
                     // The leader was cancelled or panicked: look again.
@@ -595,25 +605,70 @@ impl<C: Codec> Primitives<C> {
                 },
             }
         }
-        self.fetch_alone(key, tags, &options, before, version, make())
+        let (tags, fetch) = call.split();
+        self.fetch_alone(key, tags.as_ref(), &options, before, version, fetch)
             .await
     }
 
-    /// Decides what a read found. Reads extra markers only when the stored
-    /// entry's tags differ from the query's.
+    /// One look at the store: the read, and the newest marker that applies
+    /// to the entry it found (`None`: unknown, so read the entry's own).
+    ///
+    /// A store that answers at once is asked for the entry first; if nothing
+    /// was invalidated since the entry's fetch began (its version is the
+    /// store's current one), no marker can be newer and none is read, nor are
+    /// the query's tags built. Otherwise the entry's own markers are read.
+    async fn look<S, TG, TT, M, F>(
+        &self,
+        key: &str,
+        call: &mut Call<S, TG, TT, M>,
+        now: u64,
+    ) -> Result<(Read, Option<u64>), AdapterError>
+    where
+        TG: Fn(&S) -> TT,
+        TT: AsRef<[TagPath]>,
+        M: FnOnce(S) -> F,
+    {
+        let adapter = &self.inner.settings.adapter;
+        let entry_key = self.key(key);
+        if let Some(first) = adapter.try_read_now(entry_key, MarkerSet::empty(), now) {
+            let first = first?;
+            let Some(entry) = first.entry.clone().filter(|e| e.version < first.version) else {
+                let newest = first.newest_marker;
+                return Ok((first, Some(newest)));
+            };
+            let markers = MarkerSet::new(&self.inner.settings.prefix, &entry.tags);
+            if let Some(second) = adapter.try_read_now(entry_key, markers, now) {
+                let second = second?;
+                let same = second
+                    .entry
+                    .as_ref()
+                    .is_some_and(|e| Arc::ptr_eq(e, &entry));
+                let newest = same.then_some(second.newest_marker);
+                return Ok((second, newest));
+            }
+            return Ok((first, None));
+        }
+        let tags = call.tags();
+        let markers = MarkerSet::new(&self.inner.settings.prefix, tags);
+        let read = adapter.read(entry_key, markers, now).await?;
+        let newest = applicable(&read, tags);
+        Ok((read, newest))
+    }
+
+    /// Decides what a read found. `newest` is the newest marker that applies
+    /// to the entry, if known; if not, the entry's own markers are read.
     async fn inspect<T: Cacheable>(
         &self,
         key: &str,
-        tags: &[TagPath],
         entry: Option<Arc<StoredEntry>>,
-        newest_marker: u64,
+        newest: Option<u64>,
         now: u64,
     ) -> Found<T> {
         let Some(stored) = entry.filter(|e| e.live_until() > now) else {
             return Found::Stale(None);
         };
-        let newest = if *stored.tags == *tags {
-            newest_marker
+        let newest = if let Some(newest) = newest {
+            newest
         } else {
             let markers = MarkerSet::new(&self.inner.settings.prefix, &stored.tags);
             match self.inner.settings.adapter.newest_marker(markers).await {
@@ -669,10 +724,8 @@ impl<C: Codec> Primitives<C> {
                     .await;
             }
         };
-        let before = match self
-            .inspect::<T>(key, tags, read.entry, read.newest_marker, now)
-            .await
-        {
+        let newest = applicable(&read, tags);
+        let before = match self.inspect::<T>(key, read.entry, newest, now).await {
             Found::Fresh(stored, value) => {
                 guard.publish(Outcome::Fresh(Arc::clone(&stored)));
                 self.emit(EventKind::Hit, key, None);
@@ -701,19 +754,7 @@ impl<C: Codec> Primitives<C> {
         };
         self.emit(EventKind::Miss, key, None);
         let started = self.inner.settings.clock.now_ms();
-        let result = fetch().await;
-        if let Lease::Acquired(token) = lease {
-            let released = self
-                .inner
-                .settings
-                .adapter
-                .release(self.key(key), token)
-                .await;
-            if let Err(error) = released {
-                self.emit(EventKind::AdapterError, key, Some(&error));
-            }
-        }
-        match result {
+        let outcome = match fetch().await {
             Ok(value) => {
                 let after = self
                     .store(key, tags, options, value.clone(), version, started)
@@ -735,7 +776,21 @@ impl<C: Codec> Primitives<C> {
                     Err(error)
                 }
             },
+        };
+        // Only now, with the value stored: a process waiting on the lease
+        // must find the value, not a free lease and an empty key.
+        if let Lease::Acquired(token) = lease {
+            let released = self
+                .inner
+                .settings
+                .adapter
+                .release(self.key(key), token)
+                .await;
+            if let Err(error) = released {
+                self.emit(EventKind::AdapterError, key, Some(&error));
+            }
         }
+        outcome
     }
 
     /// Takes the store's cross-process lease on fetching `key`.
@@ -767,9 +822,8 @@ impl<C: Codec> Primitives<C> {
                 Err(_) => return Waited::Lease(Lease::Unsupported, version),
             };
             version = read.version;
-            let found = self
-                .inspect::<T>(key, tags, read.entry, read.newest_marker, now)
-                .await;
+            let newest = applicable(&read, tags);
+            let found = self.inspect::<T>(key, read.entry, newest, now).await;
             if let Found::Fresh(stored, value) = found {
                 self.emit(EventKind::Coalesced, key, None);
                 return Waited::Served(Served {
@@ -982,11 +1036,17 @@ impl<C: Codec> Primitives<C> {
 impl<C: Codec> Primitives<C> {
     /// On a sampled fresh hit, re-runs the fetch in the background and reports
     /// whether the cached value was stale. At most one per key at a time.
-    fn maybe_verify<T, E, M, F, Fut>(&self, key: &str, cached: &T, make: M)
-    where
+    fn maybe_verify<T, E, S, TG, TT, M, F, Fut>(
+        &self,
+        key: &str,
+        cached: &T,
+        call: Call<S, TG, TT, M>,
+    ) where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
-        M: FnOnce() -> F,
+        TG: Fn(&S) -> TT,
+        TT: AsRef<[TagPath]>,
+        M: FnOnce(S) -> F,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -1004,7 +1064,7 @@ impl<C: Codec> Primitives<C> {
             key: key.into(),
         };
         let cached = cached.clone();
-        let fetch = make();
+        let fetch = call.into_fetch();
         runtime.spawn(async move {
             let this = &done.cache;
             let key = &*done.key;
@@ -1025,19 +1085,20 @@ impl<C: Codec> Primitives<C> {
     /// Starts the one background refresh of a graced key, unless one is under
     /// way or the key is backing off after a failed refresh.
     #[allow(clippy::too_many_arguments)]
-    fn maybe_refresh<T, E, M, F, Fut>(
+    fn maybe_refresh<T, E, S, TG, TT, M, F, Fut>(
         &self,
         key: &str,
-        tags: &[TagPath],
         options: &QueryOptions<T>,
         version: u64,
         old: &T,
-        make: M,
+        call: Call<S, TG, TT, M>,
         now: u64,
     ) where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
-        M: FnOnce() -> F,
+        TG: Fn(&S) -> TT,
+        TT: AsRef<[TagPath]>,
+        M: FnOnce(S) -> F,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -1052,10 +1113,10 @@ impl<C: Codec> Primitives<C> {
         };
         let this = self.clone();
         let key: Box<str> = key.into();
-        let tags: Arc<[TagPath]> = tags.into();
+        let (tags, fetch) = call.split();
+        let tags: Arc<[TagPath]> = tags.as_ref().into();
         let options = options.clone();
         let old = old.clone();
-        let fetch = make();
         runtime.spawn(async move {
             let started = this.inner.settings.clock.now_ms();
             match fetch().await {

@@ -12,9 +12,10 @@
 //! ```text
 //! async fn post(&self, id: u64) -> Result<Post, DbError> {
 //!     let cache = &self.cache;
-//!     let key = KeyBuilder::new::<Self>("post#<signature hash>").arg(&id).finish();
 //!     let options = QueryOptions::new().ttl(const { "10m" parsed });
-//!     query(cache, key, (id,),
+//!     query(cache, type_name::<Self>(), "post#<signature hash>",
+//!         |key, args| { let (id,) = args; key.arg(id) }, // built only in a reused buffer
+//!         (id,),
 //!         |args| { let t = root(cache); let (id,) = args; [tag_path(cache, t.posts(id))] },
 //!         options,
 //!         move |(id,)| {                                // runs only when a fetch must
@@ -272,7 +273,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
     let names: Vec<&Ident> = inputs.iter().map(|a| &a.ident).collect();
     let key_parts = inputs.iter().map(|a| {
         let ident = &a.ident;
-        quote_spanned! {a.ty.span()=> #key.arg(&#ident); }
+        quote_spanned! {a.ty.span()=> #key.arg(#ident); }
     });
     let method_id = method_id(&method);
     let tag_exprs = args
@@ -358,13 +359,16 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
     let block = quote! {
         {
             let #cache = &self.#field;
-            let mut #key = ::t87s::__private::KeyBuilder::new::<Self>(#method_id);
-            #(#key_parts)*
-            let #key = #key.finish();
             let #options = ::t87s::__private::QueryOptions::new() #ttl #grace #on_refresh;
             ::t87s::__private::query(
                 #cache,
-                #key,
+                ::core::any::type_name::<Self>(),
+                #method_id,
+                |#key: &mut ::t87s::__private::KeyBuilder<'_>, #args_local| {
+                    #[allow(unused_variables)]
+                    let ( #(#names,)* ) = #args_local;
+                    #(#key_parts)*
+                },
                 ( #(#names,)* ),
                 |#args_local| {
                     #[allow(unused_variables)]

@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::clock::Clock;
 use crate::codec::{Codec, Postcard};
@@ -290,6 +291,7 @@ pub async fn entries<T, E>(
 where
     T: Cacheable,
 {
+    let _scope = Scope::enter();
     let (result, slot) = ENTRIES
         .scope(RefCell::new(None), async move {
             let result = call.await;
@@ -305,9 +307,28 @@ where
     Ok(entries.filter(|e| e.after.value == value))
 }
 
+/// How many [`entries`] calls are running anywhere: while none is, the hit
+/// path skips the task-local lookup.
+static SCOPES: AtomicUsize = AtomicUsize::new(0);
+
+struct Scope;
+
+impl Scope {
+    fn enter() -> Self {
+        SCOPES.fetch_add(1, Ordering::AcqRel);
+        Scope
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        SCOPES.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Whether the current task is inside [`entries`].
 pub(crate) fn capturing_entries() -> bool {
-    ENTRIES.try_with(|_| ()).is_ok()
+    SCOPES.load(Ordering::Acquire) > 0 && ENTRIES.try_with(|_| ()).is_ok()
 }
 
 /// Hands a query's entries to the enclosing [`entries`] call.

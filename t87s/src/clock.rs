@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time, in milliseconds since the Unix epoch.
@@ -20,7 +20,14 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now_ms(&self) -> u64;
 }
 
-/// The system's wall clock.
+/// The system's clock: the wall time when first read, advanced by the
+/// kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux).
+///
+/// Reading it costs a few nanoseconds instead of a full clock call, which
+/// matters on a cache hit; its resolution is the kernel tick (at most a few
+/// milliseconds), ample for TTLs. Being monotonic, it never runs backwards when
+/// the wall clock is stepped. Invalidation never depends on it (stores order
+/// invalidations with versions).
 ///
 /// ```
 /// use t87s::{Clock, SystemClock};
@@ -30,11 +37,22 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+/// Wall time (ms since the epoch) and the coarse instant it was read at.
+fn anchor() -> &'static (u64, coarsetime::Instant) {
+    static ANCHOR: OnceLock<(u64, coarsetime::Instant)> = OnceLock::new();
+    ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        (wall, coarsetime::Instant::now())
+    })
+}
+
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        let (wall, at) = anchor();
+        let elapsed = coarsetime::Instant::now().duration_since(*at);
+        wall.saturating_add(elapsed.as_millis())
     }
 }
 

@@ -57,54 +57,74 @@ impl<T: Serialize + ?Sized> KeyPart for T {}
 
 /// Builds the cache key of one call: the implementing type, the method (with
 /// a hash of its signature, so two traits' same-named methods differ), and
-/// the postcard encoding of each argument in order (length-prefixed and
-/// typed, so `("a:b")` and `("a", "b")`, or `"1"` and `1`, never collide).
-pub struct KeyBuilder {
-    key: String,
-    bytes: Vec<u8>,
+/// the postcard encoding of each argument in order, in hex (length-prefixed
+/// and typed, so `("a:b")` and `("a", "b")`, or `"1"` and `1`, never
+/// collide).
+pub struct KeyBuilder<'a> {
+    key: &'a mut String,
     failed: Option<CodecError>,
 }
 
-impl KeyBuilder {
-    /// Starts the key of `Me::method`.
-    pub fn new<Me: ?Sized>(method: &'static str) -> Self {
-        let type_name = std::any::type_name::<Me>();
-        let mut key = String::with_capacity(type_name.len() + method.len() + 35);
-        key.push_str(type_name);
-        key.push_str("::");
-        key.push_str(method);
-        key.push(':');
-        Self {
-            key,
-            bytes: Vec::new(),
-            failed: None,
-        }
-    }
-
+impl KeyBuilder<'_> {
     /// Appends one argument (checked at the argument's span).
     pub fn arg<T: KeyPart + ?Sized>(&mut self, value: &T) {
         if self.failed.is_some() {
             return;
         }
-        match postcard::to_extend(value, std::mem::take(&mut self.bytes)) {
-            Ok(bytes) => self.bytes = bytes,
+        let mut stack = [0u8; 64];
+        match postcard::to_slice(value, &mut stack) {
+            Ok(bytes) => push_hex(self.key, bytes),
+            Err(postcard::Error::SerializeBufferFull) => match postcard::to_stdvec(value) {
+                Ok(bytes) => push_hex(self.key, &bytes),
+                Err(e) => self.failed = Some(CodecError::Encode(e.to_string())),
+            },
             Err(e) => self.failed = Some(CodecError::Encode(e.to_string())),
         }
     }
+}
 
-    /// The key, or why an argument could not be encoded.
-    pub fn finish(self) -> Result<String, CodecError> {
-        if let Some(error) = self.failed {
-            return Err(error);
-        }
-        let mut key = self.key;
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for byte in self.bytes {
-            key.push(char::from(HEX[usize::from(byte >> 4)]));
-            key.push(char::from(HEX[usize::from(byte & 0xf)]));
-        }
-        Ok(key)
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * bytes.len());
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
+}
+
+/// Builds the key of `type_name::method(args)` into `out`.
+fn build_key(
+    out: &mut String,
+    type_name: &str,
+    method: &str,
+    key_of: impl FnOnce(&mut KeyBuilder<'_>),
+) -> Result<(), CodecError> {
+    out.clear();
+    out.push_str(type_name);
+    out.push_str("::");
+    out.push_str(method);
+    out.push(':');
+    let mut builder = KeyBuilder {
+        key: out,
+        failed: None,
+    };
+    key_of(&mut builder);
+    match builder.failed {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+thread_local! {
+    /// Where hit-path keys are built: no allocation per call.
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// What the synchronous first look found.
+enum First<T> {
+    Hit(T),
+    Miss(String),
+    NoKey,
 }
 
 /// What `#[cached]` needs of `Self` to run refreshes after the call returns.
@@ -124,14 +144,19 @@ pub fn owned_self<T: OwnedSelf>(this: &T) -> T {
 
 /// The query behind every `#[cached]` method.
 ///
-/// `args` are the method's arguments; `tags` builds the tags from them (only
-/// when needed: a memory hit builds none); `make` turns them into the fetch
-/// (only when one runs: a hit never clones `self` or the arguments). A key
-/// that cannot be built (an argument's `Serialize` failed) bypasses the cache.
+/// `args` are the arguments; `key_of` appends them to the key;
+/// `tags` builds the tags from them (only when needed: a memory hit builds
+/// none); `make` turns them into the fetch (only when one runs: a hit never
+/// clones `self` or the arguments). A hit on a store that answers at once
+/// allocates nothing: its key is built in a reused thread-local buffer. A
+/// key that cannot be built (an argument's `Serialize` failed) bypasses the
+/// cache.
 #[allow(clippy::too_many_arguments)]
-pub async fn query<S, C, T, E, A, TG, TT, M, F, Fut>(
+pub async fn query<S, C, T, E, K, A, TG, TT, M, F, Fut>(
     cache: &QueryCache<S, C>,
-    key: Result<String, CodecError>,
+    type_name: &'static str,
+    method: &'static str,
+    key_of: K,
     args: A,
     tags: TG,
     options: QueryOptions<T>,
@@ -142,20 +167,41 @@ where
     C: Codec,
     T: Cacheable,
     E: fmt::Display + Send + 'static,
+    K: Fn(&mut KeyBuilder<'_>, &A),
     TG: Fn(&A) -> TT,
     TT: AsRef<[TagPath]>,
     M: FnOnce(A) -> F,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
-    let Ok(key) = key else {
-        return make(args)().await;
-    };
     let engine = cache.primitives();
-    let served = engine
-        .run(&key, Call::new(args, tags, make), options)
-        .await?;
-    if capturing_entries() {
+    let capturing = capturing_entries();
+    let first = KEY.with(|buffer| {
+        let mut fresh = String::new();
+        let mut borrowed = buffer.try_borrow_mut();
+        let key: &mut String = match &mut borrowed {
+            Ok(buffer) => buffer,
+            Err(_) => &mut fresh,
+        };
+        if build_key(key, type_name, method, |k| key_of(k, &args)).is_err() {
+            return First::NoKey;
+        }
+        if !capturing {
+            if let Some(value) = engine.hit_now(key) {
+                return First::Hit(value);
+            }
+        }
+        First::Miss(key.clone())
+    });
+    let key = match first {
+        First::Hit(value) => return Ok(value),
+        First::Miss(key) => key,
+        First::NoKey => return make(args)().await,
+    };
+    // Boxed: the full path's future is large, and the hit path above should
+    // not pay for moving it around.
+    let served = Box::pin(engine.run(&key, Call::new(args, tags, make), options)).await?;
+    if capturing {
         let entries = engine.entries_of(served);
         let value = entries.after.value.clone();
         deposit_entries(entries);

@@ -315,6 +315,21 @@ async fn arguments_that_print_alike_never_collide() {
     assert_eq!(s.pair("a:b", "").await.unwrap(), "pair(a:b,)");
     assert_eq!(s.pair("a", ":b").await.unwrap(), "pair(a,:b)");
     assert_eq!(s.pair("a:", "b").await.unwrap(), "pair(a:,b)");
+    // Keys too long for the inline buffer, differing only at the end.
+    let long_a = format!("{}a", "x".repeat(400));
+    let long_b = format!("{}b", "x".repeat(400));
+    assert_eq!(
+        s.one(long_a.clone()).await.unwrap(),
+        format!("one({long_a})")
+    );
+    assert_eq!(
+        s.one(long_b.clone()).await.unwrap(),
+        format!("one({long_b})")
+    );
+    assert_eq!(
+        s.one(long_a.clone()).await.unwrap(),
+        format!("one({long_a})")
+    );
     // And each is a hit afterwards, with its own value.
     assert_eq!(s.pair("a", ":b").await.unwrap(), "pair(a,:b)");
     assert_eq!(s.one("a:b".into()).await.unwrap(), "one(a:b)");

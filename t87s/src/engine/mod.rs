@@ -289,8 +289,38 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
+        if let Some(value) = self.hit_now(key) {
+            return Ok(value);
+        }
         let call = Call::new((), |_: &()| tags, move |_| fetch);
-        self.run(key, call, options).await.map(|s| s.value)
+        // Boxed: the full path's future is large, and the hit path above
+        // should not pay for moving it around.
+        Box::pin(self.run(key, call, options))
+            .await
+            .map(|s| s.value)
+    }
+
+    /// The hit path without the query machinery: a store that answers at
+    /// once holds a fresh entry, and nothing was invalidated since its fetch
+    /// began. `None` sends the caller down the full path (which also covers
+    /// sampled verification, grace and every slower case).
+    pub(crate) fn hit_now<T: Cacheable>(&self, key: &str) -> Option<T> {
+        let settings = &self.inner.settings;
+        if self.inner.verify {
+            return None;
+        }
+        let now = settings.clock.now_ms();
+        let read = settings
+            .adapter
+            .try_read_now(self.key(key), MarkerSet::empty(), now)?
+            .ok()?;
+        let entry = read.entry.as_ref()?;
+        if entry.version < read.version || now >= entry.expires_at {
+            return None;
+        }
+        let value = self.value_of::<T>(entry).ok()?;
+        self.emit(EventKind::Hit, key, None);
+        Some(value)
     }
 
     /// Like [`query`](Self::query), returning the entry before and after (see [`Entries`]).
@@ -632,7 +662,11 @@ impl<C: Codec> Primitives<C> {
         let entry_key = self.key(key);
         if let Some(first) = adapter.try_read_now(entry_key, MarkerSet::empty(), now) {
             let first = first?;
-            let Some(entry) = first.entry.clone().filter(|e| e.version < first.version) else {
+            let invalidated_since = first
+                .entry
+                .as_ref()
+                .is_some_and(|e| e.version < first.version);
+            let Some(entry) = first.entry.as_ref().filter(|_| invalidated_since).cloned() else {
                 let newest = first.newest_marker;
                 return Ok((first, Some(newest)));
             };

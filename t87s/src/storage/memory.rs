@@ -53,6 +53,8 @@ struct Inner {
     markers: RwLock<Markers>,
     /// The current version: returned by reads, consumed by invalidations.
     version: AtomicU64,
+    /// A copy of `markers.floor`, readable without the lock.
+    floor: AtomicU64,
     /// The longest `live_until - created_at` of any entry written.
     max_lifetime_ms: AtomicU64,
     max_markers: usize,
@@ -120,6 +122,7 @@ impl MemoryAdapter {
                 entries: bounded_map(b.max_entries),
                 markers: RwLock::new(Markers::default()),
                 version: AtomicU64::new(1),
+                floor: AtomicU64::new(0),
                 max_lifetime_ms: AtomicU64::new(0),
                 max_markers: b.max_markers,
                 clock: b.clock,
@@ -179,6 +182,10 @@ impl MemoryAdapter {
     }
 
     fn newest(&self, markers: MarkerSet<'_>) -> u64 {
+        if markers.is_empty() {
+            // Only the floor: no lock on the hit path.
+            return self.inner.floor.load(Ordering::Acquire);
+        }
         let table = self.inner.markers.read();
         let mut newest = table.floor;
         if table.map.is_empty() {
@@ -349,6 +356,7 @@ impl StorageAdapter for MemoryAdapter {
             table.set(*marker, record);
         }
         table.prune(now_ms, max_age, inner.max_markers);
+        inner.floor.store(table.floor, Ordering::Release);
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -359,6 +367,7 @@ impl StorageAdapter for MemoryAdapter {
         table.map.clear();
         table.order.clear();
         table.floor = version;
+        inner.floor.store(version, Ordering::Release);
         inner.entries.clear();
         Box::pin(std::future::ready(Ok(())))
     }

@@ -83,6 +83,59 @@ fn redis_hit(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // A miss: read, lease, fetch (instant here), write, release.
+    let mut group = c.benchmark_group("redis_miss");
+    group
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(40);
+    let next = std::sync::atomic::AtomicU64::new(0);
+    group.bench_function("redis-rs GET + SET (bare)", |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut conn = bare.clone();
+            let key = format!(
+                "{bare_key}:{}",
+                next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            let bytes = bytes.clone();
+            async move {
+                let _: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("get");
+                let _: () = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(bytes)
+                    .arg("PX")
+                    .arg(60_000)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("set");
+            }
+        })
+    });
+    group.bench_function("t87s query miss (depth-3 tag)", |b| {
+        b.to_async(&runtime).iter(|| {
+            let key = format!(
+                "miss:{}",
+                next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            let cache = &cache;
+            let tags = &tags;
+            let p = payload.clone();
+            async move {
+                cache
+                    .query(&key, tags, QueryOptions::new(), move || async move {
+                        Ok::<_, std::io::Error>(p)
+                    })
+                    .await
+                    .expect("miss")
+            }
+        })
+    });
+    group.finish();
+
     runtime.block_on(async {
         let _ = cache.clear().await;
         let _: Result<(), _> = redis::cmd("DEL")

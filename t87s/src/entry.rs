@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::tag::TagPath;
@@ -126,6 +127,7 @@ impl fmt::Debug for StoredValue {
 ///     tags: Arc::from(vec![]),
 ///     created_at: 0, expires_at: 10, grace_until: Some(25), version: 1,
 ///     value_type: t87s::value_type_of::<()>(),
+///     checked_at: t87s::CheckedAt::default(),
 /// };
 /// assert_eq!(stored.live_until(), 25);
 /// ```
@@ -146,6 +148,43 @@ pub struct StoredEntry {
     /// A fingerprint of the value's type name ([`value_type_of`]), so bytes
     /// written for one type are never decoded as another.
     pub value_type: u64,
+    /// Set by the engine when it finds the entry fresh against its markers;
+    /// start with `CheckedAt::default()`.
+    pub checked_at: CheckedAt,
+}
+
+/// The newest store version at which an entry was checked against its
+/// invalidation markers and found fresh (`0`: never).
+///
+/// While the store's version has not moved past it, no invalidation has
+/// happened since, and in-process stores skip the marker lookups. Clones
+/// copy the current value.
+///
+/// ```
+/// let checked = t87s::CheckedAt::default();
+/// checked.raise(7);
+/// checked.raise(3);
+/// assert_eq!(checked.get(), 7);
+/// ```
+#[derive(Debug, Default)]
+pub struct CheckedAt(AtomicU64);
+
+impl CheckedAt {
+    /// The version.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Raises it to `version` (never lowers it).
+    pub fn raise(&self, version: u64) {
+        self.0.fetch_max(version, Ordering::AcqRel);
+    }
+}
+
+impl Clone for CheckedAt {
+    fn clone(&self) -> Self {
+        Self(AtomicU64::new(self.get()))
+    }
 }
 
 /// The fingerprint stored in [`StoredEntry::value_type`]: a 64-bit FNV-1a hash

@@ -65,7 +65,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, CodecError, Postcard};
 pub use duration::{parse_duration, DurationError, IntoDuration};
 pub use engine::{Cacheable, OnRefresh, Primitives, PrimitivesBuilder, QueryOptions, SetOptions};
-pub use entry::{value_type_of, CacheEntry, Entries, StoredEntry, StoredValue};
+pub use entry::{value_type_of, CacheEntry, CheckedAt, Entries, StoredEntry, StoredValue};
 pub use error::{AdapterError, ConfigError, Error};
 pub use observer::{Event, EventKind, Observer};
 pub use schema::{IntoTag, Leaf, Static, Tag, TagId, TagSchema, Wild, WildArg};

@@ -212,6 +212,7 @@ async fn corrupt_or_truncated_bytes_are_a_miss() {
             grace_until: None,
             version,
             value_type: value_type_of::<String>(),
+            checked_at: Default::default(),
         };
         adapter
             .write(

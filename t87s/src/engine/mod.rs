@@ -27,7 +27,7 @@ use self::flight::{Flights, Outcome, Role};
 use crate::clock::{millis, Clock, SystemClock};
 use crate::codec::{Codec, CodecError, Postcard};
 use crate::duration::IntoDuration;
-use crate::entry::{value_type_of, CacheEntry, Entries, StoredEntry, StoredValue};
+use crate::entry::{value_type_of, CacheEntry, CheckedAt, Entries, StoredEntry, StoredValue};
 use crate::error::{AdapterError, ConfigError, Error};
 use crate::observer::{Event, EventKind, NoObserver, Observer};
 use crate::storage::{
@@ -301,9 +301,10 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// The hit path without the query machinery: a store that answers at
-    /// once holds a fresh entry, and nothing was invalidated since its fetch
-    /// began. `None` sends the caller down the full path (which also covers
-    /// sampled verification, grace and every slower case).
+    /// once holds a fresh entry, and no marker of its tags is as new as its
+    /// fetch (not even read when nothing was invalidated since). `None` sends
+    /// the caller down the full path (which also covers sampled verification,
+    /// grace and every slower case).
     pub(crate) fn hit_now<T: Cacheable>(&self, key: &str) -> Option<T> {
         let settings = &self.inner.settings;
         if self.inner.verify {
@@ -315,8 +316,23 @@ impl<C: Codec> Primitives<C> {
             .try_read_now(self.key(key), MarkerSet::empty(), now)?
             .ok()?;
         let entry = read.entry.as_ref()?;
-        if entry.version < read.version || now >= entry.expires_at {
+        if now >= entry.expires_at {
             return None;
+        }
+        if entry.version < read.version && entry.checked_at.get() < read.version {
+            // Something was invalidated since the entry's fetch began, or
+            // since it was last checked: read the markers of its own tags
+            // (still without I/O), and remember the check.
+            let markers = MarkerSet::new(&settings.prefix, &entry.tags);
+            let again = settings
+                .adapter
+                .try_read_now(self.key(key), markers, now)?
+                .ok()?;
+            let same = again.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, entry));
+            if !same || again.newest_marker >= entry.version {
+                return None;
+            }
+            entry.checked_at.raise(again.version);
         }
         let value = self.value_of::<T>(entry).ok()?;
         self.emit(EventKind::Hit, key, None);
@@ -1019,6 +1035,7 @@ impl<C: Codec> Primitives<C> {
             grace_until: lifetimes.grace_ms.map(|g| expires_at.saturating_add(g)),
             version,
             value_type: value_type_of::<T>(),
+            checked_at: CheckedAt::default(),
         })
     }
 
@@ -1034,7 +1051,12 @@ impl<C: Codec> Primitives<C> {
             ValueForm::Bytes => Ok(Arc::new(StoredEntry {
                 value: StoredValue::Bytes(self.inner.settings.codec.encode(value)?.into()),
                 tags: Arc::clone(&object.tags),
-                ..**object
+                checked_at: CheckedAt::default(),
+                created_at: object.created_at,
+                expires_at: object.expires_at,
+                grace_until: object.grace_until,
+                version: object.version,
+                value_type: object.value_type,
             })),
         }
     }

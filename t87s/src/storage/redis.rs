@@ -278,6 +278,7 @@ impl RedisAdapter {
             grace_until: envelope.grace_until,
             version: envelope.version,
             value_type: envelope.value_type,
+            checked_at: crate::entry::CheckedAt::default(),
         })
     }
 

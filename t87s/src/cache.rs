@@ -218,6 +218,11 @@ impl<S: TagSchema, C: Codec> QueryCacheBuilder<S, C> {
         self.map(|b| b.lease_timeout(timeout))
     }
 
+    /// See [`PrimitivesBuilder::max_value_bytes`].
+    pub fn max_value_bytes(self, limit: usize) -> Self {
+        self.map(|b| b.max_value_bytes(limit))
+    }
+
     /// See [`PrimitivesBuilder::verify_percent`].
     pub fn verify_percent(self, fraction: f64) -> Self {
         self.map(|b| b.verify_percent(fraction))

@@ -126,4 +126,12 @@ pub enum Error {
     /// A duration was malformed.
     #[error(transparent)]
     Duration(#[from] DurationError),
+    /// A value's encoding is over the cache's `max_value_bytes`.
+    #[error("a value of {size} bytes is over the cache's limit of {limit} bytes (`max_value_bytes`); it was not stored")]
+    ValueTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
 }

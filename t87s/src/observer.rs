@@ -44,6 +44,8 @@ pub enum EventKind {
     AdapterError,
     /// Bytes under our key could not be decoded as the requested type; treated as a miss.
     Undecodable,
+    /// A value was returned but not stored (over `max_value_bytes`).
+    NotStored,
 }
 
 impl EventKind {
@@ -63,6 +65,7 @@ impl EventKind {
             EventKind::VerificationFailed => "verification_failed",
             EventKind::AdapterError => "adapter_error",
             EventKind::Undecodable => "undecodable",
+            EventKind::NotStored => "not_stored",
         }
     }
 }

@@ -1003,6 +1003,9 @@ impl<C: Codec> Primitives<C> {
                     self.emit(EventKind::AdapterError, key, Some(&error));
                 }
             }
+            Err(error @ Error::ValueTooLarge { .. }) => {
+                self.emit(EventKind::NotStored, key, Some(&error));
+            }
             Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
         }
         object
@@ -1040,24 +1043,39 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// The entry as the adapter keeps it: the same `Arc` for object stores,
-    /// a copy holding the codec's bytes of `value` for byte stores.
+    /// a copy holding the codec's bytes of `value` for byte stores. Refuses
+    /// values whose encoding is over `max_value_bytes`.
     fn stored_form<T: Cacheable>(
         &self,
         object: &Arc<StoredEntry>,
         value: &T,
-    ) -> Result<Arc<StoredEntry>, CodecError> {
-        match self.inner.settings.adapter.value_form() {
-            ValueForm::Object => Ok(Arc::clone(object)),
-            ValueForm::Bytes => Ok(Arc::new(StoredEntry {
-                value: StoredValue::Bytes(self.inner.settings.codec.encode(value)?.into()),
-                tags: Arc::clone(&object.tags),
-                checked_at: CheckedAt::default(),
-                created_at: object.created_at,
-                expires_at: object.expires_at,
-                grace_until: object.grace_until,
-                version: object.version,
-                value_type: object.value_type,
-            })),
+    ) -> Result<Arc<StoredEntry>, Error> {
+        let settings = &self.inner.settings;
+        let check = |size: usize| match settings.max_value_bytes {
+            Some(limit) if size > limit => Err(Error::ValueTooLarge { size, limit }),
+            _ => Ok(()),
+        };
+        match settings.adapter.value_form() {
+            ValueForm::Object => {
+                if settings.max_value_bytes.is_some() {
+                    check(settings.codec.encode(value)?.len())?;
+                }
+                Ok(Arc::clone(object))
+            }
+            ValueForm::Bytes => {
+                let bytes = settings.codec.encode(value)?;
+                check(bytes.len())?;
+                Ok(Arc::new(StoredEntry {
+                    value: StoredValue::Bytes(bytes.into()),
+                    tags: Arc::clone(&object.tags),
+                    checked_at: CheckedAt::default(),
+                    created_at: object.created_at,
+                    expires_at: object.expires_at,
+                    grace_until: object.grace_until,
+                    version: object.version,
+                    value_type: object.value_type,
+                }))
+            }
         }
     }
 
@@ -1311,6 +1329,7 @@ pub struct PrimitivesBuilder<C: Codec = Postcard> {
     default_grace: Result<Option<Duration>, ConfigError>,
     refresh_backoff: Result<Duration, ConfigError>,
     lease_timeout: Result<Duration, ConfigError>,
+    max_value_bytes: Option<usize>,
     verify_percent: f64,
 }
 
@@ -1325,6 +1344,7 @@ struct Settings<C> {
     default_grace_ms: Option<u64>,
     refresh_backoff_ms: u64,
     lease_timeout: Duration,
+    max_value_bytes: Option<usize>,
     verify_percent: f64,
 }
 
@@ -1349,6 +1369,7 @@ impl PrimitivesBuilder<Postcard> {
             default_grace: Ok(None),
             refresh_backoff: Ok(Duration::from_secs(1)),
             lease_timeout: Ok(Duration::from_secs(5)),
+            max_value_bytes: None,
             verify_percent: 0.1,
         }
     }
@@ -1395,6 +1416,15 @@ impl<C: Codec> PrimitivesBuilder<C> {
         self
     }
 
+    /// The largest value (its codec encoding, in bytes) the cache stores
+    /// (default: no limit). A query whose value is larger still returns it,
+    /// stores nothing and reports [`EventKind::NotStored`]; `set` returns
+    /// [`Error::ValueTooLarge`].
+    pub fn max_value_bytes(mut self, limit: usize) -> Self {
+        self.max_value_bytes = Some(limit);
+        self
+    }
+
     /// The fraction of fresh hits (0.0 to 1.0, default 0.1) that re-run the
     /// fetch in the background to check the cached value. Runs only when the
     /// adapter or the observer wants verification reports.
@@ -1427,6 +1457,7 @@ impl<C: Codec> PrimitivesBuilder<C> {
             default_grace: self.default_grace,
             refresh_backoff: self.refresh_backoff,
             lease_timeout: self.lease_timeout,
+            max_value_bytes: self.max_value_bytes,
             verify_percent: self.verify_percent,
         }
     }
@@ -1450,6 +1481,7 @@ impl<C: Codec> PrimitivesBuilder<C> {
             default_grace_ms: self.default_grace?.map(millis),
             refresh_backoff_ms: millis(self.refresh_backoff?),
             lease_timeout: self.lease_timeout?,
+            max_value_bytes: self.max_value_bytes,
             verify_percent: self.verify_percent,
         })
     }

@@ -70,6 +70,26 @@ impl RedisServer {
         }
     }
 
+    /// Freezes it (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("kill on the PATH");
+            assert!(status.success(), "kill {signal} failed");
+        }
+    }
+
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.kill();

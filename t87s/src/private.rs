@@ -18,6 +18,13 @@ use crate::codec::{Codec, CodecError};
 use crate::engine::{Cacheable, Call};
 use serde::Serialize;
 
+/// Decodes a Redis entry envelope (for the fuzz target): `None` for bytes
+/// that are not one.
+#[cfg(feature = "redis")]
+pub fn decode_redis_entry(bytes: &[u8]) -> Option<crate::entry::StoredEntry> {
+    crate::storage::RedisAdapter::decode(bytes)
+}
+
 /// `ttl = "10m"` in `#[cached]`: evaluated in a `const`, so a bad literal
 /// fails the build.
 pub const fn const_duration(text: &str) -> Option<Duration> {

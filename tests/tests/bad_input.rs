@@ -27,34 +27,71 @@ macro_rules! on_every_store {
     )*};
 }
 
-on_every_store!(oversized_values_are_returned_but_never_stored, awkward_segments_stay_distinct);
+on_every_store!(
+    oversized_values_are_returned_but_never_stored,
+    awkward_segments_stay_distinct
+);
 
 async fn oversized_values_are_returned_but_never_stored(store: Store) {
     let h = Harness::with(store, |b| b.max_value_bytes(1_000)).await;
     let tags = [tag(&["t"])];
     let big = Source::new(vec![7u8; 5_000]);
     for _ in 0..2 {
-        let v = h.cache.query("big", &tags, QueryOptions::new(), big.fetch()).await.unwrap();
+        let v = h
+            .cache
+            .query("big", &tags, QueryOptions::new(), big.fetch())
+            .await
+            .unwrap();
         assert_eq!(v.len(), 5_000, "the caller still gets its value");
     }
     assert_eq!(big.calls(), 2, "never cached");
     assert_eq!(h.events.count(EventKind::NotStored), 2);
-    let err = h.cache.set("big", &vec![7u8; 5_000], SetOptions::new(tags.clone())).await.unwrap_err();
-    assert!(matches!(err, Error::ValueTooLarge { limit: 1_000, .. }), "{err}");
+    let err = h
+        .cache
+        .set("big", &vec![7u8; 5_000], SetOptions::new(tags.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ValueTooLarge { limit: 1_000, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("max_value_bytes"));
     // Small values are unaffected.
     let small = Source::new(vec![1u8; 10]);
-    h.cache.query("small", &tags, QueryOptions::new(), small.fetch()).await.unwrap();
-    h.cache.query("small", &tags, QueryOptions::new(), small.fetch()).await.unwrap();
+    h.cache
+        .query("small", &tags, QueryOptions::new(), small.fetch())
+        .await
+        .unwrap();
+    h.cache
+        .query("small", &tags, QueryOptions::new(), small.fetch())
+        .await
+        .unwrap();
     assert_eq!(small.calls(), 1);
 }
 
 async fn awkward_segments_stay_distinct(store: Store) {
     let h = Harness::new(store).await;
-    let shapes: [&[&str]; 8] = [&["a/b"], &["a", "b"], &["a%2Fb"], &["a", ""], &[""], &["é", "日本"], &["a b", "*?[]"], &["%00"]];
+    let shapes: [&[&str]; 8] = [
+        &["a/b"],
+        &["a", "b"],
+        &["a%2Fb"],
+        &["a", ""],
+        &[""],
+        &["é", "日本"],
+        &["a b", "*?[]"],
+        &["%00"],
+    ];
     let src = Source::new(1u32);
     for (i, segments) in shapes.iter().enumerate() {
-        h.cache.query(&format!("k{i}"), &[tag(segments)], QueryOptions::new(), src.fetch()).await.unwrap();
+        h.cache
+            .query(
+                &format!("k{i}"),
+                &[tag(segments)],
+                QueryOptions::new(),
+                src.fetch(),
+            )
+            .await
+            .unwrap();
     }
     assert_eq!(src.calls(), shapes.len());
     // Invalidating one shape exactly leaves every other shape cached.
@@ -62,8 +99,20 @@ async fn awkward_segments_stay_distinct(store: Store) {
         h.cache.invalidate_exact(&[tag(segments)]).await.unwrap();
         for (j, other) in shapes.iter().enumerate() {
             let before = src.calls();
-            h.cache.query(&format!("k{j}"), &[tag(other)], QueryOptions::new(), src.fetch()).await.unwrap();
-            assert_eq!(src.calls() - before, usize::from(i == j), "invalidating {segments:?} vs {other:?}");
+            h.cache
+                .query(
+                    &format!("k{j}"),
+                    &[tag(other)],
+                    QueryOptions::new(),
+                    src.fetch(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                src.calls() - before,
+                usize::from(i == j),
+                "invalidating {segments:?} vs {other:?}"
+            );
         }
     }
 }
@@ -72,7 +121,10 @@ async fn awkward_segments_stay_distinct(store: Store) {
 fn empty_tags_are_a_typed_error() {
     assert_eq!(TagPath::new(Vec::<String>::new()), Err(TagError::Empty));
     assert_eq!(TagPath::from_encoded(""), Err(TagError::Empty));
-    assert!(matches!(TagPath::from_encoded("a//b"), Err(TagError::BadEscape(_))));
+    assert!(matches!(
+        TagPath::from_encoded("a//b"),
+        Err(TagError::BadEscape(_))
+    ));
 }
 
 proptest! {
@@ -155,9 +207,17 @@ async fn random_bytes_under_a_redis_key_are_a_miss() {
                 rng as u8
             })
             .collect();
-        let _: () = redis::cmd("SET").arg(format!("{prefix}:e:t87s:k")).arg(&bytes).query_async(&mut raw).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}:e:t87s:k"))
+            .arg(&bytes)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
         let src = Source::new(round as u64);
-        let v = cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+        let v = cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
         assert_eq!((v, src.calls()), (round as u64, 1), "round {round}");
     }
 }

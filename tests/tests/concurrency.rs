@@ -39,7 +39,10 @@ async fn read(cache: &Primitives, db: &Arc<Db>, k: usize, panic_now: bool) -> Op
         }
         Ok::<_, std::io::Error>(seen)
     };
-    cache.query(&format!("item:{k}"), &tags, QueryOptions::new(), fetch).await.ok()
+    cache
+        .query(&format!("item:{k}"), &tags, QueryOptions::new(), fetch)
+        .await
+        .ok()
 }
 
 async fn hammer(store: Store, rounds: usize) {
@@ -59,8 +62,15 @@ async fn hammer(store: Store, rounds: usize) {
             for i in 0..rounds {
                 let k = (i + w) % KEYS;
                 let written = db.writes[k].fetch_add(1, Ordering::SeqCst) + 1;
-                let target = if i % 5 == 0 { tag(&["all"]) } else { tag(&["items", &k.to_string()]) };
-                cache.invalidate(&[target.clone()]).await.expect("invalidate");
+                let target = if i % 5 == 0 {
+                    tag(&["all"])
+                } else {
+                    tag(&["items", &k.to_string()])
+                };
+                cache
+                    .invalidate(&[target.clone()])
+                    .await
+                    .expect("invalidate");
                 db.invalidated[k].fetch_max(written, Ordering::SeqCst);
                 tokio::task::yield_now().await;
             }

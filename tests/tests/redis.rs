@@ -515,21 +515,41 @@ async fn redis_paused_queries_answer_within_the_timeout_and_no_task_leaks() {
         .await
         .unwrap();
     let events = Recorder::default();
-    let cache = Primitives::builder(adapter).observer(events.clone()).verify_percent(0.0).build().unwrap();
+    let cache = Primitives::builder(adapter)
+        .observer(events.clone())
+        .verify_percent(0.0)
+        .build()
+        .unwrap();
     let metrics = tokio::runtime::Handle::current().metrics();
     let tags = [tag(&["t"])];
     let src = Source::new(1u32);
-    cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
-    cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+    cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
     assert_eq!(src.calls(), 1);
     let tasks_before = metrics.num_alive_tasks();
 
     server.pause();
     for _ in 0..5 {
         let started = Instant::now();
-        assert_eq!(cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap(), 1);
+        assert_eq!(
+            cache
+                .query("k", &tags, QueryOptions::new(), src.fetch())
+                .await
+                .unwrap(),
+            1
+        );
         // A read times out, the fetch answers; the write times out too.
-        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
     }
     let err = cache.invalidate(&tags).await.unwrap_err();
     assert!(err.to_string().contains("timed out"), "{err}");
@@ -538,14 +558,27 @@ async fn redis_paused_queries_answer_within_the_timeout_and_no_task_leaks() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let before = src.calls();
-        cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
-        cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
         if src.calls() - before <= 1 && cache.invalidate(&tags).await.is_ok() {
             break;
         }
-        assert!(Instant::now() < deadline, "the adapter did not recover from the pause");
+        assert!(
+            Instant::now() < deadline,
+            "the adapter did not recover from the pause"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(cache.in_flight(), 0);
-    assert!(metrics.num_alive_tasks() <= tasks_before, "tasks leaked: {} > {tasks_before}", metrics.num_alive_tasks());
+    assert!(
+        metrics.num_alive_tasks() <= tasks_before,
+        "tasks leaked: {} > {tasks_before}",
+        metrics.num_alive_tasks()
+    );
 }

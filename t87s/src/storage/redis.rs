@@ -259,7 +259,7 @@ impl RedisAdapter {
             .unwrap_or(0)
     }
 
-    fn decode(bytes: &[u8]) -> Option<StoredEntry> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<StoredEntry> {
         let envelope: Envelope<'_> = postcard::from_bytes(bytes).ok()?;
         if envelope.magic != MAGIC {
             return None;

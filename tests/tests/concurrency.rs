@@ -68,7 +68,7 @@ async fn hammer(store: Store, rounds: usize) {
                     tag(&["items", &k.to_string()])
                 };
                 cache
-                    .invalidate(&[target.clone()])
+                    .invalidate(std::slice::from_ref(&target))
                     .await
                     .expect("invalidate");
                 db.invalidated[k].fetch_max(written, Ordering::SeqCst);

@@ -57,7 +57,7 @@ async fn memory_stays_bounded_under_unbounded_keys_and_tags() {
                 )
                 .await
                 .unwrap();
-            if ops % 3 == 0 {
+            if ops.is_multiple_of(3) {
                 cache
                     .invalidate(&[TagPath::new(["users", &id]).unwrap()])
                     .await

@@ -1,6 +1,7 @@
 //! Shared helpers for the t87s integration suites: a recording observer, a
 //! deterministic clock, counting fetches, and adapters to run each suite on.
 
+pub mod proxy;
 pub mod servers;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -582,3 +582,86 @@ async fn redis_paused_queries_answer_within_the_timeout_and_no_task_leaks() {
         metrics.num_alive_tasks()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_cut_network_fails_open_and_serves_nothing_stale_after() {
+    if !redis_available().await {
+        return;
+    }
+    let upstream = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = t87s_tests::proxy::Proxy::start(upstream, Duration::from_millis(400)).await;
+    let prefix = unique_prefix();
+    let proxied = Primitives::builder(
+        RedisAdapter::builder(format!("redis://127.0.0.1:{}", proxy.port))
+            .prefix(prefix.clone())
+            .timeout(Duration::from_millis(150))
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .verify_percent(0.0)
+    .build()
+    .unwrap();
+    let direct = process(&prefix, ManualClock::new(SystemClock.now_ms())).await;
+    let tags = [tag(&["users", "1"])];
+    let src = Source::new("v1".to_string());
+    assert_eq!(
+        proxied
+            .query("u1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        "v1"
+    );
+    assert_eq!(
+        proxied
+            .query("u1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        "v1"
+    );
+    assert_eq!(src.calls(), 1);
+
+    for fault in ["delay", "cut"] {
+        if fault == "delay" {
+            proxy.delay();
+        } else {
+            proxy.cut();
+        }
+        // While the proxied process cannot reach Redis, another one writes
+        // and invalidates.
+        src.set(format!("after {fault}"));
+        direct.invalidate(&tags).await.unwrap();
+        for _ in 0..3 {
+            let started = Instant::now();
+            let v = proxied
+                .query("u1", &tags, QueryOptions::new(), src.fetch())
+                .await
+                .unwrap();
+            assert_eq!(v, format!("after {fault}"), "fail-open runs the fetch");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{fault}: took {:?}",
+                started.elapsed()
+            );
+        }
+        proxy.pass();
+        // After recovery: never the value from before the invalidation.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let v = proxied
+                .query("u1", &tags, QueryOptions::new(), src.fetch())
+                .await
+                .unwrap();
+            assert_eq!(v, format!("after {fault}"), "stale after recovery");
+            if proxied.invalidate(&[tag(&["unrelated"])]).await.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no recovery after {fault}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(proxied.in_flight(), 0);
+}

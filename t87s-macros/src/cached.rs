@@ -75,7 +75,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let inputs = check_signature(&method, &mut errors);
     if let Some((_, tags)) = &args.tags {
         for tag in tags {
-            check_tag(tag, &inputs, &mut errors);
+            check_tag(tag, &mut errors);
         }
     }
     if !errors.is_empty() {
@@ -232,7 +232,7 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
 
 /// Tags see the method's arguments and `t`, nothing else. Other names fail
 /// to resolve on their own; `self` would resolve, so it is refused here.
-fn check_tag(tag: &Expr, _inputs: &[Arg], errors: &mut Errors) {
+fn check_tag(tag: &Expr, errors: &mut Errors) {
     fn find_self(tokens: TokenStream) -> Option<Span> {
         for tree in tokens {
             match tree {

@@ -94,12 +94,35 @@ impl<S: TagSchema, C: Codec> QueryCache<S, C> {
     }
 
     /// The schema's tag builder: `cache.tags().posts(1).comments(..)`.
+    ///
+    /// ```
+    /// # use t87s::{MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+    /// # #[derive(TagSchema)] struct PostTags { settings: Static }
+    /// # #[derive(TagSchema)] struct AppTags { posts: Wild<PostTags> }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache: QueryCache<AppTags> = QueryCache::new(MemoryAdapter::new());
+    /// let settings = cache.tags().posts(1).settings();
+    /// assert_eq!(settings.to_string(), "posts/1/settings");
+    /// # Ok(()) }
+    /// ```
     pub fn tags(&self) -> S::Root {
         S::root()
     }
 
     /// Makes stale every entry tagged with `tag` or below it, in every
     /// process sharing the store. See [`Primitives::invalidate`].
+    ///
+    /// ```
+    /// # use t87s::{MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+    /// # #[derive(TagSchema)] struct PostTags { settings: Static }
+    /// # #[derive(TagSchema)] struct AppTags { posts: Wild<PostTags> }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache: QueryCache<AppTags> = QueryCache::new(MemoryAdapter::new());
+    /// cache.invalidate(cache.tags().posts(1)).await?; // post 1 and its settings
+    /// # Ok(()) }
+    /// ```
     pub fn invalidate(&self, tag: impl IntoTag<S>) -> Invalidation<'_> {
         let path = tag.into_tag().into_path();
         Box::pin(async move { self.primitives.invalidate(&[path]).await })
@@ -126,17 +149,50 @@ impl<S: TagSchema, C: Codec> QueryCache<S, C> {
     }
 
     /// Makes stale only the entries tagged with exactly `tag`.
+    ///
+    /// ```
+    /// # use t87s::{MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+    /// # #[derive(TagSchema)] struct PostTags { settings: Static }
+    /// # #[derive(TagSchema)] struct AppTags { posts: Wild<PostTags> }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache: QueryCache<AppTags> = QueryCache::new(MemoryAdapter::new());
+    /// cache.invalidate_exact(cache.tags().posts(..)).await?; // the post list, not each post
+    /// # Ok(()) }
+    /// ```
     pub fn invalidate_exact(&self, tag: impl IntoTag<S>) -> Invalidation<'_> {
         let path = tag.into_tag().into_path();
         Box::pin(async move { self.primitives.invalidate_exact(&[path]).await })
     }
 
     /// Removes every entry and marker from the store.
+    ///
+    /// ```
+    /// # use t87s::{MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+    /// # #[derive(TagSchema)] struct PostTags { settings: Static }
+    /// # #[derive(TagSchema)] struct AppTags { posts: Wild<PostTags> }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache: QueryCache<AppTags> = QueryCache::new(MemoryAdapter::new());
+    /// cache.clear().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn clear(&self) -> Result<(), Error> {
         self.primitives.clear().await
     }
 
     /// Releases the adapter's connections.
+    ///
+    /// ```
+    /// # use t87s::{MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+    /// # #[derive(TagSchema)] struct PostTags { settings: Static }
+    /// # #[derive(TagSchema)] struct AppTags { posts: Wild<PostTags> }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), t87s::Error> {
+    /// let cache: QueryCache<AppTags> = QueryCache::new(MemoryAdapter::new());
+    /// cache.disconnect().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn disconnect(&self) -> Result<(), Error> {
         self.primitives.disconnect().await
     }

@@ -173,8 +173,8 @@ enum Found<T> {
 enum Waited<T> {
     /// It stored a fresh value.
     Served(Served<T>),
-    /// Fetch here, under this lease, stamped no lower than this version.
-    Lease(Lease, u64),
+    /// Fetch here, under this lease.
+    Lease(Lease),
 }
 
 /// A fetch error as the observer sees it (the caller's `E` is only `Display`).
@@ -762,12 +762,26 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
+        // The cross-process lease first, then one more look: a value stored
+        // by the lease's previous holder (in this process or another) is
+        // seen, never fetched again.
+        let mut lease = self.lease(key).await;
+        if lease == Lease::Held {
+            match self.await_other_process::<T>(key, tags).await {
+                Waited::Served(served) => {
+                    guard.publish(Outcome::Fresh(Arc::clone(&served.after)));
+                    return Ok(served);
+                }
+                Waited::Lease(next) => lease = next,
+            }
+        }
         let now = self.inner.settings.clock.now_ms();
         let markers = MarkerSet::new(&self.inner.settings.prefix, tags);
         let read = match self.read(self.key(key), markers, now).await {
             Ok(read) => read,
             Err(error) => {
                 self.emit(EventKind::AdapterError, key, Some(&error));
+                self.release(key, lease).await;
                 drop(guard);
                 return self
                     .fetch_alone(key, tags, options, None, None, fetch)
@@ -777,31 +791,15 @@ impl<C: Codec> Primitives<C> {
         let newest = applicable(&read, tags);
         let before = match self.inspect::<T>(key, read.entry, newest, now).await {
             Found::Fresh(stored, value) => {
+                self.release(key, lease).await;
                 guard.publish(Outcome::Fresh(Arc::clone(&stored)));
                 self.emit(EventKind::Hit, key, None);
-                return Ok(Served {
-                    value,
-                    before: Some(Arc::clone(&stored)),
-                    after: stored,
-                });
+                return Ok(Served::hit(value, stored));
             }
             Found::Graced(stored, _) => Some(stored),
             Found::Stale(stale) => stale,
         };
-        let mut version = read.version;
-        let lease = match self.lease(key).await {
-            Lease::Held => match self.await_other_process::<T>(key, tags).await {
-                Waited::Served(served) => {
-                    guard.publish(Outcome::Fresh(Arc::clone(&served.after)));
-                    return Ok(Served { before, ..served });
-                }
-                Waited::Lease(lease, newer) => {
-                    version = version.max(newer);
-                    lease
-                }
-            },
-            lease => lease,
-        };
+        let version = read.version;
         self.emit(EventKind::Miss, key, None);
         let started = self.inner.settings.clock.now_ms();
         let outcome = match fetch().await {
@@ -829,6 +827,12 @@ impl<C: Codec> Primitives<C> {
         };
         // Only now, with the value stored: a process waiting on the lease
         // must find the value, not a free lease and an empty key.
+        self.release(key, lease).await;
+        outcome
+    }
+
+    /// Releases a lease this process took (and reports a store fault).
+    async fn release(&self, key: &str, lease: Lease) {
         if let Lease::Acquired(token) = lease {
             let released = self
                 .inner
@@ -840,7 +844,6 @@ impl<C: Codec> Primitives<C> {
                 self.emit(EventKind::AdapterError, key, Some(&error));
             }
         }
-        outcome
     }
 
     /// Takes the store's cross-process lease on fetching `key`.
@@ -862,16 +865,14 @@ impl<C: Codec> Primitives<C> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.lease_timeout;
         let markers = MarkerSet::new(&self.inner.settings.prefix, tags);
         let mut pause = Duration::from_millis(2);
-        let mut version = 0;
         loop {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
             let now = self.inner.settings.clock.now_ms();
             let read = match self.read(self.key(key), markers, now).await {
                 Ok(read) => read,
-                Err(_) => return Waited::Lease(Lease::Unsupported, version),
+                Err(_) => return Waited::Lease(Lease::Unsupported),
             };
-            version = read.version;
             let newest = applicable(&read, tags);
             let found = self.inspect::<T>(key, read.entry, newest, now).await;
             if let Found::Fresh(stored, value) = found {
@@ -883,11 +884,11 @@ impl<C: Codec> Primitives<C> {
                 });
             }
             if tokio::time::Instant::now() >= deadline {
-                return Waited::Lease(Lease::Unsupported, version);
+                return Waited::Lease(Lease::Unsupported);
             }
             match self.lease(key).await {
                 Lease::Held => {}
-                lease => return Waited::Lease(lease, version),
+                lease => return Waited::Lease(lease),
             }
         }
     }

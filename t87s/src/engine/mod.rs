@@ -42,21 +42,6 @@ const MAX_ATTEMPTS: usize = 8;
 /// Past this many keys in back-off, expired back-offs are swept.
 const BACKOFF_SWEEP_AT: usize = 4_096;
 
-/// A fetch the engine can run now or in the background: a one-shot closure
-/// returning a `Send + 'static` future of `Result<T, E>`. Implemented for
-/// every such closure; it only names the bounds once.
-pub(crate) trait Fetch<T, E>: FnOnce() -> Self::Future + Send + 'static {
-    type Future: Future<Output = Result<T, E>> + Send + 'static;
-}
-
-impl<T, E, F, Fut> Fetch<T, E> for F
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
-{
-    type Future = Fut;
-}
-
 /// A value the cache can hold.
 ///
 /// Implemented for every type that is `Serialize + DeserializeOwned + Clone +
@@ -583,7 +568,7 @@ impl<C: Codec> Primitives<C> {
     /// The engine's whole decision procedure for one query. The call builds
     /// its tags and its fetch only when they are needed, so a hit pays for
     /// neither.
-    pub(crate) async fn run<T, E, S, TG, TT, M, F>(
+    pub(crate) async fn run<T, E, S, TG, TT, M, F, Fut>(
         &self,
         key: &str,
         mut call: Call<S, TG, TT, M>,
@@ -595,7 +580,8 @@ impl<C: Codec> Primitives<C> {
         TG: Fn(&S) -> TT,
         TT: AsRef<[TagPath]>,
         M: FnOnce(S) -> F,
-        F: Fetch<T, E>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         let mut before = None;
         let mut version = None;
@@ -762,7 +748,7 @@ impl<C: Codec> Primitives<C> {
 
     /// Leads the flight for `key`: looks once more (another leader may just
     /// have stored a value), then fetches and publishes the outcome.
-    async fn lead<T, E, F>(
+    async fn lead<T, E, F, Fut>(
         &self,
         guard: flight::FlightGuard,
         key: &str,
@@ -773,7 +759,8 @@ impl<C: Codec> Primitives<C> {
     where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
-        F: Fetch<T, E>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         // The cross-process lease first, then one more look: a value stored
         // by the lease's previous holder (in this process or another) is
@@ -909,7 +896,7 @@ impl<C: Codec> Primitives<C> {
     /// Fetches without coalescing: after an adapter fault, after the leader's
     /// fetch failed, or when retries ran out. Stores the value only when
     /// `version` (from a read before the fetch) is known.
-    async fn fetch_alone<T, E, F>(
+    async fn fetch_alone<T, E, F, Fut>(
         &self,
         key: &str,
         tags: &[TagPath],
@@ -921,7 +908,8 @@ impl<C: Codec> Primitives<C> {
     where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
-        F: Fetch<T, E>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         self.emit(EventKind::Miss, key, None);
         let started = self.inner.settings.clock.now_ms();
@@ -1123,14 +1111,19 @@ impl<C: Codec> Primitives<C> {
 impl<C: Codec> Primitives<C> {
     /// On a sampled fresh hit, re-runs the fetch in the background and reports
     /// whether the cached value was stale. At most one per key at a time.
-    fn maybe_verify<T, E, S, TG, TT, M, F>(&self, key: &str, cached: &T, call: Call<S, TG, TT, M>)
-    where
+    fn maybe_verify<T, E, S, TG, TT, M, F, Fut>(
+        &self,
+        key: &str,
+        cached: &T,
+        call: Call<S, TG, TT, M>,
+    ) where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
         TG: Fn(&S) -> TT,
         TT: AsRef<[TagPath]>,
         M: FnOnce(S) -> F,
-        F: Fetch<T, E>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         if fastrand::f64() >= self.inner.settings.verify_percent {
             return;
@@ -1167,7 +1160,7 @@ impl<C: Codec> Primitives<C> {
     /// Starts the one background refresh of a graced key, unless one is under
     /// way or the key is backing off after a failed refresh.
     #[allow(clippy::too_many_arguments)]
-    fn maybe_refresh<T, E, S, TG, TT, M, F>(
+    fn maybe_refresh<T, E, S, TG, TT, M, F, Fut>(
         &self,
         key: &str,
         options: &QueryOptions<T>,
@@ -1181,7 +1174,8 @@ impl<C: Codec> Primitives<C> {
         TG: Fn(&S) -> TT,
         TT: AsRef<[TagPath]>,
         M: FnOnce(S) -> F,
-        F: Fetch<T, E>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         if self.backing_off(key, now) {
             return;

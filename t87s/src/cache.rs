@@ -52,6 +52,12 @@ pub struct QueryCache<S: TagSchema, C: Codec = Postcard> {
 
 impl<S: TagSchema> QueryCache<S> {
     /// A cache over `adapter` with the engine's defaults (see [`Primitives::new`]).
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache: t87s::QueryCache<AppTags> = t87s::QueryCache::new(t87s::MemoryAdapter::new());
+    /// ```
     pub fn new(adapter: impl StorageAdapter) -> Self {
         Self::from_primitives(Primitives::new(adapter))
     }
@@ -250,51 +256,124 @@ impl<S: TagSchema, C: Codec> QueryCacheBuilder<S, C> {
     }
 
     /// See [`PrimitivesBuilder::prefix`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).prefix("blog").build()?;
+    /// assert_eq!(cache.primitives().prefix(), "blog");
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn prefix(self, prefix: impl Into<String>) -> Self {
         self.map(|b| b.prefix(prefix))
     }
 
     /// See [`PrimitivesBuilder::default_ttl`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).default_ttl("10m").build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn default_ttl(self, ttl: impl IntoDuration) -> Self {
         self.map(|b| b.default_ttl(ttl))
     }
 
     /// See [`PrimitivesBuilder::default_grace`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).default_grace("1h").build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn default_grace(self, grace: impl IntoDuration) -> Self {
         self.map(|b| b.default_grace(grace))
     }
 
     /// See [`PrimitivesBuilder::refresh_backoff`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).refresh_backoff("5s").build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn refresh_backoff(self, backoff: impl IntoDuration) -> Self {
         self.map(|b| b.refresh_backoff(backoff))
     }
 
     /// See [`PrimitivesBuilder::lease_timeout`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).lease_timeout("2s").build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn lease_timeout(self, timeout: impl IntoDuration) -> Self {
         self.map(|b| b.lease_timeout(timeout))
     }
 
     /// See [`PrimitivesBuilder::max_value_bytes`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).max_value_bytes(1 << 20).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn max_value_bytes(self, limit: usize) -> Self {
         self.map(|b| b.max_value_bytes(limit))
     }
 
     /// See [`PrimitivesBuilder::verify_percent`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).verify_percent(0.01).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn verify_percent(self, fraction: f64) -> Self {
         self.map(|b| b.verify_percent(fraction))
     }
 
     /// See [`PrimitivesBuilder::clock`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).clock(t87s::ManualClock::new(0)).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn clock(self, clock: impl Clock) -> Self {
         self.map(|b| b.clock(clock))
     }
 
     /// See [`PrimitivesBuilder::observer`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// struct Log;
+    /// impl t87s::Observer for Log { fn on_event(&self, e: &t87s::Event<'_>) { eprintln!("{e}") } }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).observer(Log).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn observer(self, observer: impl Observer) -> Self {
         self.map(|b| b.observer(observer))
     }
 
     /// See [`PrimitivesBuilder::codec`].
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let cache = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).codec(t87s::Postcard).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn codec<C2: Codec>(self, codec: C2) -> QueryCacheBuilder<S, C2> {
         QueryCacheBuilder {
             inner: self.inner.codec(codec),
@@ -303,6 +382,13 @@ impl<S: TagSchema, C: Codec> QueryCacheBuilder<S, C> {
     }
 
     /// Checks every option and builds the cache.
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct AppTags { global: Static }
+    /// let err = t87s::QueryCache::<AppTags>::builder(t87s::MemoryAdapter::new()).default_ttl("soon").build().unwrap_err();
+    /// assert!(err.to_string().contains("default_ttl"));
+    /// ```
     pub fn build(self) -> Result<QueryCache<S, C>, ConfigError> {
         Ok(QueryCache::from_primitives(self.inner.build()?))
     }

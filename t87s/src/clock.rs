@@ -73,6 +73,11 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock reading `now_ms` milliseconds since the epoch.
+    ///
+    /// ```
+    /// use t87s::Clock;
+    /// assert_eq!(t87s::ManualClock::new(42).now_ms(), 42);
+    /// ```
     pub fn new(now_ms: u64) -> Self {
         Self {
             now: Arc::new(AtomicU64::new(now_ms)),
@@ -80,6 +85,13 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by `by` (saturating).
+    ///
+    /// ```
+    /// use t87s::Clock;
+    /// let clock = t87s::ManualClock::new(0);
+    /// clock.advance(std::time::Duration::from_millis(1500));
+    /// assert_eq!(clock.now_ms(), 1500);
+    /// ```
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         let mut current = self.now.load(Ordering::Acquire);
@@ -96,6 +108,13 @@ impl ManualClock {
     }
 
     /// Sets the clock to `now_ms` (it may go backwards, like a real clock).
+    ///
+    /// ```
+    /// use t87s::Clock;
+    /// let clock = t87s::ManualClock::new(10);
+    /// clock.set(5);
+    /// assert_eq!(clock.now_ms(), 5);
+    /// ```
     pub fn set(&self, now_ms: u64) {
         self.now.store(now_ms, Ordering::Release);
     }

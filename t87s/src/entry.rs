@@ -48,6 +48,12 @@ pub struct CacheEntry<T> {
 
 impl<T> CacheEntry<T> {
     /// Whether the entry is within its TTL at `now_ms` (tags not considered).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let e = t87s::CacheEntry { value: (), tags: Arc::from(vec![]), created_at: 0, expires_at: 10, grace_until: None, version: 1 };
+    /// assert!(e.is_fresh_at(9) && !e.is_fresh_at(10));
+    /// ```
     pub fn is_fresh_at(&self, now_ms: u64) -> bool {
         now_ms < self.expires_at
     }
@@ -171,11 +177,21 @@ pub struct CheckedAt(AtomicU64);
 
 impl CheckedAt {
     /// The version.
+    ///
+    /// ```
+    /// assert_eq!(t87s::CheckedAt::default().get(), 0);
+    /// ```
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
 
     /// Raises it to `version` (never lowers it).
+    ///
+    /// ```
+    /// let c = t87s::CheckedAt::default();
+    /// c.raise(4);
+    /// assert_eq!(c.get(), 4);
+    /// ```
     pub fn raise(&self, version: u64) {
         self.0.fetch_max(version, Ordering::AcqRel);
     }
@@ -207,11 +223,23 @@ impl StoredEntry {
     /// The last millisecond (exclusive) at which the entry can be served at
     /// all: `grace_until`, or `expires_at` without grace. Past it the entry is
     /// dead, and adapters need not read its invalidation markers.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let e = t87s::StoredEntry { value: t87s::StoredValue::Bytes(Arc::from(&b""[..])), tags: Arc::from(vec![]), created_at: 0, expires_at: 10, grace_until: None, version: 1, value_type: 0, checked_at: Default::default() };
+    /// assert_eq!(e.live_until(), 10);
+    /// ```
     pub fn live_until(&self) -> u64 {
         self.grace_until.unwrap_or(self.expires_at)
     }
 
     /// How long the entry can live, from `created_at` to [`Self::live_until`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// let e = t87s::StoredEntry { value: t87s::StoredValue::Bytes(Arc::from(&b""[..])), tags: Arc::from(vec![]), created_at: 5, expires_at: 10, grace_until: Some(30), version: 1, value_type: 0, checked_at: Default::default() };
+    /// assert_eq!(e.lifetime_ms(), 25);
+    /// ```
     pub fn lifetime_ms(&self) -> u64 {
         self.live_until().saturating_sub(self.created_at)
     }

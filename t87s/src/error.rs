@@ -21,6 +21,11 @@ pub struct AdapterError {
 
 impl AdapterError {
     /// An error with a message that tells the user what to check.
+    ///
+    /// ```
+    /// let err = t87s::AdapterError::new("store full");
+    /// assert_eq!(err.to_string(), "store full");
+    /// ```
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),

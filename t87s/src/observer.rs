@@ -50,6 +50,10 @@ pub enum EventKind {
 
 impl EventKind {
     /// A short `snake_case` name, handy as a metric label.
+    ///
+    /// ```
+    /// assert_eq!(t87s::EventKind::StaleServed.name(), "stale_served");
+    /// ```
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Hit => "hit",

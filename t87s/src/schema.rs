@@ -125,11 +125,24 @@ impl<R> Tag<R> {
     }
 
     /// The path this tag stands for.
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct Tags { global: Static }
+    /// assert_eq!(Tags::root().global().path().depth(), 1);
+    /// ```
     pub fn path(&self) -> &TagPath {
         &self.path
     }
 
     /// The path, by value.
+    ///
+    /// ```
+    /// # use t87s::{Static, TagSchema};
+    /// # #[derive(TagSchema)] struct Tags { global: Static }
+    /// let path: t87s::TagPath = Tags::root().global().into_path();
+    /// assert_eq!(path.as_str(), "global");
+    /// ```
     pub fn into_path(self) -> TagPath {
         self.path
     }

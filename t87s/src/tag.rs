@@ -51,6 +51,12 @@ pub struct TagPath {
 
 impl TagPath {
     /// Builds a path from its segments. At least one segment is required.
+    ///
+    /// ```
+    /// let tag = t87s::TagPath::new(["users", "42"])?;
+    /// assert_eq!(tag.to_string(), "users/42");
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn new<I, S>(segments: I) -> Result<Self, TagError>
     where
         I: IntoIterator<Item = S>,
@@ -138,11 +144,22 @@ impl TagPath {
     }
 
     /// The encoded, unambiguous form: escaped segments joined by `/`.
+    ///
+    /// ```
+    /// assert_eq!(t87s::TagPath::new(["a/b", "c"])?.as_str(), "a%2Fb/c");
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.encoded
     }
 
     /// The decoded segments.
+    ///
+    /// ```
+    /// let tag = t87s::TagPath::new(["a/b", ""])?;
+    /// assert_eq!(tag.segments().collect::<Vec<_>>(), ["a/b", ""]);
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn segments(&self) -> impl Iterator<Item = Cow<'_, str>> + '_ {
         self.encoded.split(SEPARATOR).map(unescape)
     }
@@ -173,6 +190,13 @@ impl TagPath {
     }
 
     /// Whether `self` equals `other` or is an ancestor of it.
+    ///
+    /// ```
+    /// let posts = t87s::TagPath::new(["posts"])?;
+    /// assert!(posts.is_prefix_of(&posts.child("1")));
+    /// assert!(!posts.child("1").is_prefix_of(&posts));
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn is_prefix_of(&self, other: &TagPath) -> bool {
         let (me, them) = (self.as_str(), other.as_str());
         them.starts_with(me) && (them.len() == me.len() || them[me.len()..].starts_with(SEPARATOR))

@@ -239,6 +239,12 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// The prefix every key and marker of this cache lives under.
+    ///
+    /// ```
+    /// let cache = t87s::Primitives::builder(t87s::MemoryAdapter::new()).prefix("app").build()?;
+    /// assert_eq!(cache.prefix(), "app");
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn prefix(&self) -> &str {
         &self.inner.settings.prefix
     }
@@ -1384,18 +1390,34 @@ impl PrimitivesBuilder<Postcard> {
 
 impl<C: Codec> PrimitivesBuilder<C> {
     /// The namespace of this cache's keys and markers (default `t87s`).
+    ///
+    /// ```
+    /// let cache = t87s::Primitives::builder(t87s::MemoryAdapter::new()).prefix("app").build()?;
+    /// assert_eq!(cache.prefix(), "app");
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into().into_boxed_str();
         self
     }
 
     /// How long values stay fresh when a query names no ttl (default 30s).
+    ///
+    /// ```
+    /// t87s::Primitives::builder(t87s::MemoryAdapter::new()).default_ttl(std::time::Duration::from_secs(60)).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn default_ttl(mut self, ttl: impl IntoDuration) -> Self {
         self.default_ttl = duration_option("default_ttl", ttl);
         self
     }
 
     /// Grace when a query names none (default: none).
+    ///
+    /// ```
+    /// t87s::Primitives::builder(t87s::MemoryAdapter::new()).default_grace("1h").build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn default_grace(mut self, grace: impl IntoDuration) -> Self {
         self.default_grace = duration_option("default_grace", grace).map(Some);
         self
@@ -1403,6 +1425,11 @@ impl<C: Codec> PrimitivesBuilder<C> {
 
     /// How long a key waits after a failed background refresh before the next
     /// one (default 1s). It keeps serving its graced value meanwhile.
+    ///
+    /// ```
+    /// t87s::Primitives::builder(t87s::MemoryAdapter::new()).refresh_backoff("10s").build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn refresh_backoff(mut self, backoff: impl IntoDuration) -> Self {
         self.refresh_backoff = duration_option("refresh_backoff", backoff);
         self
@@ -1412,6 +1439,11 @@ impl<C: Codec> PrimitivesBuilder<C> {
     /// holds the lease on fetching a missing key, and how long the others wait
     /// for its value before fetching themselves (default 5s). A holder that
     /// dies frees the lease when it expires.
+    ///
+    /// ```
+    /// t87s::Primitives::builder(t87s::MemoryAdapter::new()).lease_timeout("3s").build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn lease_timeout(mut self, timeout: impl IntoDuration) -> Self {
         self.lease_timeout = duration_option("lease_timeout", timeout);
         self
@@ -1421,6 +1453,11 @@ impl<C: Codec> PrimitivesBuilder<C> {
     /// (default: no limit). A query whose value is larger still returns it,
     /// stores nothing and reports [`EventKind::NotStored`]; `set` returns
     /// [`Error::ValueTooLarge`].
+    ///
+    /// ```
+    /// t87s::Primitives::builder(t87s::MemoryAdapter::new()).max_value_bytes(64 * 1024).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn max_value_bytes(mut self, limit: usize) -> Self {
         self.max_value_bytes = Some(limit);
         self
@@ -1429,24 +1466,45 @@ impl<C: Codec> PrimitivesBuilder<C> {
     /// The fraction of fresh hits (0.0 to 1.0, default 0.1) that re-run the
     /// fetch in the background to check the cached value. Runs only when the
     /// adapter or the observer wants verification reports.
+    ///
+    /// ```
+    /// assert!(t87s::Primitives::builder(t87s::MemoryAdapter::new()).verify_percent(2.0).build().is_err());
+    /// ```
     pub fn verify_percent(mut self, fraction: f64) -> Self {
         self.verify_percent = fraction;
         self
     }
 
     /// The time source (default: the system clock).
+    ///
+    /// ```
+    /// t87s::Primitives::builder(t87s::MemoryAdapter::new()).clock(t87s::ManualClock::new(0)).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// Receives every [`Event`].
+    ///
+    /// ```
+    /// struct Quiet;
+    /// impl t87s::Observer for Quiet { fn on_event(&self, _: &t87s::Event<'_>) {} }
+    /// t87s::Primitives::builder(t87s::MemoryAdapter::new()).observer(Quiet).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn observer(mut self, observer: impl Observer) -> Self {
         self.observer = Arc::new(observer);
         self
     }
 
     /// The codec for adapters that store bytes (default [`Postcard`]).
+    ///
+    /// ```
+    /// let cache: t87s::Primitives<t87s::Postcard> = t87s::Primitives::builder(t87s::MemoryAdapter::new()).codec(t87s::Postcard).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn codec<C2: Codec>(self, codec: C2) -> PrimitivesBuilder<C2> {
         PrimitivesBuilder {
             adapter: self.adapter,
@@ -1464,6 +1522,11 @@ impl<C: Codec> PrimitivesBuilder<C> {
     }
 
     /// Checks every option and builds the engine.
+    ///
+    /// ```
+    /// let err = t87s::Primitives::builder(t87s::MemoryAdapter::new()).default_grace("1 hour").build().unwrap_err();
+    /// assert!(matches!(err, t87s::ConfigError::Duration { option: "default_grace", .. }));
+    /// ```
     pub fn build(self) -> Result<Primitives<C>, ConfigError> {
         Ok(Primitives::from_builder(self.resolve()?))
     }

@@ -31,6 +31,10 @@ pub struct QueryOptions<T> {
 
 impl<T> QueryOptions<T> {
     /// The cache's defaults for ttl and grace, no callback.
+    ///
+    /// ```
+    /// let options = t87s::QueryOptions::<u32>::new();
+    /// ```
     pub fn new() -> Self {
         Self {
             ttl: None,
@@ -40,6 +44,10 @@ impl<T> QueryOptions<T> {
     }
 
     /// How long the value is fresh (default: the cache's `default_ttl`).
+    ///
+    /// ```
+    /// let options = t87s::QueryOptions::<u32>::new().ttl(std::time::Duration::from_secs(60));
+    /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
@@ -48,6 +56,10 @@ impl<T> QueryOptions<T> {
     /// How long after the TTL a stale value may still be served while it is
     /// refreshed in the background, or served if the fetch fails (default: the
     /// cache's `default_grace`). `Duration::ZERO` turns grace off.
+    ///
+    /// ```
+    /// let options = t87s::QueryOptions::<u32>::new().grace(std::time::Duration::ZERO); // no grace
+    /// ```
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = Some(grace);
         self
@@ -55,6 +67,12 @@ impl<T> QueryOptions<T> {
 
     /// Called after a background refresh with `(old, new, changed)`. A panic
     /// inside is caught and reported to the observer.
+    ///
+    /// ```
+    /// let options = t87s::QueryOptions::<u32>::new().on_refresh(|old, new, changed| {
+    ///     if changed { println!("{old} -> {new}") }
+    /// });
+    /// ```
     pub fn on_refresh(mut self, f: impl Fn(&T, &T, bool) + Send + Sync + 'static) -> Self {
         self.on_refresh = Some(Arc::new(f));
         self
@@ -104,6 +122,11 @@ pub struct SetOptions {
 
 impl SetOptions {
     /// Store under `tags`, with the cache's default ttl and grace.
+    ///
+    /// ```
+    /// let options = t87s::SetOptions::new([t87s::TagPath::new(["users", "1"])?]);
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn new(tags: impl IntoIterator<Item = TagPath>) -> Self {
         Self {
             tags: tags.into_iter().collect(),
@@ -113,12 +136,22 @@ impl SetOptions {
     }
 
     /// How long the value is fresh.
+    ///
+    /// ```
+    /// let options = t87s::SetOptions::new([t87s::TagPath::new(["t"])?]).ttl(std::time::Duration::from_secs(60));
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
 
     /// How long a stale value may still be served (`Duration::ZERO`: none).
+    ///
+    /// ```
+    /// let options = t87s::SetOptions::new([t87s::TagPath::new(["t"])?]).grace(std::time::Duration::from_secs(60));
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = Some(grace);
         self

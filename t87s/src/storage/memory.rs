@@ -107,11 +107,21 @@ impl hashbrown::Equivalent<Arc<OwnedMarker>> for MarkerKey<'_> {
 impl MemoryAdapter {
     /// A store with the defaults: 10,000 entries, 100,000 markers, values kept
     /// as objects, the system clock for marker pruning.
+    ///
+    /// ```
+    /// let adapter = t87s::MemoryAdapter::new();
+    /// assert_eq!(adapter.entry_count(), 0);
+    /// ```
     pub fn new() -> Self {
         Self::from_builder(MemoryAdapterBuilder::default())
     }
 
     /// Options: capacity, marker bound, clock, value form.
+    ///
+    /// ```
+    /// let adapter = t87s::MemoryAdapter::builder().max_entries(100).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn builder() -> MemoryAdapterBuilder {
         MemoryAdapterBuilder::default()
     }
@@ -411,6 +421,11 @@ impl Default for MemoryAdapterBuilder {
 
 impl MemoryAdapterBuilder {
     /// The most entries kept (default 10,000).
+    ///
+    /// ```
+    /// t87s::MemoryAdapter::builder().max_entries(1_000_000).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn max_entries(mut self, n: usize) -> Self {
         self.max_entries = n;
         self
@@ -418,6 +433,11 @@ impl MemoryAdapterBuilder {
 
     /// The most invalidation markers kept (default 100,000). Past it the
     /// oldest are dropped and the store-wide floor rises (see [`MemoryAdapter`]).
+    ///
+    /// ```
+    /// t87s::MemoryAdapter::builder().max_markers(10_000).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn max_markers(mut self, n: usize) -> Self {
         self.max_markers = n;
         self
@@ -425,18 +445,34 @@ impl MemoryAdapterBuilder {
 
     /// The clock used to age markers (default: the system clock). Give it
     /// the same clock as the [`Primitives`](crate::Primitives) in tests.
+    ///
+    /// ```
+    /// t87s::MemoryAdapter::builder().clock(t87s::ManualClock::new(0)).build()?;
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// Keep values as objects (default) or as codec bytes.
+    ///
+    /// ```
+    /// use t87s::StorageAdapter;
+    /// let adapter = t87s::MemoryAdapter::builder().value_form(t87s::ValueForm::Bytes).build()?;
+    /// assert_eq!(adapter.value_form(), t87s::ValueForm::Bytes);
+    /// # Ok::<(), t87s::ConfigError>(())
+    /// ```
     pub fn value_form(mut self, form: ValueForm) -> Self {
         self.form = form;
         self
     }
 
     /// Builds the adapter; zero capacities are refused.
+    ///
+    /// ```
+    /// assert!(t87s::MemoryAdapter::builder().max_entries(0).build().is_err());
+    /// ```
     pub fn build(self) -> Result<MemoryAdapter, ConfigError> {
         if self.max_entries == 0 {
             return Err(ConfigError::ZeroCapacity("max_entries"));

@@ -115,11 +115,21 @@ pub struct MarkerSet<'a> {
 
 impl<'a> MarkerSet<'a> {
     /// The markers of `tags` under `prefix`.
+    ///
+    /// ```
+    /// let tags = [t87s::TagPath::new(["a", "b"])?];
+    /// assert_eq!(t87s::MarkerSet::new("p", &tags).iter().count(), 3);
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn new(prefix: &'a str, tags: &'a [TagPath]) -> Self {
         Self { prefix, tags }
     }
 
     /// No markers at all.
+    ///
+    /// ```
+    /// assert!(t87s::MarkerSet::empty().is_empty());
+    /// ```
     pub fn empty() -> Self {
         Self {
             prefix: "",
@@ -128,11 +138,24 @@ impl<'a> MarkerSet<'a> {
     }
 
     /// Whether there are no markers to read.
+    ///
+    /// ```
+    /// let tags = [t87s::TagPath::new(["a"])?];
+    /// assert!(!t87s::MarkerSet::new("p", &tags).is_empty());
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty()
     }
 
     /// Every marker key, without allocating.
+    ///
+    /// ```
+    /// let tags = [t87s::TagPath::new(["a"])?];
+    /// let scopes: Vec<_> = t87s::MarkerSet::new("p", &tags).iter().map(|m| m.scope).collect();
+    /// assert_eq!(scopes, [t87s::MarkerScope::Prefix, t87s::MarkerScope::Exact]);
+    /// # Ok::<(), t87s::TagError>(())
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = MarkerKey<'a>> + 'a {
         let prefix = self.prefix;
         self.tags.iter().flat_map(move |tag| {

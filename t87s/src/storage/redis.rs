@@ -120,6 +120,10 @@ struct Envelope<'a> {
 
 impl RedisAdapter {
     /// Options for one Redis server at `url` (`redis://[:password@]host:port[/db]`).
+    ///
+    /// ```
+    /// let builder = t87s::RedisAdapter::builder("redis://127.0.0.1:6379").prefix("app");
+    /// ```
     pub fn builder(url: impl Into<String>) -> RedisAdapterBuilder {
         RedisAdapterBuilder::new(vec![url.into()], false)
     }
@@ -142,12 +146,27 @@ impl RedisAdapter {
     }
 
     /// Connects to one server with the defaults (prefix `t87s`, 250ms timeout).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), t87s::AdapterError> {
+    /// let adapter = t87s::RedisAdapter::connect("redis://127.0.0.1:6379").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(url: impl Into<String>) -> Result<Self, AdapterError> {
         Self::builder(url).connect().await
     }
 
     /// Set when the server may evict our keys (`maxmemory` with a policy other
     /// than `noeviction`): markers could vanish and stale entries come back.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), t87s::AdapterError> {
+    /// let adapter = t87s::RedisAdapter::connect("redis://127.0.0.1:6379").await?;
+    /// if let Some(warning) = adapter.eviction_warning() {
+    ///     eprintln!("{warning}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn eviction_warning(&self) -> Option<&str> {
         self.inner.eviction_warning.as_deref()
     }
@@ -575,6 +594,10 @@ impl RedisAdapterBuilder {
 
     /// The prefix of every key this adapter writes (default `t87s`). `clear`
     /// removes exactly the keys under it.
+    ///
+    /// ```
+    /// let builder = t87s::RedisAdapter::builder("redis://127.0.0.1:6379").prefix("blog");
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -582,6 +605,10 @@ impl RedisAdapterBuilder {
 
     /// The most any command may take (default 250ms). Past it a query runs its
     /// fetch, and an invalidation returns an error.
+    ///
+    /// ```
+    /// let builder = t87s::RedisAdapter::builder("redis://127.0.0.1:6379").timeout(std::time::Duration::from_millis(50));
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -590,12 +617,22 @@ impl RedisAdapterBuilder {
     /// How long a marker lives (default 7 days). Entries never live longer
     /// than this in Redis (their `PX` is capped), so a marker always outlives
     /// what it covers.
+    ///
+    /// ```
+    /// let builder = t87s::RedisAdapter::builder("redis://127.0.0.1:6379").marker_ttl(std::time::Duration::from_secs(86_400));
+    /// ```
     pub fn marker_ttl(mut self, ttl: Duration) -> Self {
         self.marker_ttl = ttl;
         self
     }
 
     /// Connects, checks the eviction policy, and returns the adapter.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), t87s::AdapterError> {
+    /// let adapter = t87s::RedisAdapter::builder("redis://127.0.0.1:6379").connect().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(self) -> Result<RedisAdapter, AdapterError> {
         let redacted = self.urls.first().map(|u| redact(u)).unwrap_or_default();
         let fail = |what: &str, e: RedisError| {

@@ -18,6 +18,7 @@
 //!         (id,),
 //!         |args| { let t = root(cache); let (id,) = args; [tag_path(cache, t.posts(id))] },
 //!         options,
+//!         share,                                        // Clone, else From<t87s::Error>, else not
 //!         move |(id,)| {                                // runs only when a fetch must
 //!         let owned = owned_self(self);                 // Self: Clone + Send + Sync + 'static
 //!         move || async move {
@@ -378,6 +379,14 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
                     [ #(#tag_items),* ]
                 },
                 #options,
+                {
+                    #[allow(unused_imports)]
+                    use ::t87s::__private::{ShareByClone as _, ShareByFrom as _, ShareNot as _};
+                    (&&&::t87s::__private::ShareProbe::<
+                        <#ret as ::t87s::__private::Fallible>::Error,
+                    >::new())
+                        .share()
+                },
                 move |( #(#names,)* )| {
                     let #owned_this = ::t87s::__private::owned_self(self);
                     #(#owned)*

@@ -20,39 +20,97 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now_ms(&self) -> u64;
 }
 
-/// The system's clock: the wall time when first read, advanced by the
-/// kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux).
+/// The system's clock: wall time, read cheaply.
 ///
-/// Reading it costs a few nanoseconds instead of a full clock call, which
-/// matters on a cache hit; its resolution is the kernel tick (at most a few
-/// milliseconds), ample for TTLs. Being monotonic, it never runs backwards when
-/// the wall clock is stepped. Invalidation never depends on it (stores order
-/// invalidations with versions).
+/// A full wall-clock read costs tens of nanoseconds, a noticeable share of a
+/// cache hit. So this clock adds the kernel's coarse monotonic clock
+/// (`CLOCK_MONOTONIC_COARSE` on Linux, a few nanoseconds, a resolution of
+/// one kernel tick) to an offset, and re-reads the wall clock at most once a
+/// second to refresh that offset. A wall-clock step (NTP, a VM restored from
+/// a snapshot) or a suspend is followed within a second, and a read writes
+/// to no memory shared between cores (only the once-a-second refresh does).
+///
+/// Invalidation never depends on it (stores order invalidations with
+/// versions); TTL and grace do.
 ///
 /// ```
 /// use t87s::{Clock, SystemClock};
-/// let a = SystemClock.now_ms();
-/// assert!(SystemClock.now_ms() >= a);
+/// let now = SystemClock.now_ms();
+/// assert!(now > 1_600_000_000_000);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
-/// Wall time (ms since the epoch) and the coarse instant it was read at.
-fn anchor() -> &'static (u64, coarsetime::Instant) {
-    static ANCHOR: OnceLock<(u64, coarsetime::Instant)> = OnceLock::new();
-    ANCHOR.get_or_init(|| {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        (wall, coarsetime::Instant::now())
-    })
+/// How often (monotonic ms) [`SystemClock`] re-reads the wall clock.
+const RECHECK_MS: u64 = 1_000;
+/// `Anchor::offset_ms` before the first wall-clock read.
+const UNSET: u64 = u64::MAX;
+
+/// Wall time as monotonic time plus an offset refreshed from the wall clock
+/// at most every [`RECHECK_MS`].
+struct Anchor {
+    /// `wall - mono` (wrapping), or [`UNSET`].
+    offset_ms: AtomicU64,
+    /// The monotonic time at which the next refresh is due.
+    next_check_ms: AtomicU64,
+}
+
+impl Anchor {
+    const fn new() -> Self {
+        Self {
+            offset_ms: AtomicU64::new(UNSET),
+            next_check_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The wall time at monotonic time `mono_ms`; `wall` reads the wall clock.
+    fn now_ms(&self, mono_ms: u64, wall: impl FnOnce() -> u64) -> u64 {
+        let due = self.next_check_ms.load(Ordering::Relaxed);
+        if mono_ms >= due
+            && self
+                .next_check_ms
+                .compare_exchange(
+                    due,
+                    mono_ms.saturating_add(RECHECK_MS),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            // One caller a second refreshes; the others keep the old offset.
+            let wall = wall();
+            self.offset_ms
+                .store(wall.wrapping_sub(mono_ms), Ordering::Release);
+            return wall;
+        }
+        match self.offset_ms.load(Ordering::Acquire) {
+            // Another thread is taking the first reading right now.
+            UNSET => wall(),
+            offset => mono_ms.wrapping_add(offset),
+        }
+    }
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| millis(d))
+}
+
+/// Coarse monotonic milliseconds since the first call, without the
+/// process-wide write `coarsetime::Instant::now` makes.
+fn mono_ms() -> u64 {
+    static BASE: OnceLock<coarsetime::Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(coarsetime::Instant::now_without_cache_update);
+    coarsetime::Instant::now_without_cache_update()
+        .duration_since(base)
+        .as_millis()
 }
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        let (wall, at) = anchor();
-        let elapsed = coarsetime::Instant::now().duration_since(*at);
-        wall.saturating_add(elapsed.as_millis())
+        static ANCHOR: Anchor = Anchor::new();
+        ANCHOR.now_ms(mono_ms(), wall_ms)
     }
 }
 
@@ -128,4 +186,37 @@ impl Clock for ManualClock {
 
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Anchor, RECHECK_MS};
+
+    #[test]
+    fn system_clock_follows_a_wall_clock_step() {
+        let anchor = Anchor::new();
+        let wall = 1_700_000_000_000u64;
+        assert_eq!(anchor.now_ms(0, || wall), wall);
+        // Monotonic time moves; the wall clock is not read again yet.
+        assert_eq!(anchor.now_ms(500, || unreachable!("read within a second")), wall + 500);
+        // The wall clock is stepped forward an hour (NTP, a restored VM):
+        // followed at the next refresh, not skewed for the life of the process.
+        let stepped = wall + 3_600_000 + RECHECK_MS;
+        assert_eq!(anchor.now_ms(RECHECK_MS, || stepped), stepped);
+        assert_eq!(anchor.now_ms(RECHECK_MS + 10, || unreachable!()), stepped + 10);
+        // And stepped back.
+        let back = wall;
+        assert_eq!(anchor.now_ms(2 * RECHECK_MS + 10, || back), back);
+    }
+
+    #[test]
+    fn system_clock_catches_up_after_a_suspend() {
+        let anchor = Anchor::new();
+        let wall = 1_700_000_000_000u64;
+        anchor.now_ms(0, || wall);
+        // Suspended for ten minutes: the monotonic clock stood still, the
+        // wall clock did not.
+        let resumed = wall + 600_000;
+        assert_eq!(anchor.now_ms(RECHECK_MS, || resumed), resumed);
+    }
 }

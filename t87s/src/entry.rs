@@ -33,7 +33,8 @@ pub struct CacheEntry<T> {
     pub value: T,
     /// The tags the entry was stored under.
     pub tags: Arc<[TagPath]>,
-    /// When the fetch that produced the value started.
+    /// When the value was produced (its fetch returned). TTL and grace count
+    /// from here; invalidation counts from the fetch's start (`version`).
     pub created_at: u64,
     /// When the entry stops being fresh (`created_at + ttl`).
     pub expires_at: u64,
@@ -126,18 +127,20 @@ impl fmt::Debug for StoredValue {
 /// An entry as a storage adapter keeps it: the value in stored form plus the
 /// metadata of [`CacheEntry`].
 ///
+/// Adapters that keep bytes rebuild one with [`StoredEntry::new`] when they
+/// decode what they stored; the fields are read-only to them.
+///
 /// ```
-/// # use std::sync::Arc;
-/// let stored = t87s::StoredEntry {
-///     value: t87s::StoredValue::Bytes(Arc::from(&b""[..])),
-///     tags: Arc::from(vec![]),
-///     created_at: 0, expires_at: 10, grace_until: Some(25), version: 1,
-///     value_type: t87s::value_type_of::<()>(),
-///     checked_at: t87s::CheckedAt::default(),
-/// };
+/// use std::sync::Arc;
+/// use t87s::adapter::{StoredEntry, StoredValue};
+/// let stored = StoredEntry::new(StoredValue::Bytes(Arc::from(&b"\x01"[..])), Arc::from(vec![]), 1)
+///     .lifetime(0, 10, Some(25))
+///     .value_type(7);
 /// assert_eq!(stored.live_until(), 25);
+/// assert_eq!(stored.value_type, 7);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StoredEntry {
     /// The value.
     pub value: StoredValue,
@@ -151,12 +154,12 @@ pub struct StoredEntry {
     pub grace_until: Option<u64>,
     /// See [`CacheEntry::version`].
     pub version: u64,
-    /// A fingerprint of the value's type name ([`value_type_of`]), so bytes
-    /// written for one type are never decoded as another.
+    /// A fingerprint of the value's type, so bytes written for one type are
+    /// never decoded as another. Adapters store it and give it back as it was.
     pub value_type: u64,
-    /// Set by the engine when it finds the entry fresh against its markers;
-    /// start with `CheckedAt::default()`.
-    pub checked_at: CheckedAt,
+    /// The newest store version at which the engine found the entry fresh
+    /// against its markers (an engine memo, not stored).
+    pub(crate) checked_at: CheckedAt,
 }
 
 /// The newest store version at which an entry was checked against its
@@ -165,34 +168,16 @@ pub struct StoredEntry {
 /// While the store's version has not moved past it, no invalidation has
 /// happened since, and in-process stores skip the marker lookups. Clones
 /// copy the current value.
-///
-/// ```
-/// let checked = t87s::CheckedAt::default();
-/// checked.raise(7);
-/// checked.raise(3);
-/// assert_eq!(checked.get(), 7);
-/// ```
 #[derive(Debug, Default)]
-pub struct CheckedAt(AtomicU64);
+pub(crate) struct CheckedAt(AtomicU64);
 
 impl CheckedAt {
-    /// The version.
-    ///
-    /// ```
-    /// assert_eq!(t87s::CheckedAt::default().get(), 0);
-    /// ```
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire)
     }
 
     /// Raises it to `version` (never lowers it).
-    ///
-    /// ```
-    /// let c = t87s::CheckedAt::default();
-    /// c.raise(4);
-    /// assert_eq!(c.get(), 4);
-    /// ```
-    pub fn raise(&self, version: u64) {
+    pub(crate) fn raise(&self, version: u64) {
         self.0.fetch_max(version, Ordering::AcqRel);
     }
 }
@@ -206,12 +191,7 @@ impl Clone for CheckedAt {
 /// The fingerprint stored in [`StoredEntry::value_type`]: a 64-bit FNV-1a hash
 /// of `std::any::type_name::<T>()`, stable across processes built from the
 /// same source.
-///
-/// ```
-/// assert_eq!(t87s::value_type_of::<String>(), t87s::value_type_of::<String>());
-/// assert_ne!(t87s::value_type_of::<String>(), t87s::value_type_of::<Vec<u64>>());
-/// ```
-pub fn value_type_of<T: ?Sized>() -> u64 {
+pub(crate) fn value_type_of<T: ?Sized>() -> u64 {
     std::any::type_name::<T>()
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
@@ -220,13 +200,67 @@ pub fn value_type_of<T: ?Sized>() -> u64 {
 }
 
 impl StoredEntry {
+    /// An entry holding `value` under `tags`, stamped with the store `version`
+    /// its fetch started at; no lifetime yet (set it with
+    /// [`lifetime`](Self::lifetime)) and type fingerprint `0`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use t87s::adapter::{StoredEntry, StoredValue};
+    /// let entry = StoredEntry::new(StoredValue::Bytes(Arc::from(&b""[..])), Arc::from(vec![]), 3);
+    /// assert_eq!(entry.version, 3);
+    /// ```
+    pub fn new(value: StoredValue, tags: Arc<[TagPath]>, version: u64) -> Self {
+        Self {
+            value,
+            tags,
+            created_at: 0,
+            expires_at: 0,
+            grace_until: None,
+            version,
+            value_type: 0,
+            checked_at: CheckedAt::default(),
+        }
+    }
+
+    /// Sets when the value was produced, when it stops being fresh, and
+    /// until when it may be served stale (all ms since the Unix epoch).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use t87s::adapter::{StoredEntry, StoredValue};
+    /// let entry = StoredEntry::new(StoredValue::Bytes(Arc::from(&b""[..])), Arc::from(vec![]), 1)
+    ///     .lifetime(1_000, 31_000, None);
+    /// assert_eq!(entry.live_until(), 31_000);
+    /// ```
+    pub fn lifetime(mut self, created_at: u64, expires_at: u64, grace_until: Option<u64>) -> Self {
+        self.created_at = created_at;
+        self.expires_at = expires_at;
+        self.grace_until = grace_until;
+        self
+    }
+
+    /// Sets the value's type fingerprint, as the adapter stored it.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use t87s::adapter::{StoredEntry, StoredValue};
+    /// let entry = StoredEntry::new(StoredValue::Bytes(Arc::from(&b""[..])), Arc::from(vec![]), 1).value_type(42);
+    /// assert_eq!(entry.value_type, 42);
+    /// ```
+    pub fn value_type(mut self, fingerprint: u64) -> Self {
+        self.value_type = fingerprint;
+        self
+    }
+
     /// The last millisecond (exclusive) at which the entry can be served at
     /// all: `grace_until`, or `expires_at` without grace. Past it the entry is
     /// dead, and adapters need not read its invalidation markers.
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// let e = t87s::StoredEntry { value: t87s::StoredValue::Bytes(Arc::from(&b""[..])), tags: Arc::from(vec![]), created_at: 0, expires_at: 10, grace_until: None, version: 1, value_type: 0, checked_at: Default::default() };
+    /// # use t87s::adapter::{StoredEntry, StoredValue};
+    /// let e = StoredEntry::new(StoredValue::Bytes(Arc::from(&b""[..])), Arc::from(vec![]), 1).lifetime(0, 10, None);
     /// assert_eq!(e.live_until(), 10);
     /// ```
     pub fn live_until(&self) -> u64 {
@@ -237,7 +271,8 @@ impl StoredEntry {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// let e = t87s::StoredEntry { value: t87s::StoredValue::Bytes(Arc::from(&b""[..])), tags: Arc::from(vec![]), created_at: 5, expires_at: 10, grace_until: Some(30), version: 1, value_type: 0, checked_at: Default::default() };
+    /// # use t87s::adapter::{StoredEntry, StoredValue};
+    /// let e = StoredEntry::new(StoredValue::Bytes(Arc::from(&b""[..])), Arc::from(vec![]), 1).lifetime(5, 10, Some(30));
     /// assert_eq!(e.lifetime_ms(), 25);
     /// ```
     pub fn lifetime_ms(&self) -> u64 {

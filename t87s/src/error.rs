@@ -5,7 +5,6 @@ use std::fmt;
 
 use crate::codec::CodecError;
 use crate::duration::DurationError;
-use crate::tag::TagError;
 
 /// A storage adapter could not do what was asked (connection lost, timeout,
 /// store full...).
@@ -125,12 +124,6 @@ pub enum Error {
     /// A value could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
-    /// A tag was malformed.
-    #[error(transparent)]
-    Tag(#[from] TagError),
-    /// A duration was malformed.
-    #[error(transparent)]
-    Duration(#[from] DurationError),
     /// A value's encoding is over the cache's `max_value_bytes`.
     #[error("a value of {size} bytes is over the cache's limit of {limit} bytes (`max_value_bytes`); it was not stored")]
     ValueTooLarge {
@@ -138,5 +131,14 @@ pub enum Error {
         size: usize,
         /// The configured limit.
         limit: usize,
+    },
+    /// This call waited on another caller's fetch of the same key, and that
+    /// fetch failed: its error, shared. Returned by `#[cached]` methods whose
+    /// error type is `From<t87s::Error>` (and not `Clone`); see
+    /// [`Primitives::query`](crate::engine::Primitives::query).
+    #[error("the fetch this call waited on failed: {message}")]
+    SharedFetch {
+        /// The failed fetch's error, as text.
+        message: String,
     },
 }

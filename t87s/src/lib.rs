@@ -11,11 +11,11 @@
 //!   structs, [`#[cached(tags = [...])]`](cached) on the methods of a trait
 //!   (or inherent) impl, [`QueryCache<Schema>`](QueryCache) to invalidate.
 //!   Tags, keys and the call site are checked at compile time.
-//! - **Engine**: [`Primitives`]: stampede-protected queries with TTL, grace
+//! - **Engine**: [`Primitives`](engine::Primitives): stampede-protected queries with TTL, grace
 //!   (stale-while-revalidate), fail-safe and sampled verification; raw
 //!   `get`/`set`/`delete`; prefix and exact invalidation in O(1).
-//! - **Stores**: the [`StorageAdapter`] seam and the bounded in-process
-//!   [`MemoryAdapter`].
+//! - **Stores**: the bounded in-process [`MemoryAdapter`], `RedisAdapter`
+//!   (feature `redis`), and the [`adapter::StorageAdapter`] seam for others.
 //!
 //! ```
 //! use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
@@ -43,7 +43,16 @@
 //! blog.cache.invalidate(blog.cache.tags().posts(1)).await?; // comments of post 1 are stale
 //! # Ok(()) }
 //! ```
+//!
+//! # Modules
+//!
+//! - the crate root: what an application writes (the typed layer, the
+//!   adapters and their builders, entries, errors, events, clocks, codecs);
+//! - [`engine`]: the raw engine, [`Primitives`](engine::Primitives), with
+//!   string keys and [`TagPath`](engine::TagPath)s;
+//! - [`adapter`]: the seam for writing a storage adapter.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -52,7 +61,7 @@ mod cache;
 mod clock;
 mod codec;
 mod duration;
-mod engine;
+pub mod engine;
 mod entry;
 mod error;
 mod observer;
@@ -60,22 +69,38 @@ mod schema;
 mod storage;
 mod tag;
 
+pub mod adapter {
+    //! The storage seam, for adapter authors: what an adapter stores and
+    //! reads, and the [`StorageAdapter`] trait the engine calls.
+    //!
+    //! An application only picks an adapter ([`MemoryAdapter`](crate::MemoryAdapter),
+    //! `RedisAdapter`); nothing here is needed to use one.
+    pub use crate::entry::{StoredEntry, StoredValue};
+    pub use crate::error::AdapterError;
+    pub use crate::storage::{
+        AdapterFuture, EntryKey, Lease, MarkerKey, MarkerScope, MarkerSet, Read, StorageAdapter,
+        ValueForm, VerificationReport,
+    };
+}
+
 pub use cache::{entries, Invalidation, QueryCache, QueryCacheBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use codec::{Codec, CodecError, Postcard};
 pub use duration::{parse_duration, DurationError, IntoDuration};
-pub use engine::{Cacheable, OnRefresh, Primitives, PrimitivesBuilder, QueryOptions, SetOptions};
-pub use entry::{value_type_of, CacheEntry, CheckedAt, Entries, StoredEntry, StoredValue};
+pub use engine::Cacheable;
+pub use entry::{CacheEntry, Entries};
 pub use error::{AdapterError, ConfigError, Error};
 pub use observer::{Event, EventKind, Observer};
 pub use schema::{IntoTag, Leaf, Static, Tag, TagId, TagSchema, Wild, WildArg};
-pub use storage::{
-    AdapterFuture, EntryKey, Lease, MarkerKey, MarkerScope, MarkerSet, MemoryAdapter,
-    MemoryAdapterBuilder, Read, StorageAdapter, ValueForm, VerificationReport,
-};
+pub use storage::{MemoryAdapter, MemoryAdapterBuilder};
 #[cfg(feature = "redis")]
 pub use storage::{RedisAdapter, RedisAdapterBuilder};
-pub use tag::{TagError, TagPath};
+
+// Old paths, kept while the workspace moves to the new ones.
+#[doc(hidden)]
+pub use adapter::*;
+#[doc(hidden)]
+pub use engine::{OnRefresh, Primitives, PrimitivesBuilder, QueryOptions, SetOptions, TagError, TagPath};
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

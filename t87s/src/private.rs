@@ -13,10 +13,15 @@ pub use crate::engine::QueryOptions;
 pub use crate::schema::{IntoTag, Tag, TagSchema, WildArg};
 pub use crate::tag::TagPath;
 
+use std::marker::PhantomData;
+
 use crate::cache::{capturing_entries, deposit_entries, QueryCache};
 use crate::codec::{Codec, CodecError};
-use crate::engine::{Cacheable, Call};
+use crate::engine::{Cacheable, Call, First};
+use crate::error::Error;
 use serde::Serialize;
+
+pub use crate::engine::Share;
 
 /// Decodes a Redis entry envelope (for the fuzz target): `None` for bytes
 /// that are not one.
@@ -106,7 +111,6 @@ fn build_key(
     method: &str,
     key_of: impl FnOnce(&mut KeyBuilder<'_>),
 ) -> Result<(), CodecError> {
-    out.clear();
     out.push_str(type_name);
     out.push_str("::");
     out.push_str(method);
@@ -122,18 +126,6 @@ fn build_key(
     }
 }
 
-thread_local! {
-    /// Where hit-path keys are built: no allocation per call.
-    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
-/// What the synchronous first look found.
-enum First<T> {
-    Hit(T),
-    Miss(String),
-    NoKey,
-}
-
 /// What `#[cached]` needs of `Self` to run refreshes after the call returns.
 #[diagnostic::on_unimplemented(
     message = "`#[cached]` methods need `{Self}: Clone + Send + Sync + 'static`",
@@ -147,6 +139,79 @@ impl<T: Clone + Send + Sync + 'static> OwnedSelf for T {}
 /// Clones `self` for a fetch that may outlive the call.
 pub fn owned_self<T: OwnedSelf>(this: &T) -> T {
     this.clone()
+}
+
+/// How the error type `E` of a `#[cached]` method is shared with the
+/// callers that waited on a failed fetch, picked at compile time: by clone if
+/// `E: Clone`, else by conversion if `E: From<t87s::Error>`, else not.
+///
+/// Generated code calls `(&&&ShareProbe::<E>::new()).share()` with the three
+/// traits in scope: method lookup tries `&&ShareProbe` (Clone) first, then
+/// `&ShareProbe` (From), then `ShareProbe`.
+pub struct ShareProbe<E>(PhantomData<fn() -> E>);
+
+impl<E> ShareProbe<E> {
+    /// The probe for `E`.
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<E> Default for ShareProbe<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `E: Clone`: waiters get clones.
+pub trait ShareByClone<E> {
+    /// The strategy.
+    fn share(&self) -> Share<E>;
+}
+
+impl<E: Clone> ShareByClone<E> for &&ShareProbe<E> {
+    fn share(&self) -> Share<E> {
+        Share::Clone(E::clone)
+    }
+}
+
+/// `E: From<t87s::Error>`: waiters get `Error::SharedFetch` converted.
+pub trait ShareByFrom<E> {
+    /// The strategy.
+    fn share(&self) -> Share<E>;
+}
+
+impl<E: From<Error>> ShareByFrom<E> for &ShareProbe<E> {
+    fn share(&self) -> Share<E> {
+        Share::Convert(E::from)
+    }
+}
+
+/// Any other `E`: waiters take turns fetching.
+pub trait ShareNot<E> {
+    /// The strategy.
+    fn share(&self) -> Share<E>;
+}
+
+impl<E> ShareNot<E> for ShareProbe<E> {
+    fn share(&self) -> Share<E> {
+        Share::Not
+    }
+}
+
+/// The error type of a `#[cached]` method's `Result`.
+#[diagnostic::on_unimplemented(
+    message = "a `#[cached]` method must return `Result<T, E>`, not `{Self}`",
+    label = "not a `Result`",
+    note = "errors are never cached; return `Result<T, E>` with the cached value as `T`"
+)]
+pub trait Fallible {
+    /// `E` of `Result<T, E>`.
+    type Error;
+}
+
+impl<T, E> Fallible for Result<T, E> {
+    type Error = E;
 }
 
 /// The query behind every `#[cached]` method.
@@ -167,6 +232,7 @@ pub async fn query<S, C, T, E, K, A, TG, TT, M, F, Fut>(
     args: A,
     tags: TG,
     options: QueryOptions<T>,
+    share: Share<E>,
     make: M,
 ) -> Result<T, E>
 where
@@ -183,22 +249,8 @@ where
 {
     let engine = cache.primitives();
     let capturing = capturing_entries();
-    let first = KEY.with(|buffer| {
-        let mut fresh = String::new();
-        let mut borrowed = buffer.try_borrow_mut();
-        let key: &mut String = match &mut borrowed {
-            Ok(buffer) => buffer,
-            Err(_) => &mut fresh,
-        };
-        if build_key(key, type_name, method, |k| key_of(k, &args)).is_err() {
-            return First::NoKey;
-        }
-        if !capturing {
-            if let Some(value) = engine.hit_now(key) {
-                return First::Hit(value);
-            }
-        }
-        First::Miss(key.clone())
+    let first = engine.first_look(!capturing, |key| {
+        build_key(key, type_name, method, |k| key_of(k, &args)).is_ok()
     });
     let key = match first {
         First::Hit(value) => return Ok(value),
@@ -207,7 +259,8 @@ where
     };
     // Boxed: the full path's future is large, and the hit path above should
     // not pay for moving it around.
-    let served = Box::pin(engine.run(&key, Call::new(args, tags, make), options)).await?;
+    let call = Call::new(args, tags, make);
+    let served = Box::pin(engine.run(&key, call, options, share)).await?;
     if capturing {
         let entries = engine.entries_of(served);
         let value = entries.after.value.clone();

@@ -340,6 +340,29 @@ impl<T: Clone + Send + Sync + 'static> Source<T> {
     }
 }
 
+/// The type fingerprint the engine stores with a value of type `T` (what an
+/// adapter keeps in `StoredEntry::value_type`), read back from a store.
+pub async fn fingerprint_of<T: t87s::Cacheable + Default>() -> u64 {
+    let adapter = MemoryAdapter::builder()
+        .value_form(ValueForm::Bytes)
+        .build()
+        .expect("valid adapter options");
+    let engine = Primitives::new(adapter.clone());
+    let key = EntryKey {
+        prefix: engine.prefix(),
+        key: "fingerprint",
+    };
+    engine
+        .set("fingerprint", &T::default(), t87s::SetOptions::new([tag(&["f"])]))
+        .await
+        .expect("set on a memory adapter");
+    let read = adapter
+        .read(key, MarkerSet::empty(), 0)
+        .await
+        .expect("read from a memory adapter");
+    read.entry.expect("the entry just set").value_type
+}
+
 /// Shorthand for a tag path.
 pub fn tag(segments: &[&str]) -> TagPath {
     TagPath::new(segments).expect("non-empty tag")

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use t87s::{
-    value_type_of, EntryKey, Error, EventKind, QueryOptions, SetOptions, StoredEntry, StoredValue,
+    EntryKey, Error, EventKind, QueryOptions, SetOptions, StoredEntry, StoredValue,
     TagError, TagPath,
 };
 use t87s_tests::{tag, Harness, Source, Store, T0};
@@ -164,16 +164,10 @@ proptest! {
             let memory = h.memory.clone().unwrap();
             let tags = [tag(&["t"])];
             let version = t87s::StorageAdapter::version(&memory).await.unwrap();
-            let entry = StoredEntry {
-                value: StoredValue::Bytes(bytes.clone().into()),
-                tags: Arc::from(&tags[..]),
-                created_at: T0,
-                expires_at: T0 + 60_000,
-                grace_until: None,
-                version,
-                value_type: value_type_of::<(String, u64)>(),
-                checked_at: Default::default(),
-            };
+            let fingerprint = t87s_tests::fingerprint_of::<(String, u64)>().await;
+            let entry = StoredEntry::new(StoredValue::Bytes(bytes.clone().into()), Arc::from(&tags[..]), version)
+                .lifetime(T0, T0 + 60_000, None)
+                .value_type(fingerprint);
             t87s::StorageAdapter::write(&memory, EntryKey { prefix: "t87s", key: "k" }, Arc::new(entry)).await.unwrap();
             let decoded: Result<(String, u64), _> = t87s::Codec::decode(&t87s::Postcard, &bytes);
             let src = Source::new(("fetched".to_string(), 1u64));

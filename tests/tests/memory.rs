@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use t87s::{
-    value_type_of, EntryKey, Error, EventKind, ManualClock, MemoryAdapter, Primitives,
+    EntryKey, Error, EventKind, ManualClock, MemoryAdapter, Primitives,
     QueryOptions, StorageAdapter, StoredEntry, StoredValue, ValueForm,
 };
 use t87s_tests::{tag, DownAdapter, Recorder, Source, T0};
@@ -199,21 +199,15 @@ async fn corrupt_or_truncated_bytes_are_a_miss() {
     let good = t87s::Postcard;
     let full = t87s::Codec::encode(&good, &"a long enough string".to_string()).unwrap();
     let version = adapter.version().await.unwrap();
+    let fingerprint = t87s_tests::fingerprint_of::<String>().await;
     for bytes in [
         vec![0xff, 0xff, 0xff, 0xff, 0xff],
         full[..full.len() - 3].to_vec(),
         [&full[..], &[0]].concat(),
     ] {
-        let entry = StoredEntry {
-            value: StoredValue::Bytes(bytes.into()),
-            tags: Arc::from(&tags[..]),
-            created_at: T0,
-            expires_at: T0 + 60_000,
-            grace_until: None,
-            version,
-            value_type: value_type_of::<String>(),
-            checked_at: Default::default(),
-        };
+        let entry = StoredEntry::new(StoredValue::Bytes(bytes.into()), Arc::from(&tags[..]), version)
+            .lifetime(T0, T0 + 60_000, None)
+            .value_type(fingerprint);
         adapter
             .write(
                 EntryKey {

@@ -123,10 +123,10 @@ fn followers(
 }
 
 #[tokio::test]
-async fn cancelled_leader_does_not_strand_followers() {
+async fn cancelled_leader_does_not_cancel_the_shared_fetch() {
     for store in Store::MEMORY {
         let h = Harness::new(store).await;
-        let (leader, _release) = blocked_leader(&h, |rx| {
+        let (leader, release) = blocked_leader(&h, |rx| {
             Box::pin(async move {
                 rx.await.ok();
                 Ok(1)
@@ -137,20 +137,26 @@ async fn cancelled_leader_does_not_strand_followers() {
         let waiting = followers(&h, &src, 10);
         settle().await;
         assert_eq!(src.calls(), 0, "followers wait for the leader");
+        // The leader's caller goes away (a timeout, a client gone)...
         leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        assert!(h.cache.in_flight() > 0, "...but its fetch goes on");
+        release.send(()).unwrap();
         within(async {
-            assert!(leader.await.unwrap_err().is_cancelled());
             for f in waiting {
-                assert_eq!(f.await.unwrap().unwrap(), 2);
+                assert_eq!(f.await.unwrap().unwrap(), 1, "the shared fetch's value");
             }
         })
         .await;
-        assert_eq!(
-            src.calls(),
-            1,
-            "{store:?}: one follower took over, the rest coalesced"
-        );
-        assert_eq!(h.cache.in_flight(), 0);
+        assert_eq!(src.calls(), 0, "{store:?}: no second fetch");
+        h.settle().await;
+        // And it was stored.
+        let v = h
+            .cache
+            .query("k", &[tag(&["t"])], QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        assert_eq!((v, src.calls()), (1, 0));
     }
 }
 

@@ -2,31 +2,50 @@
 //!
 //! The first caller of a key becomes its *leader* and holds a [`FlightGuard`];
 //! later callers *follow* with a watch receiver. The leader publishes an
-//! [`Outcome`]; if it is dropped first (its future cancelled, or a panic
-//! unwinding through it) the guard's `Drop` removes the flight and drops the
-//! sender, so every follower wakes with `None` and retries. Nothing is ever
-//! left waiting on a leader that is gone, and no key is poisoned.
+//! [`Outcome`], which takes the flight out of the map at once (a caller that
+//! cannot use the outcome starts the next flight, never spins on this one).
+//! If the guard is dropped unpublished (a panic unwinding through it) its
+//! `Drop` removes the flight and drops the sender, so every follower wakes
+//! with `None` and retries. Nothing is ever left waiting on a leader that is
+//! gone, and no key is poisoned.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use super::share::Failure;
 use crate::entry::StoredEntry;
 
 /// What a leader tells its followers.
 #[derive(Clone)]
 pub(crate) enum Outcome {
-    /// The fetch succeeded; this entry was stored.
-    Fresh(Arc<StoredEntry>),
+    /// The flight has a value.
+    Fresh(Fresh),
     /// The fetch failed; this graced entry was served instead.
     FailSafe(Arc<StoredEntry>),
     /// The fetch failed with nothing to fall back on.
-    Failed,
+    Failed(Arc<Failure>),
 }
 
-type Slot = watch::Sender<Option<Outcome>>;
+/// A value a flight produced or found.
+#[derive(Clone)]
+pub(crate) struct Fresh {
+    pub(crate) entry: Arc<StoredEntry>,
+    /// Produced by this flight's own fetch, which began only after
+    /// [`FlightGuard::start_fetch`] (else: found in the store).
+    pub(crate) fetched: bool,
+    /// The process's invalidation count when that fetch began.
+    pub(crate) epoch: u64,
+}
+
+struct Slot {
+    tx: watch::Sender<Option<Outcome>>,
+    /// Set just before the fetch begins.
+    started: AtomicBool,
+}
 
 #[derive(Default, Clone)]
 pub(crate) struct Flights {
@@ -35,7 +54,16 @@ pub(crate) struct Flights {
 
 pub(crate) enum Role {
     Leader(FlightGuard),
-    Follower(watch::Receiver<Option<Outcome>>),
+    Follower(Following),
+}
+
+/// A follower's place in a flight.
+pub(crate) struct Following {
+    rx: watch::Receiver<Option<Outcome>>,
+    /// Whether it joined before the flight's fetch began: then the fetch
+    /// began after this caller's query did, and its value is new enough
+    /// without checking markers.
+    pub(crate) before_start: bool,
 }
 
 impl Flights {
@@ -43,7 +71,10 @@ impl Flights {
     pub(crate) fn join_or_lead(&self, key: &str) -> Role {
         let mut map = self.map.lock();
         if let Some(slot) = map.get(key) {
-            return Role::Follower(slot.subscribe());
+            return Role::Follower(Following {
+                rx: slot.tx.subscribe(),
+                before_start: !slot.started.load(Ordering::SeqCst),
+            });
         }
         Role::Leader(self.start(&mut map, key))
     }
@@ -58,7 +89,10 @@ impl Flights {
     }
 
     fn start(&self, map: &mut HashMap<Box<str>, Arc<Slot>>, key: &str) -> FlightGuard {
-        let slot = Arc::new(watch::Sender::new(None));
+        let slot = Arc::new(Slot {
+            tx: watch::Sender::new(None),
+            started: AtomicBool::new(false),
+        });
         map.insert(key.into(), Arc::clone(&slot));
         FlightGuard {
             flights: self.clone(),
@@ -67,13 +101,13 @@ impl Flights {
         }
     }
 
-    /// How many flights are under way (for tests: zero once all callers are done).
+    /// How many flights are under way.
     pub(crate) fn len(&self) -> usize {
         self.map.lock().len()
     }
 }
 
-/// Held by a leader. Dropping it ends the flight.
+/// Held by a leader. Publishing or dropping it ends the flight.
 pub(crate) struct FlightGuard {
     flights: Flights,
     key: Box<str>,
@@ -81,14 +115,20 @@ pub(crate) struct FlightGuard {
 }
 
 impl FlightGuard {
-    /// Hands the outcome to every follower, present and future, of this flight.
-    pub(crate) fn publish(&self, outcome: Outcome) {
-        self.slot.send_replace(Some(outcome));
+    /// Marks the fetch as begun: followers joining from now on check the
+    /// value against the markers before taking it.
+    pub(crate) fn start_fetch(&self) {
+        self.slot.started.store(true, Ordering::SeqCst);
     }
-}
 
-impl Drop for FlightGuard {
-    fn drop(&mut self) {
+    /// Ends the flight and hands the outcome to every follower.
+    pub(crate) fn publish(self, outcome: Outcome) {
+        self.leave();
+        self.slot.tx.send_replace(Some(outcome));
+    }
+
+    /// Takes this flight (and not a later one of the same key) out of the map.
+    fn leave(&self) {
         let mut map = self.flights.map.lock();
         if map
             .get(&self.key)
@@ -99,10 +139,18 @@ impl Drop for FlightGuard {
     }
 }
 
-/// Waits for the leader's outcome; `None` when the leader went away without one.
-pub(crate) async fn follow(mut rx: watch::Receiver<Option<Outcome>>) -> Option<Outcome> {
-    match rx.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone(),
-        Err(_) => None,
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+impl Following {
+    /// Waits for the leader's outcome; `None` when the leader went away without one.
+    pub(crate) async fn outcome(&mut self) -> Option<Outcome> {
+        match self.rx.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
+        }
     }
 }

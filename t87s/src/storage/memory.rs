@@ -167,9 +167,11 @@ impl MemoryAdapter {
         let entry = inner.entries.get(&key);
         let entry = match entry {
             Some(entry) if entry.live_until() > now_ms => entry,
-            Some(_) => {
-                // Dead: free the slot now rather than waiting for eviction.
-                inner.entries.remove(&key);
+            Some(dead) => {
+                // Dead: free the slot now rather than waiting for eviction,
+                // but only if it still holds this very entry: a fresh one
+                // written since must survive.
+                inner.entries.remove_if(&key, |held| Arc::ptr_eq(held, &dead));
                 return Read {
                     entry: None,
                     newest_marker: 0,

@@ -289,16 +289,11 @@ impl RedisAdapter {
             .map(|t| TagPath::from_encoded(t))
             .collect::<Result<Vec<_>, _>>()
             .ok()?;
-        Some(StoredEntry {
-            value: StoredValue::Bytes(Arc::from(&*envelope.value)),
-            tags: tags.into(),
-            created_at: envelope.created_at,
-            expires_at: envelope.expires_at,
-            grace_until: envelope.grace_until,
-            version: envelope.version,
-            value_type: envelope.value_type,
-            checked_at: crate::entry::CheckedAt::default(),
-        })
+        let value = StoredValue::Bytes(Arc::from(&*envelope.value));
+        let entry = StoredEntry::new(value, tags.into(), envelope.version)
+            .lifetime(envelope.created_at, envelope.expires_at, envelope.grace_until)
+            .value_type(envelope.value_type);
+        Some(entry)
     }
 
     fn encode(entry: &StoredEntry) -> Result<Vec<u8>, AdapterError> {

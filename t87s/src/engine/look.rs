@@ -1,0 +1,137 @@
+//! What a read of the store means: the one place that decides whether an
+//! entry is fresh, graced, invalidated, dead, missing or undecodable.
+//!
+//! Every path that reads an entry (the synchronous hit path, the query
+//! path, `get`, the leader's last look before fetching, the wait on another
+//! process's lease) reads through [`Primitives::look`] and decides through
+//! [`Primitives::classify`].
+
+use std::sync::Arc;
+
+use super::{Cacheable, Primitives};
+use crate::codec::{Codec, CodecError};
+use crate::entry::StoredEntry;
+use crate::error::AdapterError;
+use crate::storage::{MarkerSet, Read};
+use crate::tag::TagPath;
+
+/// What a read found, once freshness is decided.
+pub(crate) enum Look<T> {
+    /// Within its TTL, not invalidated: serve it.
+    Fresh(Arc<StoredEntry>, T),
+    /// Past its TTL, within grace, not invalidated: serve it, refresh it.
+    Graced(Arc<StoredEntry>, T),
+    /// A marker of its tags is as new as its fetch: fetch again (the entry
+    /// is the fail-safe candidate if the fetch fails).
+    Invalidated(Arc<StoredEntry>),
+    /// Past its grace (or its TTL, without grace).
+    Dead,
+    /// Nothing under the key.
+    Missing,
+    /// Bytes that are not a value of the requested type.
+    Undecodable(CodecError),
+}
+
+/// A read, and the newest invalidation marker that applies to its entry.
+pub(crate) type Seen = (Read, u64);
+
+impl<C: Codec> Primitives<C> {
+    /// Decides what `entry` is at `now`, given the newest marker of its tags.
+    /// Time first: an entry past its grace is dead whatever its markers say.
+    #[inline]
+    pub(crate) fn classify<T: Cacheable>(
+        &self,
+        entry: Option<Arc<StoredEntry>>,
+        newest: u64,
+        now: u64,
+    ) -> Look<T> {
+        let Some(stored) = entry else {
+            return Look::Missing;
+        };
+        if stored.live_until() <= now {
+            return Look::Dead;
+        }
+        if newest >= stored.version {
+            return Look::Invalidated(stored);
+        }
+        match self.value_of::<T>(&stored) {
+            Err(error) => Look::Undecodable(error),
+            Ok(value) if now < stored.expires_at => Look::Fresh(stored, value),
+            Ok(value) => Look::Graced(stored, value),
+        }
+    }
+
+    /// Reads `key` with no I/O, if the store can (an in-process store).
+    ///
+    /// The entry is read first. Unless something was invalidated since its
+    /// fetch began (or since it was last checked), no marker can be as new
+    /// as it and none is read; otherwise its own tags' markers are, and a
+    /// clean check is remembered on the entry.
+    #[inline]
+    pub(crate) fn look_now(&self, key: &str, now: u64) -> Option<Result<Seen, AdapterError>> {
+        let adapter = &self.inner.settings.adapter;
+        let first = match adapter.try_read_now(self.key(key), MarkerSet::empty(), now)? {
+            Ok(read) => read,
+            Err(error) => return Some(Err(error)),
+        };
+        let entry = match &first.entry {
+            Some(e) if e.version < first.version && e.checked_at.get() < first.version => {
+                Arc::clone(e)
+            }
+            _ => {
+                let newest = first.newest_marker;
+                return Some(Ok((first, newest)));
+            }
+        };
+        let second = match adapter.try_read_now(self.key(key), self.markers(&entry.tags), now)? {
+            Ok(read) => read,
+            Err(error) => return Some(Err(error)),
+        };
+        if !second.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+            // Replaced between the two reads: the markers read were the old
+            // entry's. Read again, the slow way.
+            return None;
+        }
+        if second.newest_marker < entry.version {
+            entry.checked_at.raise(second.version);
+        }
+        let newest = second.newest_marker;
+        Some(Ok((second, newest)))
+    }
+
+    /// Reads `key` and the markers that decide it. `tags` are the query's
+    /// (read in the same round trip as the entry); an entry stored under
+    /// other tags (or a read with none) has its own markers read after.
+    pub(crate) async fn look(
+        &self,
+        key: &str,
+        tags: Option<&[TagPath]>,
+        now: u64,
+    ) -> Result<Seen, AdapterError> {
+        if let Some(seen) = self.look_now(key, now) {
+            return seen;
+        }
+        self.look_async(key, tags, now).await
+    }
+
+    /// [`look`](Self::look) without trying the synchronous read first.
+    pub(crate) async fn look_async(
+        &self,
+        key: &str,
+        tags: Option<&[TagPath]>,
+        now: u64,
+    ) -> Result<Seen, AdapterError> {
+        let adapter = &self.inner.settings.adapter;
+        let markers = tags.map_or(MarkerSet::empty(), |tags| self.markers(tags));
+        let read = adapter.read(self.key(key), markers, now).await?;
+        let newest = match &read.entry {
+            Some(entry)
+                if entry.live_until() > now && tags.is_none_or(|tags| *entry.tags != *tags) =>
+            {
+                adapter.newest_marker(self.markers(&entry.tags)).await?
+            }
+            _ => read.newest_marker,
+        };
+        Ok((read, newest))
+    }
+}

@@ -1,0 +1,376 @@
+//! The query path: look, then serve, join a flight, or lead one.
+//!
+//! A leader's fetch runs in a task of its own ([`Flight::fly`]): the caller
+//! that started it only awaits it, so dropping that caller's future never
+//! cancels what the others wait on.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::flight::{FlightGuard, Following, Fresh, Outcome, Role};
+use super::lease::Waited;
+use super::look::Look;
+use super::share::Share;
+use super::task::CatchUnwind;
+use super::{Cacheable, Call, FetchFailure, Primitives, QueryOptions, Served};
+use crate::codec::Codec;
+use crate::entry::StoredEntry;
+use crate::observer::EventKind;
+use crate::storage::Lease;
+use crate::tag::TagPath;
+
+/// How many outcomes a caller may find unusable (its leader panicked, or
+/// fetched before an invalidation this caller must see) before it fetches
+/// on its own. A failed fetch whose error is not shared is no such outcome:
+/// the caller takes its turn at the next flight.
+const MAX_REJECTED: usize = 8;
+
+impl<C: Codec> Primitives<C> {
+    /// The engine's whole decision procedure for one query. The call builds
+    /// its tags and its fetch only when they are needed, so a hit pays for
+    /// neither.
+    pub(crate) async fn run<T, E, S, TG, TT, M, F, Fut>(
+        &self,
+        key: &str,
+        mut call: Call<S, TG, TT, M>,
+        options: QueryOptions<T>,
+        share: Share<E>,
+    ) -> Result<Served<T>, E>
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        TG: Fn(&S) -> TT,
+        TT: AsRef<[TagPath]>,
+        M: FnOnce(S) -> F,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        // Every invalidation this process completed before the query began.
+        let epoch = self.local_epoch();
+        let mut before = None;
+        let mut version = None;
+        let mut rejected = 0;
+        while rejected < MAX_REJECTED {
+            let now = self.inner.settings.clock.now_ms();
+            let seen = match self.look_now(key, now) {
+                Some(seen) => seen,
+                None => self.look_async(key, Some(call.tags()), now).await,
+            };
+            match seen {
+                Ok((read, newest)) => {
+                    version = Some(read.version);
+                    match self.classify::<T>(read.entry, newest, now) {
+                        Look::Fresh(stored, value) => {
+                            self.emit(EventKind::Hit, key, None);
+                            if self.inner.verify {
+                                self.maybe_verify(key, &value, call);
+                            }
+                            return Ok(Served::hit(value, stored));
+                        }
+                        Look::Graced(stored, value) => {
+                            self.emit(EventKind::StaleServed, key, None);
+                            let refresh = (read.version, &value, share);
+                            self.maybe_refresh(key, &options, refresh, call, now);
+                            return Ok(Served::hit(value, stored));
+                        }
+                        Look::Invalidated(stored) => before = Some(stored),
+                        Look::Undecodable(error) => {
+                            self.emit(EventKind::Undecodable, key, Some(&error));
+                        }
+                        Look::Dead | Look::Missing => {}
+                    }
+                }
+                // Fail-open: answer from the source; callers still share it.
+                Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
+            }
+
+            let mut following = match self.inner.flights.join_or_lead(key) {
+                Role::Leader(guard) => {
+                    let (tags, fetch) = call.split();
+                    let flight = Flight {
+                        engine: self.clone(),
+                        guard,
+                        key: key.into(),
+                        tags: tags.as_ref().into(),
+                        options,
+                        before,
+                        share,
+                    };
+                    return flight.lead(fetch).await;
+                }
+                Role::Follower(following) => following,
+            };
+            match following.outcome().await {
+                Some(Outcome::Fresh(fresh)) => {
+                    if let Some(value) = self.accept::<T>(key, &fresh, &following, epoch).await {
+                        self.emit(EventKind::Coalesced, key, None);
+                        return Ok(Served {
+                            value,
+                            before,
+                            after: fresh.entry,
+                        });
+                    }
+                    rejected += 1;
+                }
+                Some(Outcome::FailSafe(stored)) => {
+                    let now = self.inner.settings.clock.now_ms();
+                    if stored.live_until() > now {
+                        if let Ok(value) = self.value_of::<T>(&stored) {
+                            self.emit(EventKind::FailSafe, key, None);
+                            return Ok(Served::hit(value, stored));
+                        }
+                    }
+                    rejected += 1;
+                }
+                Some(Outcome::Failed(failure)) => {
+                    if let Some(error) = share.error(&failure) {
+                        self.emit(EventKind::Coalesced, key, None);
+                        return Err(error);
+                    }
+                    // Not shareable: take a turn at the next flight.
+                }
+                // The leader's fetch panicked: look again.
+                None => rejected += 1,
+            }
+        }
+        let (tags, fetch) = call.split();
+        self.fetch_alone(key, tags.as_ref(), &options, before, version, fetch)
+            .await
+    }
+
+    /// A follower checks a flight's value before taking it. A fetch that
+    /// began after this caller joined is new enough. Otherwise (it began
+    /// earlier, or the value was found in the store) the markers as they are
+    /// now decide; if they cannot be read, a fetch of this process that began
+    /// after its last invalidation before this query is taken (the store is
+    /// unreachable: no invalidation can have landed there either).
+    async fn accept<T: Cacheable>(
+        &self,
+        key: &str,
+        fresh: &Fresh,
+        following: &Following,
+        epoch: u64,
+    ) -> Option<T> {
+        if !(fresh.fetched && following.before_start) {
+            let markers = self.markers(&fresh.entry.tags);
+            match self.inner.settings.adapter.newest_marker(markers).await {
+                Ok(newest) if newest < fresh.entry.version => {}
+                Ok(_) => return None,
+                Err(error) => {
+                    self.emit(EventKind::AdapterError, key, Some(&error));
+                    if !(fresh.fetched && fresh.epoch >= epoch) {
+                        return None;
+                    }
+                }
+            }
+        }
+        self.value_of::<T>(&fresh.entry).ok()
+    }
+
+    /// Fetches without coalescing, when outcomes kept being unusable. Stores
+    /// the value only when `version` (from a read before the fetch) is known.
+    async fn fetch_alone<T, E, F, Fut>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        options: &QueryOptions<T>,
+        before: Option<Arc<StoredEntry>>,
+        version: Option<u64>,
+        fetch: F,
+    ) -> Result<Served<T>, E>
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.emit(EventKind::Miss, key, None);
+        let result = fetch().await;
+        let produced = self.inner.settings.clock.now_ms();
+        match result {
+            Ok(value) => {
+                let after = match version {
+                    Some(version) => {
+                        self.store(key, tags, options, value.clone(), version, produced)
+                            .await
+                    }
+                    None => self.unstored(tags, options, value.clone(), produced),
+                };
+                Ok(Served {
+                    value,
+                    before,
+                    after,
+                })
+            }
+            Err(error) => self.fail_safe::<T>(key, &error, before).ok_or(error),
+        }
+    }
+
+    /// After a failed fetch: the graced old entry, if it is still inside grace.
+    fn fail_safe<T: Cacheable>(
+        &self,
+        key: &str,
+        error: &dyn fmt::Display,
+        before: Option<Arc<StoredEntry>>,
+    ) -> Option<Served<T>> {
+        let failure = FetchFailure(error.to_string());
+        self.emit(EventKind::FetchError, key, Some(&failure));
+        let now = self.inner.settings.clock.now_ms();
+        let stored = before.filter(|b| b.grace_until.is_some_and(|g| g > now))?;
+        let value = self.value_of::<T>(&stored).ok()?;
+        self.emit(EventKind::FailSafe, key, Some(&failure));
+        Some(Served::hit(value, stored))
+    }
+}
+
+/// A flight this caller leads: everything its fetch needs, owned, so it can
+/// run in a task of its own.
+struct Flight<C: Codec, T, E> {
+    engine: Primitives<C>,
+    guard: FlightGuard,
+    key: Box<str>,
+    tags: Arc<[TagPath]>,
+    options: QueryOptions<T>,
+    /// The entry the leader found invalidated, if any (fail-safe candidate).
+    before: Option<Arc<StoredEntry>>,
+    share: Share<E>,
+}
+
+impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
+    /// Runs the flight in its own task and waits for it. The task goes on if
+    /// this caller is dropped; a panic in the fetch is re-raised here.
+    async fn lead<F, Fut>(self, fetch: F) -> Result<Served<T>, E>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No tokio runtime: the fetch runs in the caller's future.
+            return self.fly(fetch).await;
+        };
+        let engine = self.engine.clone();
+        match engine.spawn(&runtime, self.fly(fetch)).await {
+            Ok(served) => served,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // The runtime is shutting down and took the task with it;
+                // this caller goes with it.
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+
+    /// Takes the cross-process lease, looks once more (another process may
+    /// just have stored the value), then fetches, stores and publishes.
+    async fn fly<F, Fut>(self, fetch: F) -> Result<Served<T>, E>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let Flight {
+            engine,
+            guard,
+            key,
+            tags,
+            options,
+            mut before,
+            share,
+        } = self;
+        let key = &*key;
+        let mut lease = engine.lease(key).await;
+        if lease == Lease::Held {
+            match engine.await_other_process::<T>(key, &tags).await {
+                Waited::Served(served) => {
+                    guard.publish(found(&served.after, &engine));
+                    return Ok(served);
+                }
+                Waited::Lease(next) => lease = next,
+            }
+        }
+        let now = engine.inner.settings.clock.now_ms();
+        let version = match engine.look(key, Some(&tags), now).await {
+            Ok((read, newest)) => {
+                match engine.classify::<T>(read.entry, newest, now) {
+                    Look::Fresh(stored, value) => {
+                        engine.release(key, lease).await;
+                        guard.publish(found(&stored, &engine));
+                        engine.emit(EventKind::Hit, key, None);
+                        return Ok(Served::hit(value, stored));
+                    }
+                    Look::Graced(stored, _) | Look::Invalidated(stored) => before = Some(stored),
+                    Look::Undecodable(_) | Look::Dead | Look::Missing => {}
+                }
+                Some(read.version)
+            }
+            Err(error) => {
+                // Unreadable (down, or a key holding something else): fetch
+                // anyway; store if the version can be had (overwriting what
+                // could not be read).
+                engine.emit(EventKind::AdapterError, key, Some(&error));
+                engine.inner.settings.adapter.version().await.ok()
+            }
+        };
+
+        let epoch = engine.local_epoch();
+        guard.start_fetch();
+        engine.emit(EventKind::Miss, key, None);
+        let result = match CatchUnwind::new(fetch()).await {
+            Ok(result) => result,
+            Err(panic) => {
+                // Followers wake and one fetches instead; the lease goes now,
+                // not when it times out.
+                drop(guard);
+                engine.release(key, lease).await;
+                std::panic::resume_unwind(panic);
+            }
+        };
+        let produced = engine.inner.settings.clock.now_ms();
+        let outcome = match result {
+            Ok(value) => {
+                let after = match version {
+                    Some(version) => {
+                        engine
+                            .store(key, &tags, &options, value.clone(), version, produced)
+                            .await
+                    }
+                    None => engine.unstored(&tags, &options, value.clone(), produced),
+                };
+                guard.publish(Outcome::Fresh(Fresh {
+                    entry: Arc::clone(&after),
+                    fetched: true,
+                    epoch,
+                }));
+                Ok(Served {
+                    value,
+                    before,
+                    after,
+                })
+            }
+            Err(error) => match engine.fail_safe::<T>(key, &error, before) {
+                Some(served) => {
+                    guard.publish(Outcome::FailSafe(Arc::clone(&served.after)));
+                    Ok(served)
+                }
+                None => {
+                    guard.publish(Outcome::Failed(Arc::new(share.failure(&error))));
+                    Err(error)
+                }
+            },
+        };
+        // Only now, with the value stored: a process waiting on the lease
+        // must find the value, not a free lease and an empty key.
+        engine.release(key, lease).await;
+        outcome
+    }
+}
+
+/// The outcome for a value found in the store rather than fetched: followers
+/// check it against the markers.
+fn found<C: Codec>(entry: &Arc<StoredEntry>, engine: &Primitives<C>) -> Outcome {
+    Outcome::Fresh(Fresh {
+        entry: Arc::clone(entry),
+        fetched: false,
+        epoch: engine.local_epoch(),
+    })
+}

@@ -1,0 +1,153 @@
+//! Storing: a fetched value becomes an entry, in the form the adapter keeps.
+
+use std::any::type_name;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Cacheable, Primitives, QueryOptions};
+use crate::clock::millis;
+use crate::codec::{Codec, CodecError};
+use crate::entry::{value_type_of, CheckedAt, StoredEntry, StoredValue};
+use crate::error::Error;
+use crate::observer::EventKind;
+use crate::storage::ValueForm;
+use crate::tag::TagPath;
+
+/// Lifetimes of one write, resolved from the options and the defaults.
+#[derive(Clone, Copy)]
+pub(crate) struct Lifetimes {
+    ttl_ms: u64,
+    grace_ms: Option<u64>,
+}
+
+impl<C: Codec> Primitives<C> {
+    /// Writes a fetched value (in the adapter's form) and returns it as an
+    /// in-process entry. `version` is the store's version read before the
+    /// fetch began (invalidation counts from there); `produced` is when the
+    /// fetch returned (TTL and grace count from there). A failed write is
+    /// reported, never returned: the caller still gets its value.
+    pub(crate) async fn store<T: Cacheable>(
+        &self,
+        key: &str,
+        tags: &[TagPath],
+        options: &QueryOptions<T>,
+        value: T,
+        version: u64,
+        produced: u64,
+    ) -> Arc<StoredEntry> {
+        let lifetimes = self.lifetimes(options.ttl, options.grace);
+        let value = Arc::new(value);
+        let object =
+            self.object_entry(Arc::clone(&value), tags.into(), lifetimes, version, produced);
+        match self.stored_form(&object, &*value) {
+            Ok(stored) => {
+                if let Err(error) = self
+                    .inner
+                    .settings
+                    .adapter
+                    .write(self.key(key), stored)
+                    .await
+                {
+                    self.emit(EventKind::AdapterError, key, Some(&error));
+                }
+            }
+            Err(error @ Error::ValueTooLarge { .. }) => {
+                self.emit(EventKind::NotStored, key, Some(&error));
+            }
+            Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
+        }
+        object
+    }
+
+    /// A fetched value that is not stored (the store's version is unknown):
+    /// an entry for the caller's [`Entries`](crate::Entries) only.
+    pub(crate) fn unstored<T: Cacheable>(
+        &self,
+        tags: &[TagPath],
+        options: &QueryOptions<T>,
+        value: T,
+        produced: u64,
+    ) -> Arc<StoredEntry> {
+        let lifetimes = self.lifetimes(options.ttl, options.grace);
+        self.object_entry(Arc::new(value), tags.into(), lifetimes, 0, produced)
+    }
+
+    pub(crate) fn lifetimes(&self, ttl: Option<Duration>, grace: Option<Duration>) -> Lifetimes {
+        Lifetimes {
+            ttl_ms: ttl.map_or(self.inner.settings.default_ttl_ms, millis),
+            grace_ms: grace
+                .map(millis)
+                .or(self.inner.settings.default_grace_ms)
+                .filter(|g| *g > 0),
+        }
+    }
+
+    pub(crate) fn object_entry<T: Cacheable>(
+        &self,
+        value: Arc<T>,
+        tags: Arc<[TagPath]>,
+        lifetimes: Lifetimes,
+        version: u64,
+        created_at: u64,
+    ) -> Arc<StoredEntry> {
+        let expires_at = created_at.saturating_add(lifetimes.ttl_ms);
+        Arc::new(StoredEntry {
+            value: StoredValue::Object(value),
+            tags,
+            created_at,
+            expires_at,
+            grace_until: lifetimes.grace_ms.map(|g| expires_at.saturating_add(g)),
+            version,
+            value_type: value_type_of::<T>(),
+            checked_at: CheckedAt::default(),
+        })
+    }
+
+    /// The entry as the adapter keeps it: the same `Arc` for object stores,
+    /// a copy holding the codec's bytes of `value` for byte stores. Refuses
+    /// values whose encoding is over `max_value_bytes`.
+    pub(crate) fn stored_form<T: Cacheable>(
+        &self,
+        object: &Arc<StoredEntry>,
+        value: &T,
+    ) -> Result<Arc<StoredEntry>, Error> {
+        let settings = &self.inner.settings;
+        let check = |size: usize| match settings.max_value_bytes {
+            Some(limit) if size > limit => Err(Error::ValueTooLarge { size, limit }),
+            _ => Ok(()),
+        };
+        match settings.adapter.value_form() {
+            ValueForm::Object => {
+                if settings.max_value_bytes.is_some() {
+                    check(settings.codec.encode(value)?.len())?;
+                }
+                Ok(Arc::clone(object))
+            }
+            ValueForm::Bytes => {
+                let bytes = settings.codec.encode(value)?;
+                check(bytes.len())?;
+                Ok(Arc::new(StoredEntry {
+                    value: StoredValue::Bytes(bytes.into()),
+                    checked_at: CheckedAt::default(),
+                    ..StoredEntry::clone(object)
+                }))
+            }
+        }
+    }
+
+    /// The value of an entry, as `T`: a clone of an object, or decoded bytes.
+    #[inline]
+    pub(crate) fn value_of<T: Cacheable>(&self, stored: &StoredEntry) -> Result<T, CodecError> {
+        let other_type = || {
+            CodecError::Decode(format!(
+                "the entry holds a value of another type than `{}`",
+                type_name::<T>()
+            ))
+        };
+        match &stored.value {
+            StoredValue::Object(any) => any.downcast_ref::<T>().cloned().ok_or_else(other_type),
+            StoredValue::Bytes(_) if stored.value_type != value_type_of::<T>() => Err(other_type()),
+            StoredValue::Bytes(bytes) => self.inner.settings.codec.decode(bytes),
+        }
+    }
+}

@@ -84,10 +84,13 @@ impl<C: Codec> Primitives<C> {
                     let changed = new != old;
                     this.emit(EventKind::Refreshed { changed }, &key, None);
                     this.report(&key, changed).await;
-                    if let Some(on_refresh) = &options.on_refresh {
-                        let call =
-                            catch_unwind(AssertUnwindSafe(|| on_refresh(&old, &new, changed)));
-                        if call.is_err() {
+                    if let Some(on_refresh) = options.on_refresh.clone() {
+                        // On the blocking pool: a slow callback stalls no
+                        // worker (and none of the callers it woke).
+                        let call = tokio::task::spawn_blocking(move || {
+                            catch_unwind(AssertUnwindSafe(|| on_refresh(&old, &new, changed)))
+                        });
+                        if !matches!(call.await, Ok(Ok(()))) {
                             this.emit(EventKind::CallbackPanicked, &key, None);
                         }
                     }

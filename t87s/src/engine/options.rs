@@ -9,14 +9,14 @@ use crate::tag::TagPath;
 /// The `on_refresh` callback: `(old, new, changed)`.
 pub type OnRefresh<T> = Arc<dyn Fn(&T, &T, bool) + Send + Sync>;
 
-/// Options of one [`Primitives::query`](crate::Primitives::query).
+/// Options of one [`Primitives::query`](crate::engine::Primitives::query).
 ///
 /// Durations are [`Duration`]s; parse strings with
 /// [`parse_duration`](crate::parse_duration) so a bad one fails where it is written.
 ///
 /// ```
 /// use std::time::Duration;
-/// use t87s::QueryOptions;
+/// use t87s::engine::QueryOptions;
 /// let options = QueryOptions::<String>::new()
 ///     .ttl(t87s::parse_duration("10m")?)
 ///     .grace(Duration::from_secs(3600))
@@ -33,7 +33,7 @@ impl<T> QueryOptions<T> {
     /// The cache's defaults for ttl and grace, no callback.
     ///
     /// ```
-    /// let options = t87s::QueryOptions::<u32>::new();
+    /// let options = t87s::engine::QueryOptions::<u32>::new();
     /// ```
     pub fn new() -> Self {
         Self {
@@ -46,7 +46,7 @@ impl<T> QueryOptions<T> {
     /// How long the value is fresh (default: the cache's `default_ttl`).
     ///
     /// ```
-    /// let options = t87s::QueryOptions::<u32>::new().ttl(std::time::Duration::from_secs(60));
+    /// let options = t87s::engine::QueryOptions::<u32>::new().ttl(std::time::Duration::from_secs(60));
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
@@ -58,7 +58,7 @@ impl<T> QueryOptions<T> {
     /// cache's `default_grace`). `Duration::ZERO` turns grace off.
     ///
     /// ```
-    /// let options = t87s::QueryOptions::<u32>::new().grace(std::time::Duration::ZERO); // no grace
+    /// let options = t87s::engine::QueryOptions::<u32>::new().grace(std::time::Duration::ZERO); // no grace
     /// ```
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = Some(grace);
@@ -69,7 +69,7 @@ impl<T> QueryOptions<T> {
     /// inside is caught and reported to the observer.
     ///
     /// ```
-    /// let options = t87s::QueryOptions::<u32>::new().on_refresh(|old, new, changed| {
+    /// let options = t87s::engine::QueryOptions::<u32>::new().on_refresh(|old, new, changed| {
     ///     if changed { println!("{old} -> {new}") }
     /// });
     /// ```
@@ -105,13 +105,13 @@ impl<T> fmt::Debug for QueryOptions<T> {
     }
 }
 
-/// Options of a raw [`Primitives::set`](crate::Primitives::set).
+/// Options of a raw [`Primitives::set`](crate::engine::Primitives::set).
 ///
 /// ```
 /// use std::time::Duration;
-/// let tag = t87s::TagPath::new(["users", "1"])?;
-/// let options = t87s::SetOptions::new([tag]).ttl(Duration::from_secs(60));
-/// # Ok::<(), t87s::TagError>(())
+/// let tag = t87s::engine::TagPath::new(["users", "1"])?;
+/// let options = t87s::engine::SetOptions::new([tag]).ttl(Duration::from_secs(60));
+/// # Ok::<(), t87s::engine::TagError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct SetOptions {
@@ -124,8 +124,8 @@ impl SetOptions {
     /// Store under `tags`, with the cache's default ttl and grace.
     ///
     /// ```
-    /// let options = t87s::SetOptions::new([t87s::TagPath::new(["users", "1"])?]);
-    /// # Ok::<(), t87s::TagError>(())
+    /// let options = t87s::engine::SetOptions::new([t87s::engine::TagPath::new(["users", "1"])?]);
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn new(tags: impl IntoIterator<Item = TagPath>) -> Self {
         Self {
@@ -138,8 +138,8 @@ impl SetOptions {
     /// How long the value is fresh.
     ///
     /// ```
-    /// let options = t87s::SetOptions::new([t87s::TagPath::new(["t"])?]).ttl(std::time::Duration::from_secs(60));
-    /// # Ok::<(), t87s::TagError>(())
+    /// let options = t87s::engine::SetOptions::new([t87s::engine::TagPath::new(["t"])?]).ttl(std::time::Duration::from_secs(60));
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
@@ -149,8 +149,8 @@ impl SetOptions {
     /// How long a stale value may still be served (`Duration::ZERO`: none).
     ///
     /// ```
-    /// let options = t87s::SetOptions::new([t87s::TagPath::new(["t"])?]).grace(std::time::Duration::from_secs(60));
-    /// # Ok::<(), t87s::TagError>(())
+    /// let options = t87s::engine::SetOptions::new([t87s::engine::TagPath::new(["t"])?]).grace(std::time::Duration::from_secs(60));
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = Some(grace);

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use parking_lot::RwLock;
-use t87s::{cached, MemoryAdapter, Primitives, QueryCache, QueryOptions, SetOptions, TagPath};
+use t87s::engine::{Primitives, QueryOptions, SetOptions, TagPath};
+use t87s::{cached, MemoryAdapter, QueryCache};
 use t87s_benches::{AppTags, Payload};
 
 #[derive(Clone)]

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use t87s::{Codec, Postcard, Primitives, QueryOptions, RedisAdapter, TagPath};
+use t87s::engine::{Primitives, QueryOptions, TagPath};
+use t87s::{Codec, Postcard, RedisAdapter};
 use t87s_benches::{redis_url, Payload};
 
 fn redis_hit(c: &mut Criterion) {

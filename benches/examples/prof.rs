@@ -1,4 +1,8 @@
-//! A hot loop of memory hits, for `perf record` (not a benchmark).
+//! A hot loop of memory hits, for `perf record` or callgrind (not a benchmark).
+//!
+//! `prof N` runs N hits (default 5,000,000). Instructions per hit, stable on
+//! a noisy machine: run callgrind at two N and divide the difference, e.g.
+//! `valgrind --tool=callgrind target/release/examples/prof 200000` and `400000`.
 use t87s::{cached, MemoryAdapter, QueryCache};
 use t87s_benches::{AppTags, Payload};
 
@@ -16,6 +20,10 @@ impl Blog {
 }
 
 fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000_000);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -26,7 +34,7 @@ fn main() {
         .expect("cache");
     let blog = Blog { cache };
     rt.block_on(async {
-        for _ in 0..5_000_000 {
+        for _ in 0..n {
             std::hint::black_box(blog.post(1).await.expect("hit"));
         }
     });

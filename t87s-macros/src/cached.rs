@@ -379,7 +379,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
                     [ #(#tag_items),* ]
                 },
                 #options,
-                {
+                || {
                     #[allow(unused_imports)]
                     use ::t87s::__private::{ShareByClone as _, ShareByFrom as _, ShareNot as _};
                     (&&&::t87s::__private::ShareProbe::<

@@ -160,7 +160,7 @@ fn generate(input: &DeriveInput, fields: &[Field]) -> TokenStream {
 
         #[doc = #node_doc]
         #vis struct #node<#r: 'static> {
-            path: ::t87s::TagPath,
+            path: ::t87s::__private::TagPath,
             schema: ::core::marker::PhantomData<fn() -> #r>,
         }
 
@@ -225,7 +225,7 @@ fn generate(input: &DeriveInput, fields: &[Field]) -> TokenStream {
                 #root { _private: () }
             }
 
-            fn node<#r: 'static>(path: ::t87s::TagPath) -> #node<#r> {
+            fn node<#r: 'static>(path: ::t87s::__private::TagPath) -> #node<#r> {
                 #node { path, schema: ::core::marker::PhantomData }
             }
 

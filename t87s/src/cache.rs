@@ -87,7 +87,8 @@ impl<S: TagSchema, C: Codec> QueryCache<S, C> {
     /// A typed cache over an engine built elsewhere.
     ///
     /// ```
-    /// # use t87s::{MemoryAdapter, Primitives, QueryCache, Static, TagSchema};
+    /// # use t87s::{MemoryAdapter, QueryCache, Static, TagSchema};
+    /// # use t87s::engine::Primitives;
     /// # #[derive(TagSchema)] struct AppTags { global: Static }
     /// let engine = Primitives::new(MemoryAdapter::new());
     /// let cache = QueryCache::<AppTags>::from_primitives(engine);

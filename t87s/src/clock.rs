@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time, in milliseconds since the Unix epoch.
@@ -94,17 +94,15 @@ impl Anchor {
 fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| millis(d))
+        .map_or(0, millis)
 }
 
-/// Coarse monotonic milliseconds since the first call, without the
-/// process-wide write `coarsetime::Instant::now` makes.
+/// Coarse monotonic milliseconds (since boot), without the process-wide
+/// write `coarsetime::Instant::now` makes.
+#[inline]
 fn mono_ms() -> u64 {
-    static BASE: OnceLock<coarsetime::Instant> = OnceLock::new();
-    let base = *BASE.get_or_init(coarsetime::Instant::now_without_cache_update);
-    coarsetime::Instant::now_without_cache_update()
-        .duration_since(base)
-        .as_millis()
+    let ticks = coarsetime::Instant::now_without_cache_update().as_ticks();
+    coarsetime::Duration::from_ticks(ticks).as_millis()
 }
 
 impl Clock for SystemClock {
@@ -198,12 +196,18 @@ mod tests {
         let wall = 1_700_000_000_000u64;
         assert_eq!(anchor.now_ms(0, || wall), wall);
         // Monotonic time moves; the wall clock is not read again yet.
-        assert_eq!(anchor.now_ms(500, || unreachable!("read within a second")), wall + 500);
+        assert_eq!(
+            anchor.now_ms(500, || unreachable!("read within a second")),
+            wall + 500
+        );
         // The wall clock is stepped forward an hour (NTP, a restored VM):
         // followed at the next refresh, not skewed for the life of the process.
         let stepped = wall + 3_600_000 + RECHECK_MS;
         assert_eq!(anchor.now_ms(RECHECK_MS, || stepped), stepped);
-        assert_eq!(anchor.now_ms(RECHECK_MS + 10, || unreachable!()), stepped + 10);
+        assert_eq!(
+            anchor.now_ms(RECHECK_MS + 10, || unreachable!()),
+            stepped + 10
+        );
         // And stepped back.
         let back = wall;
         assert_eq!(anchor.now_ms(2 * RECHECK_MS + 10, || back), back);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::tag::TagPath;
 
 /// A cached value with its metadata, as returned by
-/// [`Primitives::query_with_entries`](crate::Primitives::query_with_entries).
+/// [`Primitives::query_with_entries`](crate::engine::Primitives::query_with_entries).
 ///
 /// Times are milliseconds since the Unix epoch, read from the engine's
 /// [`Clock`](crate::Clock).
@@ -17,7 +17,7 @@ use crate::tag::TagPath;
 /// # use std::sync::Arc;
 /// let entry = t87s::CacheEntry {
 ///     value: "hello".to_string(),
-///     tags: Arc::from(vec![t87s::TagPath::new(["greetings"])?]),
+///     tags: Arc::from(vec![t87s::engine::TagPath::new(["greetings"])?]),
 ///     created_at: 1_000,
 ///     expires_at: 31_000,
 ///     grace_until: None,
@@ -25,7 +25,7 @@ use crate::tag::TagPath;
 /// };
 /// assert!(entry.is_fresh_at(30_999));
 /// assert!(!entry.is_fresh_at(31_000));
-/// # Ok::<(), t87s::TagError>(())
+/// # Ok::<(), t87s::engine::TagError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry<T> {
@@ -104,8 +104,8 @@ pub struct Entries<T> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// let v = t87s::StoredValue::Bytes(Arc::from(&b"\x01"[..]));
-/// assert!(matches!(v, t87s::StoredValue::Bytes(_)));
+/// let v = t87s::adapter::StoredValue::Bytes(Arc::from(&b"\x01"[..]));
+/// assert!(matches!(v, t87s::adapter::StoredValue::Bytes(_)));
 /// ```
 #[derive(Clone)]
 pub enum StoredValue {

@@ -81,7 +81,7 @@ impl StdError for AdapterError {
 /// built, never during a request.
 ///
 /// ```
-/// let err = t87s::Primitives::builder(t87s::MemoryAdapter::new())
+/// let err = t87s::engine::Primitives::builder(t87s::MemoryAdapter::new())
 ///     .default_ttl("ten minutes")
 ///     .build()
 ///     .unwrap_err();

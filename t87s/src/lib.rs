@@ -96,12 +96,6 @@ pub use storage::{MemoryAdapter, MemoryAdapterBuilder};
 #[cfg(feature = "redis")]
 pub use storage::{RedisAdapter, RedisAdapterBuilder};
 
-// Old paths, kept while the workspace moves to the new ones.
-#[doc(hidden)]
-pub use adapter::*;
-#[doc(hidden)]
-pub use engine::{OnRefresh, Primitives, PrimitivesBuilder, QueryOptions, SetOptions, TagError, TagPath};
-
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use t87s_macros::{cached, TagSchema};

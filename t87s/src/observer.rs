@@ -111,7 +111,7 @@ impl fmt::Display for Event<'_> {
 }
 
 /// Receives every [`Event`]. Set one with
-/// [`PrimitivesBuilder::observer`](crate::PrimitivesBuilder::observer) to
+/// [`PrimitivesBuilder::observer`](crate::engine::PrimitivesBuilder::observer) to
 /// count hits, alert on adapter errors, or assert behaviour in tests.
 ///
 /// Called inline on the query path: keep it cheap and never block.
@@ -128,7 +128,7 @@ impl fmt::Display for Event<'_> {
 ///         }
 ///     }
 /// }
-/// let cache = t87s::Primitives::builder(t87s::MemoryAdapter::new())
+/// let cache = t87s::engine::Primitives::builder(t87s::MemoryAdapter::new())
 ///     .observer(Hits::default())
 ///     .build()?;
 /// # Ok::<(), t87s::ConfigError>(())
@@ -138,7 +138,7 @@ pub trait Observer: Send + Sync + 'static {
     fn on_event(&self, event: &Event<'_>);
 
     /// Whether sampled verifications should run for this observer (see
-    /// [`PrimitivesBuilder::verify_percent`](crate::PrimitivesBuilder::verify_percent)).
+    /// [`PrimitivesBuilder::verify_percent`](crate::engine::PrimitivesBuilder::verify_percent)).
     /// Off by default: a verification re-runs the fetch, which costs a
     /// backend call.
     fn wants_verification(&self) -> bool {

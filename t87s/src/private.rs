@@ -105,6 +105,7 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 }
 
 /// Builds the key of `type_name::method(args)` into `out`.
+#[inline]
 fn build_key(
     out: &mut String,
     type_name: &str,
@@ -171,7 +172,7 @@ pub trait ShareByClone<E> {
 
 impl<E: Clone> ShareByClone<E> for &&ShareProbe<E> {
     fn share(&self) -> Share<E> {
-        Share::Clone(E::clone)
+        Share::Cloned(E::clone)
     }
 }
 
@@ -183,7 +184,7 @@ pub trait ShareByFrom<E> {
 
 impl<E: From<Error>> ShareByFrom<E> for &ShareProbe<E> {
     fn share(&self) -> Share<E> {
-        Share::Convert(E::from)
+        Share::Converted(E::from)
     }
 }
 
@@ -217,6 +218,8 @@ impl<T, E> Fallible for Result<T, E> {
 /// The query behind every `#[cached]` method.
 ///
 /// `args` are the arguments; `key_of` appends them to the key;
+/// `share` says how a failed fetch's error reaches its waiters (called on a
+/// miss only);
 /// `tags` builds the tags from them (only when needed: a memory hit builds
 /// none); `make` turns them into the fetch (only when one runs: a hit never
 /// clones `self` or the arguments). A hit on a store that answers at once
@@ -224,7 +227,7 @@ impl<T, E> Fallible for Result<T, E> {
 /// key that cannot be built (an argument's `Serialize` failed) bypasses the
 /// cache.
 #[allow(clippy::too_many_arguments)]
-pub async fn query<S, C, T, E, K, A, TG, TT, M, F, Fut>(
+pub async fn query<S, C, T, E, K, A, TG, TT, SH, M, F, Fut>(
     cache: &QueryCache<S, C>,
     type_name: &'static str,
     method: &'static str,
@@ -232,7 +235,7 @@ pub async fn query<S, C, T, E, K, A, TG, TT, M, F, Fut>(
     args: A,
     tags: TG,
     options: QueryOptions<T>,
-    share: Share<E>,
+    share: SH,
     make: M,
 ) -> Result<T, E>
 where
@@ -243,6 +246,7 @@ where
     K: Fn(&mut KeyBuilder<'_>, &A),
     TG: Fn(&A) -> TT,
     TT: AsRef<[TagPath]>,
+    SH: FnOnce() -> Share<E>,
     M: FnOnce(A) -> F,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
@@ -260,7 +264,7 @@ where
     // Boxed: the full path's future is large, and the hit path above should
     // not pay for moving it around.
     let call = Call::new(args, tags, make);
-    let served = Box::pin(engine.run(&key, call, options, share)).await?;
+    let served = Box::pin(engine.run(&key, call, options, share())).await?;
     if capturing {
         let entries = engine.entries_of(served);
         let value = entries.after.value.clone();

@@ -80,7 +80,7 @@ pub struct Static;
 /// The schema of a leaf: no children. `Wild` means `Wild<Leaf>`.
 ///
 /// ```
-/// let tag: t87s::Tag<()> = <t87s::Leaf as t87s::TagSchema>::node(t87s::TagPath::segment("x"));
+/// let tag: t87s::Tag<()> = <t87s::Leaf as t87s::TagSchema>::node(t87s::engine::TagPath::segment("x"));
 /// assert_eq!(tag.path().as_str(), "x");
 /// ```
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +140,7 @@ impl<R> Tag<R> {
     /// ```
     /// # use t87s::{Static, TagSchema};
     /// # #[derive(TagSchema)] struct Tags { global: Static }
-    /// let path: t87s::TagPath = Tags::root().global().into_path();
+    /// let path: t87s::engine::TagPath = Tags::root().global().into_path();
     /// assert_eq!(path.as_str(), "global");
     /// ```
     pub fn into_path(self) -> TagPath {

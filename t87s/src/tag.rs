@@ -12,8 +12,8 @@ const SEPARATOR: char = '/';
 /// A tag path that could not be built or decoded.
 ///
 /// ```
-/// let err = t87s::TagPath::new(Vec::<&str>::new()).unwrap_err();
-/// assert_eq!(err, t87s::TagError::Empty);
+/// let err = t87s::engine::TagPath::new(Vec::<&str>::new()).unwrap_err();
+/// assert_eq!(err, t87s::engine::TagError::Empty);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TagError {
@@ -37,12 +37,12 @@ pub enum TagError {
 /// Clones are cheap (the encoded text is shared).
 ///
 /// ```
-/// use t87s::TagPath;
+/// use t87s::engine::TagPath;
 /// let tag = TagPath::new(["posts", "1/2", "comments"])?;
 /// assert_eq!(tag.as_str(), "posts/1%2F2/comments");
 /// assert_eq!(tag.segments().collect::<Vec<_>>(), ["posts", "1/2", "comments"]);
 /// assert!(TagPath::new(["posts"])?.is_prefix_of(&tag));
-/// # Ok::<(), t87s::TagError>(())
+/// # Ok::<(), t87s::engine::TagError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TagPath {
@@ -53,9 +53,9 @@ impl TagPath {
     /// Builds a path from its segments. At least one segment is required.
     ///
     /// ```
-    /// let tag = t87s::TagPath::new(["users", "42"])?;
+    /// let tag = t87s::engine::TagPath::new(["users", "42"])?;
     /// assert_eq!(tag.to_string(), "users/42");
-    /// # Ok::<(), t87s::TagError>(())
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn new<I, S>(segments: I) -> Result<Self, TagError>
     where
@@ -82,8 +82,8 @@ impl TagPath {
     /// A path of one segment.
     ///
     /// ```
-    /// assert_eq!(t87s::TagPath::segment("posts").as_str(), "posts");
-    /// assert_eq!(t87s::TagPath::segment("a/b").depth(), 1);
+    /// assert_eq!(t87s::engine::TagPath::segment("posts").as_str(), "posts");
+    /// assert_eq!(t87s::engine::TagPath::segment("a/b").depth(), 1);
     /// ```
     pub fn segment(segment: impl AsRef<str>) -> Self {
         let mut encoded = String::new();
@@ -96,11 +96,11 @@ impl TagPath {
     /// Parses the encoded form produced by [`TagPath::as_str`].
     ///
     /// ```
-    /// use t87s::TagPath;
+    /// use t87s::engine::TagPath;
     /// let tag = TagPath::new(["users", "a/b"])?;
     /// assert_eq!(TagPath::from_encoded(tag.as_str())?, tag);
     /// assert!(TagPath::from_encoded("users/%zz").is_err());
-    /// # Ok::<(), t87s::TagError>(())
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn from_encoded(encoded: &str) -> Result<Self, TagError> {
         if encoded.is_empty() {
@@ -128,10 +128,10 @@ impl TagPath {
     /// Appends one segment, returning the child path.
     ///
     /// ```
-    /// use t87s::TagPath;
+    /// use t87s::engine::TagPath;
     /// let child = TagPath::new(["posts"])?.child("7");
     /// assert_eq!(child.as_str(), "posts/7");
-    /// # Ok::<(), t87s::TagError>(())
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn child(&self, segment: impl AsRef<str>) -> Self {
         let mut encoded = String::with_capacity(self.encoded.len() + 1 + segment.as_ref().len());
@@ -146,8 +146,8 @@ impl TagPath {
     /// The encoded, unambiguous form: escaped segments joined by `/`.
     ///
     /// ```
-    /// assert_eq!(t87s::TagPath::new(["a/b", "c"])?.as_str(), "a%2Fb/c");
-    /// # Ok::<(), t87s::TagError>(())
+    /// assert_eq!(t87s::engine::TagPath::new(["a/b", "c"])?.as_str(), "a%2Fb/c");
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn as_str(&self) -> &str {
         &self.encoded
@@ -156,9 +156,9 @@ impl TagPath {
     /// The decoded segments.
     ///
     /// ```
-    /// let tag = t87s::TagPath::new(["a/b", ""])?;
+    /// let tag = t87s::engine::TagPath::new(["a/b", ""])?;
     /// assert_eq!(tag.segments().collect::<Vec<_>>(), ["a/b", ""]);
-    /// # Ok::<(), t87s::TagError>(())
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn segments(&self) -> impl Iterator<Item = Cow<'_, str>> + '_ {
         self.encoded.split(SEPARATOR).map(unescape)
@@ -167,8 +167,8 @@ impl TagPath {
     /// How many segments the path has.
     ///
     /// ```
-    /// assert_eq!(t87s::TagPath::new(["a", "b"])?.depth(), 2);
-    /// # Ok::<(), t87s::TagError>(())
+    /// assert_eq!(t87s::engine::TagPath::new(["a", "b"])?.depth(), 2);
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn depth(&self) -> usize {
         self.encoded.matches(SEPARATOR).count() + 1
@@ -178,9 +178,9 @@ impl TagPath {
     /// itself: `posts`, `posts/1`, `posts/1/comments`. No allocation.
     ///
     /// ```
-    /// let tag = t87s::TagPath::new(["posts", "1", "comments"])?;
+    /// let tag = t87s::engine::TagPath::new(["posts", "1", "comments"])?;
     /// assert_eq!(tag.prefixes().collect::<Vec<_>>(), ["posts", "posts/1", "posts/1/comments"]);
-    /// # Ok::<(), t87s::TagError>(())
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn prefixes(&self) -> impl Iterator<Item = &str> + '_ {
         let s: &str = &self.encoded;
@@ -192,10 +192,10 @@ impl TagPath {
     /// Whether `self` equals `other` or is an ancestor of it.
     ///
     /// ```
-    /// let posts = t87s::TagPath::new(["posts"])?;
+    /// let posts = t87s::engine::TagPath::new(["posts"])?;
     /// assert!(posts.is_prefix_of(&posts.child("1")));
     /// assert!(!posts.child("1").is_prefix_of(&posts));
-    /// # Ok::<(), t87s::TagError>(())
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn is_prefix_of(&self, other: &TagPath) -> bool {
         let (me, them) = (self.as_str(), other.as_str());

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use t87s::{
-    AdapterError, AdapterFuture, EntryKey, Event, EventKind, ManualClock, MarkerKey, MarkerSet,
-    MemoryAdapter, Observer, Primitives, Read, RedisAdapter, StorageAdapter, StoredEntry, TagPath,
-    ValueForm,
+use t87s::adapter::{
+    AdapterFuture, EntryKey, MarkerKey, MarkerSet, Read, StorageAdapter, StoredEntry, ValueForm,
 };
+use t87s::engine::{Primitives, TagPath};
+use t87s::{AdapterError, Event, EventKind, ManualClock, MemoryAdapter, Observer, RedisAdapter};
 
 /// The epoch the manual clock starts at (any fixed, realistic time).
 pub const T0: u64 = 1_700_000_000_000;
@@ -260,7 +260,7 @@ impl Harness {
     /// Like `new`, with builder changes.
     pub async fn with(
         store: Store,
-        configure: impl FnOnce(t87s::PrimitivesBuilder) -> t87s::PrimitivesBuilder,
+        configure: impl FnOnce(t87s::engine::PrimitivesBuilder) -> t87s::engine::PrimitivesBuilder,
     ) -> Self {
         let clock = ManualClock::new(T0);
         let (memory, shared) = store.build(&clock).await;
@@ -353,7 +353,11 @@ pub async fn fingerprint_of<T: t87s::Cacheable + Default>() -> u64 {
         key: "fingerprint",
     };
     engine
-        .set("fingerprint", &T::default(), t87s::SetOptions::new([tag(&["f"])]))
+        .set(
+            "fingerprint",
+            &T::default(),
+            t87s::engine::SetOptions::new([tag(&["f"])]),
+        )
         .await
         .expect("set on a memory adapter");
     let read = adapter

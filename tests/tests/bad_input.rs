@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use t87s::{
-    EntryKey, Error, EventKind, QueryOptions, SetOptions, StoredEntry, StoredValue,
-    TagError, TagPath,
-};
+use t87s::adapter::{EntryKey, StoredEntry, StoredValue};
+use t87s::engine::{QueryOptions, SetOptions, TagError, TagPath};
+use t87s::{Error, EventKind};
 use t87s_tests::{tag, Harness, Source, Store, T0};
 
 macro_rules! on_every_store {
@@ -163,12 +162,12 @@ proptest! {
             let h = Harness::new(Store::MemoryBytesAsync).await;
             let memory = h.memory.clone().unwrap();
             let tags = [tag(&["t"])];
-            let version = t87s::StorageAdapter::version(&memory).await.unwrap();
+            let version = t87s::adapter::StorageAdapter::version(&memory).await.unwrap();
             let fingerprint = t87s_tests::fingerprint_of::<(String, u64)>().await;
             let entry = StoredEntry::new(StoredValue::Bytes(bytes.clone().into()), Arc::from(&tags[..]), version)
                 .lifetime(T0, T0 + 60_000, None)
                 .value_type(fingerprint);
-            t87s::StorageAdapter::write(&memory, EntryKey { prefix: "t87s", key: "k" }, Arc::new(entry)).await.unwrap();
+            t87s::adapter::StorageAdapter::write(&memory, EntryKey { prefix: "t87s", key: "k" }, Arc::new(entry)).await.unwrap();
             let decoded: Result<(String, u64), _> = t87s::Codec::decode(&t87s::Postcard, &bytes);
             let src = Source::new(("fetched".to_string(), 1u64));
             let v = h.cache.query("k", &tags, QueryOptions::new(), src.fetch()).await.unwrap();
@@ -186,7 +185,7 @@ async fn random_bytes_under_a_redis_key_are_a_miss() {
         return;
     }
     let prefix = t87s_tests::unique_prefix();
-    let cache = t87s::Primitives::new(t87s_tests::redis_adapter(&prefix).await);
+    let cache = t87s::engine::Primitives::new(t87s_tests::redis_adapter(&prefix).await);
     let client = redis::Client::open(t87s_tests::redis_url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     let tags = [tag(&["t"])];

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use t87s::{Primitives, QueryOptions};
+use t87s::engine::{Primitives, QueryOptions};
 use t87s_tests::{tag, Harness, Store};
 
 const KEYS: usize = 4;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use t87s::{parse_duration, EventKind, QueryOptions, SetOptions};
+use t87s::engine::{QueryOptions, SetOptions};
+use t87s::{parse_duration, EventKind};
 use t87s_tests::{tag, Harness, Source, Store};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -193,7 +194,7 @@ async fn clear_removes_everything(store: Store) {
 
 async fn custom_prefix_isolates_caches(store: Store) {
     let h = Harness::new(store).await;
-    let other = t87s::Primitives::builder(h.shared.clone())
+    let other = t87s::engine::Primitives::builder(h.shared.clone())
         .prefix("other")
         .clock(h.clock.clone())
         .build()
@@ -277,7 +278,7 @@ async fn string_ttls(store: Store) {
         .unwrap();
     assert_eq!(e.after.expires_at - e.after.created_at, 500);
 
-    let err = t87s::Primitives::builder(h.shared.clone())
+    let err = t87s::engine::Primitives::builder(h.shared.clone())
         .default_grace("1 hour")
         .build()
         .unwrap_err();

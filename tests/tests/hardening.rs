@@ -123,9 +123,13 @@ where
         tasks.push(tokio::spawn(async move {
             arrived.fetch_add(1, Ordering::SeqCst);
             cache
-                .query_sharing("cold", &[tag(&["k"])], QueryOptions::new(), share, move || {
-                    async move { gated.pass(Err::<u32, E>(error())).await }
-                })
+                .query_sharing(
+                    "cold",
+                    &[tag(&["k"])],
+                    QueryOptions::new(),
+                    share,
+                    move || async move { gated.pass(Err::<u32, E>(error())).await },
+                )
                 .await
         }));
     }
@@ -149,11 +153,15 @@ async fn failing_fetch_is_shared_by_clone_not_run_by_every_waiter() {
     for store in Store::MEMORY {
         let h = Harness::new(store).await;
         let gated = Gated::default();
-        let results = failing_stampede(&h.cache, Share::Clone(DbError::clone), &gated, || {
+        let results = failing_stampede(&h.cache, Share::Cloned(DbError::clone), &gated, || {
             DbError("database is down".into())
         })
         .await;
-        assert_eq!(gated.calls(), 1, "{store:?}: one fetch for {CALLERS} callers");
+        assert_eq!(
+            gated.calls(),
+            1,
+            "{store:?}: one fetch for {CALLERS} callers"
+        );
         for result in results {
             assert_eq!(result, Err(DbError("database is down".into())));
         }
@@ -165,7 +173,7 @@ async fn failing_fetch_is_shared_by_clone_not_run_by_every_waiter() {
 async fn failing_fetch_is_shared_by_conversion_not_run_by_every_waiter() {
     let h = Harness::new(Store::MemoryObjects).await;
     let gated = Gated::default();
-    let results = failing_stampede(&h.cache, Share::Convert(AppError::from), &gated, || {
+    let results = failing_stampede(&h.cache, Share::Converted(AppError::from), &gated, || {
         AppError::Db("database is down".into())
     })
     .await;
@@ -174,7 +182,11 @@ async fn failing_fetch_is_shared_by_conversion_not_run_by_every_waiter() {
         .iter()
         .filter(|r| matches!(r, Err(AppError::Cache(t87s::Error::SharedFetch { message })) if message == "db: database is down"))
         .count();
-    assert_eq!(shared, CALLERS - 1, "every waiter gets the leader's error, converted");
+    assert_eq!(
+        shared,
+        CALLERS - 1,
+        "every waiter gets the leader's error, converted"
+    );
     assert!(results
         .iter()
         .any(|r| matches!(r, Err(AppError::Db(m)) if m == "database is down")));
@@ -191,7 +203,11 @@ async fn failing_fetch_that_cannot_be_shared_runs_one_at_a_time() {
     // Each caller gets an error of its own, so each fetches, but in turn.
     assert!(results.iter().all(|r| r.is_err()));
     assert_eq!(gated.calls(), CALLERS);
-    assert_eq!(gated.most_at_once(), 1, "at most one fetch of a key in flight");
+    assert_eq!(
+        gated.most_at_once(),
+        1,
+        "at most one fetch of a key in flight"
+    );
     assert_eq!(h.cache.in_flight(), 0);
 }
 
@@ -206,9 +222,12 @@ async fn stampede_on(cache: &Primitives) -> usize {
         tasks.push(tokio::spawn(async move {
             arrived.fetch_add(1, Ordering::SeqCst);
             cache
-                .query("k", &[tag(&["t"])], QueryOptions::new(), move || async move {
-                    gated.pass(Ok::<_, std::io::Error>(7u32)).await
-                })
+                .query(
+                    "k",
+                    &[tag(&["t"])],
+                    QueryOptions::new(),
+                    move || async move { gated.pass(Ok::<_, std::io::Error>(7u32)).await },
+                )
                 .await
         }));
     }
@@ -234,8 +253,15 @@ async fn store_outage_still_coalesces_callers() {
         .verify_percent(0.0)
         .build()
         .unwrap();
-    assert_eq!(stampede_on(&cache).await, 1, "one fetch while the store is down");
-    assert!(events.count(EventKind::AdapterError) > 0, "the fault is reported");
+    assert_eq!(
+        stampede_on(&cache).await,
+        1,
+        "one fetch while the store is down"
+    );
+    assert!(
+        events.count(EventKind::AdapterError) > 0,
+        "the fault is reported"
+    );
     assert_eq!(cache.in_flight(), 0);
 }
 
@@ -263,7 +289,12 @@ impl StorageAdapter for ForeignKey {
     fn value_form(&self) -> ValueForm {
         ValueForm::Bytes
     }
-    fn read<'a>(&'a self, key: EntryKey<'a>, m: MarkerSet<'a>, now: u64) -> AdapterFuture<'a, Read> {
+    fn read<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        m: MarkerSet<'a>,
+        now: u64,
+    ) -> AdapterFuture<'a, Read> {
         if self.foreign.load(Ordering::SeqCst) == 1 {
             return Box::pin(std::future::ready(Err(AdapterError::new(
                 "WRONGTYPE Operation against a key holding the wrong kind of value",
@@ -301,7 +332,11 @@ async fn unreadable_key_still_coalesces_callers_and_heals() {
         .verify_percent(0.0)
         .build()
         .unwrap();
-    assert_eq!(stampede_on(&cache).await, 1, "one fetch for an unreadable key");
+    assert_eq!(
+        stampede_on(&cache).await,
+        1,
+        "one fetch for an unreadable key"
+    );
     // The fetched value was written over what could not be read.
     let src = Source::new(8u32);
     let v = cache
@@ -345,28 +380,50 @@ async fn published_flight_leaves_the_map_at_once() {
     assert_eq!(stale, 1);
     started_rx.await.unwrap();
     // The write and its invalidation land while the refresh is in flight.
-    let src = Source::new(2u32);
     h.cache.invalidate(&tags).await.unwrap();
-    // Callers after the invalidation join the refresh's flight...
+    // Callers after the invalidation join the refresh's flight. They run
+    // on a runtime of their own, so a slow `on_refresh` on this one cannot
+    // hold them back, whichever thread it blocks. Their own fetch is slow
+    // too (held until the test opens the gate).
+    let callers_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let gated = Gated::default();
     let callers: Vec<_> = (0..50)
         .map(|_| {
-            let (cache, fetch, q) = (h.cache.clone(), src.fetch(), q.clone());
-            tokio::spawn(async move { cache.query("k", &[tag(&["t"])], q(), fetch).await })
+            let (cache, gated, q) = (h.cache.clone(), gated.clone(), q.clone());
+            callers_runtime.spawn(async move {
+                let fetch = move || async move { gated.pass(Ok::<_, std::io::Error>(2u32)).await };
+                cache.query("k", &[tag(&["t"])], q(), fetch).await
+            })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // ...the refresh publishes a value they must not take, then sits in
-    // `on_refresh`. They start one new flight, not fifty fetches.
+    // The refresh publishes a value they must not take, then sits in
+    // `on_refresh` until they are all done.
     release_tx.send(()).unwrap();
     within(async {
+        while gated.calls() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Time for any caller that would fetch on its own to do so.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        gated.open();
         for caller in callers {
             assert_eq!(caller.await.unwrap().unwrap(), 2);
         }
     })
     .await;
     hold_tx.send(()).unwrap();
-    assert_eq!(src.calls(), 1, "1 refresh + 1 fetch, however many callers");
+    assert_eq!(
+        gated.calls(),
+        1,
+        "1 refresh + 1 new flight, however many callers"
+    );
     h.settle().await;
+    callers_runtime.shutdown_background();
 }
 
 #[tokio::test]
@@ -399,7 +456,11 @@ async fn panicking_refresh_backs_off() {
         h.settle().await;
         h.advance(Duration::from_millis(10));
     }
-    assert_eq!(attempts.load(Ordering::SeqCst), 1, "one attempt per back-off");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "one attempt per back-off"
+    );
     assert_eq!(h.events.count(EventKind::RefreshFailed), 1);
     // Once the back-off is over, the next graced hit tries again.
     h.advance(Duration::from_secs(1));
@@ -441,7 +502,9 @@ async fn fetch_slower_than_its_ttl_is_still_cached() {
             "{store:?}"
         );
         // Invalidation still counts from the fetch's start.
-        let entry = t87s::engine::Primitives::get::<u32>(&h.cache, "k").await.unwrap();
+        let entry = t87s::engine::Primitives::get::<u32>(&h.cache, "k")
+            .await
+            .unwrap();
         assert_eq!(entry, Some(5));
     }
 }
@@ -451,18 +514,22 @@ fn memory_adapter_never_removes_a_fresh_write_it_did_not_read() {
     // Two readers find the key's entry dead and free the slot; a writer
     // keeps replacing it with a fresh one and reads it straight back.
     let clock = ManualClock::new(T0);
-    let adapter = MemoryAdapter::builder().clock(clock.clone()).build().unwrap();
+    let adapter = MemoryAdapter::builder()
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let key = EntryKey {
         prefix: "p",
         key: "k",
     };
-    let entry = |live: bool| {
-        let until = if live { T0 + 60_000 } else { T0 };
-        Arc::new(
-            StoredEntry::new(StoredValue::Object(Arc::new(1u32)), Arc::from(vec![]), 1)
-                .lifetime(T0 - 1, until, None),
-        )
-    };
+    let entry =
+        |live: bool| {
+            let until = if live { T0 + 60_000 } else { T0 };
+            Arc::new(
+                StoredEntry::new(StoredValue::Object(Arc::new(1u32)), Arc::from(vec![]), 1)
+                    .lifetime(T0 - 1, until, None),
+            )
+        };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -474,12 +541,17 @@ fn memory_adapter_never_removes_a_fresh_write_it_did_not_read() {
             })
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut vanished = 0;
     for _ in 0..100_000 {
         rt.block_on(adapter.write(key, entry(false))).unwrap();
         rt.block_on(adapter.write(key, entry(true))).unwrap();
-        let read = adapter.try_read_now(key, MarkerSet::empty(), T0).unwrap().unwrap();
+        let read = adapter
+            .try_read_now(key, MarkerSet::empty(), T0)
+            .unwrap()
+            .unwrap();
         if read.entry.is_none() {
             vanished += 1;
         }
@@ -488,7 +560,10 @@ fn memory_adapter_never_removes_a_fresh_write_it_did_not_read() {
     for reader in readers {
         reader.join().unwrap();
     }
-    assert_eq!(vanished, 0, "fresh values removed by a reader of a dead one");
+    assert_eq!(
+        vanished, 0,
+        "fresh values removed by a reader of a dead one"
+    );
     assert!(clock.now_ms() == T0);
 }
 
@@ -506,7 +581,9 @@ struct Settings {
 impl Settings {
     #[cached(tags = [t.global()])]
     async fn theme(&self) -> Result<String, DbError> {
-        self.gated.pass(Err(DbError("settings table is locked".into()))).await
+        self.gated
+            .pass(Err(DbError("settings table is locked".into())))
+            .await
     }
 }
 
@@ -534,5 +611,5 @@ async fn cached_method_shares_a_clone_error_with_its_waiters() {
         }
     })
     .await;
-    assert_eq!(settings.gated.calls(), 1, "the macro picked Share::Clone");
+    assert_eq!(settings.gated.calls(), 1, "the macro picked Share::Cloned");
 }

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use t87s::{
-    EntryKey, Error, EventKind, ManualClock, MemoryAdapter, Primitives,
-    QueryOptions, StorageAdapter, StoredEntry, StoredValue, ValueForm,
-};
+use t87s::adapter::{EntryKey, StorageAdapter, StoredEntry, StoredValue, ValueForm};
+use t87s::engine::{Primitives, QueryOptions};
+use t87s::{Error, EventKind, ManualClock, MemoryAdapter};
 use t87s_tests::{tag, DownAdapter, Recorder, Source, T0};
 
 fn cache_on(adapter: &MemoryAdapter, clock: &ManualClock, events: &Recorder) -> Primitives {
@@ -205,9 +204,13 @@ async fn corrupt_or_truncated_bytes_are_a_miss() {
         full[..full.len() - 3].to_vec(),
         [&full[..], &[0]].concat(),
     ] {
-        let entry = StoredEntry::new(StoredValue::Bytes(bytes.into()), Arc::from(&tags[..]), version)
-            .lifetime(T0, T0 + 60_000, None)
-            .value_type(fingerprint);
+        let entry = StoredEntry::new(
+            StoredValue::Bytes(bytes.into()),
+            Arc::from(&tags[..]),
+            version,
+        )
+        .lifetime(T0, T0 + 60_000, None)
+        .value_type(fingerprint);
         adapter
             .write(
                 EntryKey {
@@ -275,7 +278,7 @@ async fn dead_entries_cost_no_marker_reads() {
         prefix: "t87s",
         key: "k",
     };
-    let markers = t87s::MarkerSet::new("t87s", &tags);
+    let markers = t87s::adapter::MarkerSet::new("t87s", &tags);
     let live = adapter.read(key, markers, T0 + 9_999).await.unwrap();
     assert!(live.entry.is_some());
     assert!(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use t87s::{QueryOptions, SetOptions, TagPath};
+use t87s::engine::{QueryOptions, SetOptions, TagPath};
 use t87s_tests::{Harness, Store};
 
 /// A small tag universe, so operations overlap: paths of 1 to 3 segments.

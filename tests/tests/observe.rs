@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use t87s::{MemoryAdapter, Primitives, QueryOptions};
+use t87s::engine::{Primitives, QueryOptions};
+use t87s::MemoryAdapter;
 use t87s_tests::{tag, Source};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};

@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use t87s::{
-    Clock, EntryKey, EventKind, ManualClock, Primitives, QueryOptions, RedisAdapter,
-    StorageAdapter, SystemClock,
-};
+use t87s::adapter::{EntryKey, StorageAdapter};
+use t87s::engine::{Primitives, QueryOptions};
+use t87s::{Clock, EventKind, ManualClock, RedisAdapter, SystemClock};
 use t87s_tests::servers::{RedisCluster, RedisServer};
 use t87s_tests::{redis_adapter, redis_available, redis_url, tag, unique_prefix, Recorder, Source};
 
@@ -204,7 +203,7 @@ async fn a_lease_whose_holder_died_expires() {
     };
     assert!(matches!(
         adapter.lease(key, 300).await.unwrap(),
-        t87s::Lease::Acquired(_)
+        t87s::adapter::Lease::Acquired(_)
     ));
     let cache = Primitives::builder(adapter)
         .lease_timeout("300ms")

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use t87s::{MemoryAdapter, Primitives, QueryOptions, TagPath};
+use t87s::engine::{Primitives, QueryOptions, TagPath};
+use t87s::MemoryAdapter;
 
 /// Resident set size of this process, in bytes (Linux).
 fn rss_bytes() -> u64 {

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use t87s::{EventKind, QueryOptions};
+use t87s::engine::QueryOptions;
+use t87s::EventKind;
 use t87s_tests::{settle, tag, Harness, Source, Store};
 use tokio::sync::{oneshot, Semaphore};
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use t87s::{cached, MemoryAdapter, QueryCache, SetOptions, Static, TagPath, TagSchema, Wild};
+use t87s::engine::{SetOptions, TagPath};
+use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
 
 // ---- the reference integration test: orgs / members / settings ----
 
@@ -501,6 +502,9 @@ async fn grace_serves_stale_and_refreshes_in_the_background() {
         207,
         "the background refresh landed"
     );
+    // `on_refresh` runs on the blocking pool, after the value is published.
+    let engine = v.cache.primitives();
+    t87s_tests::wait_until("on_refresh", || engine.in_flight() == 0).await;
     assert_eq!(*REFRESHED.lock(), vec![(107, 207, true)]);
 }
 

@@ -153,8 +153,8 @@ impl<C: Codec> PrimitivesBuilder<C> {
 
     /// The largest value (its codec encoding, in bytes) the cache stores
     /// (default: no limit). A query whose value is larger still returns it,
-    /// stores nothing and reports [`EventKind::NotStored`]; `set` returns
-    /// [`Error::ValueTooLarge`].
+    /// stores nothing and reports [`EventKind::NotStored`](crate::EventKind::NotStored); `set` returns
+    /// [`Error::ValueTooLarge`](crate::Error::ValueTooLarge).
     ///
     /// ```
     /// t87s::engine::Primitives::builder(t87s::MemoryAdapter::new()).max_value_bytes(64 * 1024).build()?;
@@ -188,7 +188,7 @@ impl<C: Codec> PrimitivesBuilder<C> {
         self
     }
 
-    /// Receives every [`Event`].
+    /// Receives every [`Event`](crate::Event).
     ///
     /// ```
     /// struct Quiet;

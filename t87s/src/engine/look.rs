@@ -87,7 +87,11 @@ impl<C: Codec> Primitives<C> {
             Ok(read) => read,
             Err(error) => return Some(Err(error)),
         };
-        if !second.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+        if !second
+            .entry
+            .as_ref()
+            .is_some_and(|e| Arc::ptr_eq(e, &entry))
+        {
             // Replaced between the two reads: the markers read were the old
             // entry's. Read again, the slow way.
             return None;

@@ -50,10 +50,10 @@ pub use self::options::{OnRefresh, QueryOptions, SetOptions};
 pub use self::share::Share;
 pub use crate::tag::{TagError, TagPath};
 
-pub(crate) use self::call::Call;
-pub(crate) use self::hit::First;
 use self::builder::Settings;
+pub(crate) use self::call::Call;
 use self::flight::Flights;
+pub(crate) use self::hit::First;
 use crate::codec::{Codec, Postcard};
 use crate::entry::{CacheEntry, Entries, StoredEntry};
 use crate::observer::{Event, EventKind};
@@ -317,8 +317,8 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// [`query`](Self::query), saying how the callers that waited on a failed
-    /// fetch get its error: [`Share::Clone`] (they get clones),
-    /// [`Share::Convert`] (they get `E::from(Error::SharedFetch { .. })`), or
+    /// fetch get its error: [`Share::Cloned`] (they get clones),
+    /// [`Share::Converted`] (they get `E::from(Error::SharedFetch { .. })`), or
     /// [`Share::Not`] (they take turns fetching).
     ///
     /// ```
@@ -333,7 +333,7 @@ impl<C: Codec> Primitives<C> {
     /// let cache = Primitives::new(t87s::MemoryAdapter::new());
     /// let tags = [TagPath::new(["posts", "1"])?];
     /// let result: Result<String, DbError> = cache
-    ///     .query_sharing("post:1", &tags, QueryOptions::new(), Share::Clone(DbError::clone), || async {
+    ///     .query_sharing("post:1", &tags, QueryOptions::new(), Share::Cloned(DbError::clone), || async {
     ///         Err(DbError("database is down".into()))
     ///     })
     ///     .await;

@@ -164,5 +164,4 @@ impl<C: Codec> Primitives<C> {
         self.inner.local_epoch.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
-
 }

@@ -17,7 +17,7 @@ use crate::error::Error;
 /// ```
 /// use t87s::engine::Share;
 /// let share: Share<std::io::Error> = Share::Not; // io::Error is neither Clone nor From<t87s::Error>
-/// let share: Share<String> = Share::Clone(String::clone);
+/// let share: Share<String> = Share::Cloned(String::clone);
 /// # let _ = share;
 /// ```
 pub enum Share<E> {
@@ -25,11 +25,11 @@ pub enum Share<E> {
     /// is in flight, and each caller gets its own error.
     Not,
     /// The waiters get clones of the error; no second fetch.
-    Clone(fn(&E) -> E),
+    Cloned(fn(&E) -> E),
     /// The waiters get the error converted from
     /// [`Error::SharedFetch`](crate::Error::SharedFetch), which carries its
     /// text; no second fetch.
-    Convert(fn(Error) -> E),
+    Converted(fn(Error) -> E),
 }
 
 impl<E> Clone for Share<E> {
@@ -44,8 +44,8 @@ impl<E> fmt::Debug for Share<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Share::Not => "Share::Not",
-            Share::Clone(_) => "Share::Clone",
-            Share::Convert(_) => "Share::Convert",
+            Share::Cloned(_) => "Share::Cloned",
+            Share::Converted(_) => "Share::Converted",
         })
     }
 }
@@ -63,8 +63,8 @@ impl<E: fmt::Display + Send + 'static> Share<E> {
         Failure {
             message: error.to_string(),
             error: match self {
-                Share::Clone(clone) => Some(Mutex::new(Box::new(clone(error)))),
-                Share::Not | Share::Convert(_) => None,
+                Share::Cloned(clone) => Some(Mutex::new(Box::new(clone(error)))),
+                Share::Not | Share::Converted(_) => None,
             },
         }
     }
@@ -73,11 +73,11 @@ impl<E: fmt::Display + Send + 'static> Share<E> {
     pub(crate) fn error(self, failure: &Failure) -> Option<E> {
         match self {
             Share::Not => None,
-            Share::Clone(clone) => {
+            Share::Cloned(clone) => {
                 let held = failure.error.as_ref()?.lock();
                 held.downcast_ref::<E>().map(clone)
             }
-            Share::Convert(from) => Some(from(Error::SharedFetch {
+            Share::Converted(from) => Some(from(Error::SharedFetch {
                 message: failure.message.clone(),
             })),
         }

@@ -37,8 +37,13 @@ impl<C: Codec> Primitives<C> {
     ) -> Arc<StoredEntry> {
         let lifetimes = self.lifetimes(options.ttl, options.grace);
         let value = Arc::new(value);
-        let object =
-            self.object_entry(Arc::clone(&value), tags.into(), lifetimes, version, produced);
+        let object = self.object_entry(
+            Arc::clone(&value),
+            tags.into(),
+            lifetimes,
+            version,
+            produced,
+        );
         match self.stored_form(&object, &*value) {
             Ok(stored) => {
                 if let Err(error) = self

@@ -38,7 +38,8 @@ const DEFAULT_MAX_MARKERS: usize = 100_000;
 /// Clones share the same store.
 ///
 /// ```
-/// use t87s::{MemoryAdapter, Primitives};
+/// use t87s::MemoryAdapter;
+/// use t87s::engine::Primitives;
 /// let adapter = MemoryAdapter::builder().max_entries(50_000).build()?;
 /// let cache = Primitives::new(adapter);
 /// # Ok::<(), t87s::ConfigError>(())
@@ -171,7 +172,9 @@ impl MemoryAdapter {
                 // Dead: free the slot now rather than waiting for eviction,
                 // but only if it still holds this very entry: a fresh one
                 // written since must survive.
-                inner.entries.remove_if(&key, |held| Arc::ptr_eq(held, &dead));
+                inner
+                    .entries
+                    .remove_if(&key, |held| Arc::ptr_eq(held, &dead));
                 return Read {
                     entry: None,
                     newest_marker: 0,
@@ -392,7 +395,8 @@ impl StorageAdapter for MemoryAdapter {
 /// Options for a [`MemoryAdapter`].
 ///
 /// ```
-/// use t87s::{ManualClock, MemoryAdapter, ValueForm};
+/// use t87s::{ManualClock, MemoryAdapter};
+/// use t87s::adapter::ValueForm;
 /// let clock = ManualClock::new(0);
 /// let adapter = MemoryAdapter::builder()
 ///     .max_entries(1_000)
@@ -446,7 +450,7 @@ impl MemoryAdapterBuilder {
     }
 
     /// The clock used to age markers (default: the system clock). Give it
-    /// the same clock as the [`Primitives`](crate::Primitives) in tests.
+    /// the same clock as the [`Primitives`](crate::engine::Primitives) in tests.
     ///
     /// ```
     /// t87s::MemoryAdapter::builder().clock(t87s::ManualClock::new(0)).build()?;
@@ -460,9 +464,9 @@ impl MemoryAdapterBuilder {
     /// Keep values as objects (default) or as codec bytes.
     ///
     /// ```
-    /// use t87s::StorageAdapter;
-    /// let adapter = t87s::MemoryAdapter::builder().value_form(t87s::ValueForm::Bytes).build()?;
-    /// assert_eq!(adapter.value_form(), t87s::ValueForm::Bytes);
+    /// use t87s::adapter::StorageAdapter;
+    /// let adapter = t87s::MemoryAdapter::builder().value_form(t87s::adapter::ValueForm::Bytes).build()?;
+    /// assert_eq!(adapter.value_form(), t87s::adapter::ValueForm::Bytes);
     /// # Ok::<(), t87s::ConfigError>(())
     /// ```
     pub fn value_form(mut self, form: ValueForm) -> Self {

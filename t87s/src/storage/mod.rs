@@ -29,14 +29,14 @@ pub type AdapterFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AdapterErr
 /// How an adapter keeps values.
 ///
 /// ```
-/// use t87s::{StorageAdapter, ValueForm};
+/// use t87s::adapter::{StorageAdapter, ValueForm};
 /// assert_eq!(t87s::MemoryAdapter::new().value_form(), ValueForm::Object);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueForm {
-    /// The value itself, in this process ([`StoredValue::Object`](crate::StoredValue::Object)).
+    /// The value itself, in this process ([`StoredValue::Object`](crate::adapter::StoredValue::Object)).
     Object,
-    /// Bytes from the [`Codec`](crate::Codec) ([`StoredValue::Bytes`](crate::StoredValue::Bytes)).
+    /// Bytes from the [`Codec`](crate::Codec) ([`StoredValue::Bytes`](crate::adapter::StoredValue::Bytes)).
     Bytes,
 }
 
@@ -46,7 +46,7 @@ pub enum ValueForm {
 /// building a string; adapters that need one string join them with `:`.
 ///
 /// ```
-/// let key = t87s::EntryKey { prefix: "t87s", key: "user:1" };
+/// let key = t87s::adapter::EntryKey { prefix: "t87s", key: "user:1" };
 /// assert_eq!(key.to_string(), "t87s:user:1");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,7 +66,7 @@ impl fmt::Display for EntryKey<'_> {
 /// Whether a marker covers a path and everything below it, or the path only.
 ///
 /// ```
-/// assert_ne!(t87s::MarkerScope::Prefix, t87s::MarkerScope::Exact);
+/// assert_ne!(t87s::adapter::MarkerScope::Prefix, t87s::adapter::MarkerScope::Exact);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MarkerScope {
@@ -79,7 +79,7 @@ pub enum MarkerScope {
 /// One invalidation marker: a scope and an encoded tag path, in a prefix.
 ///
 /// ```
-/// let m = t87s::MarkerKey { prefix: "t87s", path: "posts/1", scope: t87s::MarkerScope::Exact };
+/// let m = t87s::adapter::MarkerKey { prefix: "t87s", path: "posts/1", scope: t87s::adapter::MarkerScope::Exact };
 /// assert_eq!(m.path, "posts/1");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,15 +97,15 @@ pub struct MarkerKey<'a> {
 /// marker. Built by the engine; adapters iterate it.
 ///
 /// ```
-/// let tags = [t87s::TagPath::new(["posts", "1"])?];
-/// let markers = t87s::MarkerSet::new("t87s", &tags);
+/// let tags = [t87s::engine::TagPath::new(["posts", "1"])?];
+/// let markers = t87s::adapter::MarkerSet::new("t87s", &tags);
 /// let paths: Vec<_> = markers.iter().map(|m| (m.path, m.scope)).collect();
 /// assert_eq!(paths, [
-///     ("posts", t87s::MarkerScope::Prefix),
-///     ("posts/1", t87s::MarkerScope::Prefix),
-///     ("posts/1", t87s::MarkerScope::Exact),
+///     ("posts", t87s::adapter::MarkerScope::Prefix),
+///     ("posts/1", t87s::adapter::MarkerScope::Prefix),
+///     ("posts/1", t87s::adapter::MarkerScope::Exact),
 /// ]);
-/// # Ok::<(), t87s::TagError>(())
+/// # Ok::<(), t87s::engine::TagError>(())
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MarkerSet<'a> {
@@ -117,9 +117,9 @@ impl<'a> MarkerSet<'a> {
     /// The markers of `tags` under `prefix`.
     ///
     /// ```
-    /// let tags = [t87s::TagPath::new(["a", "b"])?];
-    /// assert_eq!(t87s::MarkerSet::new("p", &tags).iter().count(), 3);
-    /// # Ok::<(), t87s::TagError>(())
+    /// let tags = [t87s::engine::TagPath::new(["a", "b"])?];
+    /// assert_eq!(t87s::adapter::MarkerSet::new("p", &tags).iter().count(), 3);
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn new(prefix: &'a str, tags: &'a [TagPath]) -> Self {
         Self { prefix, tags }
@@ -128,7 +128,7 @@ impl<'a> MarkerSet<'a> {
     /// No markers at all.
     ///
     /// ```
-    /// assert!(t87s::MarkerSet::empty().is_empty());
+    /// assert!(t87s::adapter::MarkerSet::empty().is_empty());
     /// ```
     pub fn empty() -> Self {
         Self {
@@ -140,9 +140,9 @@ impl<'a> MarkerSet<'a> {
     /// Whether there are no markers to read.
     ///
     /// ```
-    /// let tags = [t87s::TagPath::new(["a"])?];
-    /// assert!(!t87s::MarkerSet::new("p", &tags).is_empty());
-    /// # Ok::<(), t87s::TagError>(())
+    /// let tags = [t87s::engine::TagPath::new(["a"])?];
+    /// assert!(!t87s::adapter::MarkerSet::new("p", &tags).is_empty());
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty()
@@ -151,10 +151,10 @@ impl<'a> MarkerSet<'a> {
     /// Every marker key, without allocating.
     ///
     /// ```
-    /// let tags = [t87s::TagPath::new(["a"])?];
-    /// let scopes: Vec<_> = t87s::MarkerSet::new("p", &tags).iter().map(|m| m.scope).collect();
-    /// assert_eq!(scopes, [t87s::MarkerScope::Prefix, t87s::MarkerScope::Exact]);
-    /// # Ok::<(), t87s::TagError>(())
+    /// let tags = [t87s::engine::TagPath::new(["a"])?];
+    /// let scopes: Vec<_> = t87s::adapter::MarkerSet::new("p", &tags).iter().map(|m| m.scope).collect();
+    /// assert_eq!(scopes, [t87s::adapter::MarkerScope::Prefix, t87s::adapter::MarkerScope::Exact]);
+    /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = MarkerKey<'a>> + 'a {
         let prefix = self.prefix;
@@ -177,7 +177,7 @@ impl<'a> MarkerSet<'a> {
 /// What [`StorageAdapter::read`] found.
 ///
 /// ```
-/// let read = t87s::Read { entry: None, newest_marker: 0, version: 1 };
+/// let read = t87s::adapter::Read { entry: None, newest_marker: 0, version: 1 };
 /// assert!(read.entry.is_none());
 /// ```
 #[derive(Debug, Clone)]
@@ -215,7 +215,7 @@ pub struct Read {
 /// memory hit path free of allocation.
 ///
 /// ```
-/// use t87s::{EntryKey, MarkerSet, StorageAdapter};
+/// use t87s::adapter::{EntryKey, MarkerSet, StorageAdapter};
 /// # tokio_test_block_on(async {
 /// let adapter = t87s::MemoryAdapter::new();
 /// let read = adapter.read(EntryKey { prefix: "t87s", key: "k" }, MarkerSet::empty(), 0).await?;
@@ -308,7 +308,7 @@ pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
 /// key that every process sharing the store is missing.
 ///
 /// ```
-/// assert_ne!(t87s::Lease::Held, t87s::Lease::Unsupported);
+/// assert_ne!(t87s::adapter::Lease::Held, t87s::adapter::Lease::Unsupported);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
@@ -324,7 +324,7 @@ pub enum Lease {
 /// with the cached value.
 ///
 /// ```
-/// let r = t87s::VerificationReport { key: "user:1".into(), stale: false };
+/// let r = t87s::adapter::VerificationReport { key: "user:1".into(), stale: false };
 /// assert!(!r.stale);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -78,7 +78,7 @@ const MAGIC: u32 = 0x7438_7301;
 ///     .timeout(std::time::Duration::from_millis(100))
 ///     .connect()
 ///     .await?;
-/// let cache = t87s::Primitives::new(adapter);
+/// let cache = t87s::engine::Primitives::new(adapter);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -291,7 +291,11 @@ impl RedisAdapter {
             .ok()?;
         let value = StoredValue::Bytes(Arc::from(&*envelope.value));
         let entry = StoredEntry::new(value, tags.into(), envelope.version)
-            .lifetime(envelope.created_at, envelope.expires_at, envelope.grace_until)
+            .lifetime(
+                envelope.created_at,
+                envelope.expires_at,
+                envelope.grace_until,
+            )
             .value_type(envelope.value_type);
         Some(entry)
     }

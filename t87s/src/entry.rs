@@ -108,6 +108,7 @@ pub struct Entries<T> {
 /// assert!(matches!(v, t87s::adapter::StoredValue::Bytes(_)));
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum StoredValue {
     /// The value itself (an `Arc<T>` erased to `Any`).
     Object(Arc<dyn Any + Send + Sync>),

@@ -33,6 +33,7 @@ pub type AdapterFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AdapterErr
 /// assert_eq!(t87s::MemoryAdapter::new().value_form(), ValueForm::Object);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ValueForm {
     /// The value itself, in this process ([`StoredValue::Object`](crate::adapter::StoredValue::Object)).
     Object,
@@ -69,6 +70,7 @@ impl fmt::Display for EntryKey<'_> {
 /// assert_ne!(t87s::adapter::MarkerScope::Prefix, t87s::adapter::MarkerScope::Exact);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MarkerScope {
     /// Set by `invalidate`: covers entries tagged with the path or below it.
     Prefix,
@@ -177,10 +179,11 @@ impl<'a> MarkerSet<'a> {
 /// What [`StorageAdapter::read`] found.
 ///
 /// ```
-/// let read = t87s::adapter::Read { entry: None, newest_marker: 0, version: 1 };
+/// let read = t87s::adapter::Read::new(None, 0, 1);
 /// assert!(read.entry.is_none());
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Read {
     /// The entry under the key, if any.
     pub entry: Option<Arc<StoredEntry>>,
@@ -191,6 +194,23 @@ pub struct Read {
     /// The store's current version: a fetch that starts after this read is
     /// stamped with it.
     pub version: u64,
+}
+
+impl Read {
+    /// What a read found: the entry, the newest of the requested markers
+    /// (see the field docs), and the store's current version.
+    ///
+    /// ```
+    /// let nothing_yet = t87s::adapter::Read::new(None, 0, 42);
+    /// assert_eq!(nothing_yet.version, 42);
+    /// ```
+    pub fn new(entry: Option<Arc<StoredEntry>>, newest_marker: u64, version: u64) -> Self {
+        Self {
+            entry,
+            newest_marker,
+            version,
+        }
+    }
 }
 
 /// A storage backend for the engine.
@@ -311,6 +331,7 @@ pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
 /// assert_ne!(t87s::adapter::Lease::Held, t87s::adapter::Lease::Unsupported);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Lease {
     /// This process holds the lease (the token releases it).
     Acquired(u64),
@@ -323,11 +344,18 @@ pub enum Lease {
 /// The outcome of a verification: the fetch re-run on a fresh hit, compared
 /// with the cached value.
 ///
+/// An adapter that wants reports reads them in
+/// [`StorageAdapter::report_verification`]:
+///
 /// ```
-/// let r = t87s::adapter::VerificationReport { key: "user:1".into(), stale: false };
-/// assert!(!r.stale);
+/// fn record(report: &t87s::adapter::VerificationReport) {
+///     if report.stale {
+///         eprintln!("{} was stale: an invalidation is missing", report.key);
+///     }
+/// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerificationReport {
     /// The query key.
     pub key: String,

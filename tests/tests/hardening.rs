@@ -53,6 +53,8 @@ impl Gated {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
         let permit = self.gate.acquire().await;
+        // Still running across a yield, so fetches that overlap are seen.
+        tokio::task::yield_now().await;
         self.running.fetch_sub(1, Ordering::SeqCst);
         drop(permit);
         result
@@ -148,7 +150,8 @@ where
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: every caller reaches its wait before the gate opens.
+#[tokio::test]
 async fn failing_fetch_is_shared_by_clone_not_run_by_every_waiter() {
     for store in Store::MEMORY {
         let h = Harness::new(store).await;
@@ -169,7 +172,8 @@ async fn failing_fetch_is_shared_by_clone_not_run_by_every_waiter() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: every caller reaches its wait before the gate opens.
+#[tokio::test]
 async fn failing_fetch_is_shared_by_conversion_not_run_by_every_waiter() {
     let h = Harness::new(Store::MemoryObjects).await;
     let gated = Gated::default();
@@ -192,7 +196,8 @@ async fn failing_fetch_is_shared_by_conversion_not_run_by_every_waiter() {
         .any(|r| matches!(r, Err(AppError::Db(m)) if m == "database is down")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: every caller reaches its wait before the gate opens.
+#[tokio::test]
 async fn failing_fetch_that_cannot_be_shared_runs_one_at_a_time() {
     let h = Harness::new(Store::MemoryObjects).await;
     let gated = Gated::default();
@@ -245,7 +250,8 @@ async fn stampede_on(cache: &Primitives) -> usize {
     gated.calls()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: every caller reaches its wait before the gate opens.
+#[tokio::test]
 async fn store_outage_still_coalesces_callers() {
     let events = Recorder::default();
     let cache = Primitives::builder(DownAdapter)
@@ -326,7 +332,8 @@ impl StorageAdapter for ForeignKey {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: every caller reaches its wait before the gate opens.
+#[tokio::test]
 async fn unreadable_key_still_coalesces_callers_and_heals() {
     let cache = Primitives::builder(ForeignKey::new())
         .verify_percent(0.0)
@@ -587,7 +594,8 @@ impl Settings {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: every caller reaches its wait before the gate opens.
+#[tokio::test]
 async fn cached_method_shares_a_clone_error_with_its_waiters() {
     let settings = Settings {
         cache: QueryCache::new(MemoryAdapter::new()),
@@ -603,7 +611,7 @@ async fn cached_method_shares_a_clone_error_with_its_waiters() {
         while settings.gated.calls() == 0 {
             tokio::task::yield_now().await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
         settings.gated.open();
         for task in tasks {
             let error = task.await.unwrap().unwrap_err();

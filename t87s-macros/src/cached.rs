@@ -42,7 +42,7 @@ use syn::{Expr, ExprLit, FnArg, ImplItemFn, Lit, MetaNameValue, Pat, ReturnType,
 
 use crate::errors::Errors;
 
-const ARGUMENTS: &str = "`tags`, `ttl`, `grace`, `on_refresh`, `cache`";
+const ARGUMENTS: &str = "`tags`, `ttl`, `grace`, `on_refresh`, `cache`, `name`, `version`, `scope`";
 
 #[derive(Default)]
 struct Args {
@@ -51,6 +51,9 @@ struct Args {
     grace: Option<Expr>,
     on_refresh: Option<Expr>,
     cache: Option<Ident>,
+    name: Option<syn::LitStr>,
+    version: Option<syn::LitInt>,
+    scope: Option<Expr>,
 }
 
 struct Arg {
@@ -132,6 +135,32 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
             "ttl" => out.ttl.replace(nv.value).is_some(),
             "grace" => out.grace.replace(nv.value).is_some(),
             "on_refresh" => out.on_refresh.replace(nv.value).is_some(),
+            "scope" => out.scope.replace(nv.value).is_some(),
+            "name" => match &nv.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(text),
+                    ..
+                }) if !text.value().is_empty() => out.name.replace(text.clone()).is_some(),
+                other => {
+                    errors.at(
+                        other,
+                        "`name` pins the method's keys to a non-empty string, like `name = \"Blog::post\"`",
+                    );
+                    false
+                }
+            },
+            "version" => match &nv.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(n), ..
+                }) if n.base10_parse::<u32>().is_ok() => out.version.replace(n.clone()).is_some(),
+                other => {
+                    errors.at(
+                        other,
+                        "`version` is a whole number (bump it to leave every old key behind), like `version = 2`",
+                    );
+                    false
+                }
+            },
             "cache" => {
                 match &nv.value {
                     Expr::Path(p) if p.path.get_ident().is_some() => {
@@ -170,10 +199,15 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
     if sig.asyncness.is_none() {
         errors.at(sig.fn_token, "`#[cached]` requires an `async fn`");
     }
-    if !sig.generics.params.is_empty() {
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
+    if generic {
         errors.at(
             &sig.generics,
-            "`#[cached]` does not support generic methods",
+            "`#[cached]` does not support generic methods (lifetimes are fine): one method, one kind of key",
         );
     }
     if matches!(sig.output, ReturnType::Default) {
@@ -272,11 +306,24 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
         .clone()
         .unwrap_or_else(|| Ident::new("cache", Span::call_site()));
     let names: Vec<&Ident> = inputs.iter().map(|a| &a.ident).collect();
-    let key_parts = inputs.iter().map(|a| {
-        let ident = &a.ident;
-        quote_spanned! {a.ty.span()=> #key.arg(#ident); }
+    let scope_local = proc_macro2::Ident::new("__t87s_scope", mixed);
+    let key_name = proc_macro2::Ident::new("__T87S_KEY_NAME", mixed);
+    let key_hex = proc_macro2::Ident::new("__T87S_KEY_HEX", mixed);
+    let scope_part = args
+        .scope
+        .as_ref()
+        .map(|scope| quote_spanned! {scope.span()=> #key.arg(#scope_local); });
+    let scope_let = args.scope.as_ref().map(|scope| {
+        quote_spanned! {scope.span()=> let #scope_local = &(#scope); }
     });
-    let method_id = method_id(&method);
+    let key_parts: Vec<TokenStream> = scope_part
+        .into_iter()
+        .chain(inputs.iter().map(|a| {
+            let ident = &a.ident;
+            quote_spanned! {a.ty.span()=> #key.arg(#ident); }
+        }))
+        .collect();
+    let key_consts = key_consts(&method, args, &key_name, &key_hex);
     let tag_exprs = args
         .tags
         .as_ref()
@@ -359,12 +406,13 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
 
     let block = quote! {
         {
+            #key_consts
             let #cache = &self.#field;
+            #scope_let
             let #options = ::t87s::__private::QueryOptions::new() #ttl #grace #on_refresh;
             ::t87s::__private::query(
                 #cache,
-                ::core::any::type_name::<Self>(),
-                #method_id,
+                &#key_name,
                 |#key: &mut ::t87s::__private::KeyBuilder<'_>, #args_local| {
                     #[allow(unused_variables)]
                     let ( #(#names,)* ) = #args_local;
@@ -404,6 +452,15 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
             .await
         }
     };
+    // A `mut` argument is re-bound `mut` inside the fetch, where the body
+    // runs; in the signature it would only draw an `unused_mut` warning.
+    for input in &mut method.sig.inputs {
+        if let FnArg::Typed(pat_ty) = input {
+            if let Pat::Ident(pat) = &mut *pat_ty.pat {
+                pat.mutability = None;
+            }
+        }
+    }
     method.block = match syn::parse2(block) {
         Ok(block) => block,
         Err(e) => return e.to_compile_error(),
@@ -411,22 +468,40 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
     method.to_token_stream()
 }
 
-/// `name#hash`: the method name plus a hash of its argument and return types,
-/// so the same-named methods of two traits on one type get distinct keys.
-fn method_id(method: &ImplItemFn) -> String {
-    let mut signature = String::new();
-    for input in &method.sig.inputs {
-        if let FnArg::Typed(t) = input {
-            signature.push_str(&t.ty.to_token_stream().to_string());
-            signature.push(',');
-        }
+/// The method's key name, fixed at compile time: its identity (module path
+/// and the source position of its name, or the pinned `name`) and its
+/// `version`, hashed in a `const`; and the label readable keys start with.
+fn key_consts(method: &ImplItemFn, args: &Args, key_name: &Ident, key_hex: &Ident) -> TokenStream {
+    let ident = &method.sig.ident;
+    let method_name = ident.to_string();
+    let version = args
+        .version
+        .as_ref()
+        .map_or_else(|| quote!(0u32), |v| quote!(#v));
+    let span = ident.span();
+    let (pinned, label, shown_method) = match &args.name {
+        Some(name) => (quote!(#name), quote!(#name), String::new()),
+        None => (
+            quote!(""),
+            quote!(::t87s::__private::last_segment(::core::module_path!())),
+            method_name.clone(),
+        ),
+    };
+    let line = quote_spanned!(span=> ::core::line!());
+    let column = quote_spanned!(span=> ::core::column!());
+    quote! {
+        const #key_hex: [u8; 16] = ::t87s::__private::identity_hex(
+            ::core::module_path!(), #line, #column, #method_name, #pinned, #version,
+        );
+        const #key_name: ::t87s::__private::KeyName = ::t87s::__private::KeyName {
+            label: #label,
+            method: #shown_method,
+            id: match ::core::str::from_utf8(&#key_hex) {
+                ::core::result::Result::Ok(id) => id,
+                ::core::result::Result::Err(_) => ::core::panic!("t87s: a key identity is hex"),
+            },
+        };
     }
-    signature.push_str("->");
-    signature.push_str(&method.sig.output.to_token_stream().to_string());
-    let hash = signature.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{}#{:08x}", method.sig.ident, hash as u32)
 }
 
 /// Replaces every `self` in the body with the owned clone's name.

@@ -64,6 +64,7 @@ mod duration;
 pub mod engine;
 mod entry;
 mod error;
+mod key;
 mod observer;
 mod schema;
 mod storage;

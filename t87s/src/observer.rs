@@ -46,6 +46,9 @@ pub enum EventKind {
     Undecodable,
     /// A value was returned but not stored (over `max_value_bytes`).
     NotStored,
+    /// A `#[cached]` call ran uncached: an argument's `Serialize` failed, so
+    /// its key could not be built (also a `tracing` warning, every time).
+    Uncached,
 }
 
 impl EventKind {
@@ -70,6 +73,7 @@ impl EventKind {
             EventKind::AdapterError => "adapter_error",
             EventKind::Undecodable => "undecodable",
             EventKind::NotStored => "not_stored",
+            EventKind::Uncached => "uncached",
         }
     }
 }

@@ -16,9 +16,11 @@ pub use crate::tag::TagPath;
 use std::marker::PhantomData;
 
 use crate::cache::{capturing_entries, deposit_entries, QueryCache};
-use crate::codec::{Codec, CodecError};
+use crate::codec::Codec;
 use crate::engine::{Cacheable, Call, First};
 use crate::error::Error;
+use crate::key::{KeyError, KeyParts};
+use serde::ser::Error as _;
 use serde::Serialize;
 
 pub use crate::engine::Share;
@@ -67,64 +69,73 @@ pub trait KeyPart: Serialize {}
 
 impl<T: Serialize + ?Sized> KeyPart for T {}
 
-/// Builds the cache key of one call: the implementing type, the method (with
-/// a hash of its signature, so two traits' same-named methods differ), and
-/// the postcard encoding of each argument in order, in hex (length-prefixed
-/// and typed, so `("a:b")` and `("a", "b")`, or `"1"` and `1`, never
-/// collide).
+/// Where a `#[cached]` method's arguments go into its key (checked at each
+/// argument's span).
 pub struct KeyBuilder<'a> {
-    key: &'a mut String,
-    failed: Option<CodecError>,
+    parts: &'a mut KeyParts,
+    failed: Option<KeyError>,
 }
 
 impl KeyBuilder<'_> {
-    /// Appends one argument (checked at the argument's span).
+    /// Appends one argument.
     pub fn arg<T: KeyPart + ?Sized>(&mut self, value: &T) {
-        if self.failed.is_some() {
-            return;
-        }
-        let mut stack = [0u8; 64];
-        match postcard::to_slice(value, &mut stack) {
-            Ok(bytes) => push_hex(self.key, bytes),
-            Err(postcard::Error::SerializeBufferFull) => match postcard::to_stdvec(value) {
-                Ok(bytes) => push_hex(self.key, &bytes),
-                Err(e) => self.failed = Some(CodecError::Encode(e.to_string())),
-            },
-            Err(e) => self.failed = Some(CodecError::Encode(e.to_string())),
+        if self.failed.is_none() {
+            if let Err(error) = self.parts.arg(value) {
+                self.failed = Some(error);
+            }
         }
     }
 }
 
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(2 * bytes.len());
-    for byte in bytes {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
+/// The name of a cached method in its keys, fixed at compile time.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyName {
+    /// What the readable key starts with: the module's last segment, or the
+    /// pinned `name`.
+    pub label: &'static str,
+    /// The method (empty when `name` is pinned).
+    pub method: &'static str,
+    /// The method's identity: 16 hex digits.
+    pub id: &'static str,
 }
 
-/// Builds the key of `type_name::method(args)` into `out`.
-#[inline]
+/// The identity of a cached method (module path, source position, method
+/// name; or the pinned `name` alone), and its `version`, as 16 hex digits.
+pub const fn identity_hex(
+    module: &str,
+    line: u32,
+    column: u32,
+    method: &str,
+    pinned: &str,
+    version: u32,
+) -> [u8; 16] {
+    crate::key::identity_hex(module, line, column, method, pinned, version)
+}
+
+/// The last segment of a module path.
+pub const fn last_segment(path: &str) -> &str {
+    crate::key::last_segment(path)
+}
+
+/// Builds the key of one call into `out`; the error of the first argument
+/// that could not be encoded.
 fn build_key(
     out: &mut String,
-    type_name: &str,
-    method: &str,
+    parts: &mut KeyParts,
+    name: &KeyName,
     key_of: impl FnOnce(&mut KeyBuilder<'_>),
-) -> Result<(), CodecError> {
-    out.push_str(type_name);
-    out.push_str("::");
-    out.push_str(method);
-    out.push(':');
+) -> Result<(), KeyError> {
+    parts.clear();
     let mut builder = KeyBuilder {
-        key: out,
+        parts,
         failed: None,
     };
     key_of(&mut builder);
-    match builder.failed {
-        Some(error) => Err(error),
-        None => Ok(()),
+    if let Some(error) = builder.failed {
+        return Err(error);
     }
+    crate::key::write_key(out, name.label, name.method, name.id, parts);
+    Ok(())
 }
 
 /// What `#[cached]` needs of `Self` to run refreshes after the call returns.
@@ -229,8 +240,7 @@ impl<T, E> Fallible for Result<T, E> {
 #[allow(clippy::too_many_arguments)]
 pub async fn query<S, C, T, E, K, A, TG, TT, SH, M, F, Fut>(
     cache: &QueryCache<S, C>,
-    type_name: &'static str,
-    method: &'static str,
+    name: &'static KeyName,
     key_of: K,
     args: A,
     tags: TG,
@@ -253,13 +263,25 @@ where
 {
     let engine = cache.primitives();
     let capturing = capturing_entries();
-    let first = engine.first_look(!capturing, |key| {
-        build_key(key, type_name, method, |k| key_of(k, &args)).is_ok()
+    let mut failure = None;
+    let first = engine.first_look(!capturing, |key, parts| {
+        match build_key(key, parts, name, |k| key_of(k, &args)) {
+            Ok(()) => true,
+            Err(error) => {
+                failure = Some(error);
+                false
+            }
+        }
     });
     let key = match first {
         First::Hit(value) => return Ok(value),
         First::Miss(key) => key,
-        First::NoKey => return make(args)().await,
+        First::NoKey => {
+            let error = failure.unwrap_or_else(|| KeyError::custom("unknown"));
+            let label = format!("{}::{}", name.label, name.method);
+            engine.uncached(&label, &error);
+            return make(args)().await;
+        }
     };
     // Boxed: the full path's future is large, and the hit path above should
     // not pay for moving it around.

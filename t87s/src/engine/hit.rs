@@ -6,11 +6,19 @@ use std::cell::RefCell;
 use super::look::Look;
 use super::{Cacheable, Primitives};
 use crate::codec::Codec;
+use crate::key::{KeyError, KeyParts};
 use crate::observer::EventKind;
+
+/// Where one typed key is built: the key and its parts.
+#[derive(Default)]
+struct Scratch {
+    key: String,
+    parts: KeyParts,
+}
 
 thread_local! {
     /// Where hit-path keys are built: no allocation per call.
-    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// What the synchronous first look of a typed query found.
@@ -50,18 +58,17 @@ impl<C: Codec> Primitives<C> {
     pub(crate) fn first_look<T: Cacheable>(
         &self,
         try_hit: bool,
-        build: impl FnOnce(&mut String) -> bool,
+        build: impl FnOnce(&mut String, &mut KeyParts) -> bool,
     ) -> First<T> {
-        KEY.with(|buffer| {
-            let mut fresh = String::new();
+        SCRATCH.with(|scratch| {
+            let mut fresh = Scratch::default();
             // Re-entered (a key built while building a key): use a fresh one.
-            let mut borrowed = buffer.try_borrow_mut();
-            let key: &mut String = match &mut borrowed {
-                Ok(buffer) => buffer,
+            let mut borrowed = scratch.try_borrow_mut();
+            let Scratch { key, parts } = match &mut borrowed {
+                Ok(scratch) => &mut **scratch,
                 Err(_) => &mut fresh,
             };
-            key.clear();
-            if !build(key) {
+            if !build(key, parts) {
                 return First::NoKey;
             }
             if try_hit {
@@ -71,5 +78,16 @@ impl<C: Codec> Primitives<C> {
             }
             First::Miss(key.clone())
         })
+    }
+
+    /// A call whose key could not be built runs uncached: said every time.
+    pub(crate) fn uncached(&self, label: &str, error: &KeyError) {
+        tracing::warn!(
+            target: "t87s",
+            query = label,
+            error = %error,
+            "a #[cached] call ran uncached: its key could not be built"
+        );
+        self.emit(EventKind::Uncached, label, Some(error));
     }
 }

@@ -19,7 +19,8 @@ use crate::cache::{capturing_entries, deposit_entries, QueryCache};
 use crate::codec::Codec;
 use crate::engine::{Cacheable, Call, First};
 use crate::error::Error;
-use crate::key::{KeyError, KeyParts};
+pub use crate::key::KeyError;
+use crate::key::KeyParts;
 use serde::ser::Error as _;
 use serde::Serialize;
 
@@ -110,6 +111,14 @@ pub const fn identity_hex(
     version: u32,
 ) -> [u8; 16] {
     crate::key::identity_hex(module, line, column, method, pinned, version)
+}
+
+/// The canonical key encoding of one value, and its readable form (for the
+/// property tests of the encoding).
+pub fn canonical_key<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, String), KeyError> {
+    let mut parts = KeyParts::default();
+    parts.arg(value)?;
+    Ok((parts.bytes, parts.text))
 }
 
 /// The last segment of a module path.

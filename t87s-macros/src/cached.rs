@@ -489,16 +489,35 @@ fn key_consts(method: &ImplItemFn, args: &Args, key_name: &Ident, key_hex: &Iden
     };
     let line = quote_spanned!(span=> ::core::line!());
     let column = quote_spanned!(span=> ::core::column!());
+    let mixed = Span::mixed_site();
+    let label_const = Ident::new("__T87S_LABEL", mixed);
+    let head_parts = Ident::new("__T87S_HEAD_PARTS", mixed);
+    let head = Ident::new("__T87S_HEAD", mixed);
+    let tail_parts = Ident::new("__T87S_TAIL_PARTS", mixed);
+    let tail = Ident::new("__T87S_TAIL", mixed);
+    let sep = if shown_method.is_empty() { "" } else { "::" };
     quote! {
         const #key_hex: [u8; 16] = ::t87s::__private::identity_hex(
             ::core::module_path!(), #line, #column, #method_name, #pinned, #version,
         );
+        const #label_const: &str = #label;
+        const #head_parts: &[&str] = &[#label_const, #sep, #shown_method, "("];
+        const #head: [u8; ::t87s::__private::total_len(#head_parts)] =
+            ::t87s::__private::concat(#head_parts);
+        const #tail_parts: &[&str] = &[")@", match ::core::str::from_utf8(&#key_hex) {
+            ::core::result::Result::Ok(id) => id,
+            ::core::result::Result::Err(_) => ::core::panic!("t87s: a key identity is hex"),
+        }, ":"];
+        const #tail: [u8; ::t87s::__private::total_len(#tail_parts)] =
+            ::t87s::__private::concat(#tail_parts);
         const #key_name: ::t87s::__private::KeyName = ::t87s::__private::KeyName {
-            label: #label,
-            method: #shown_method,
-            id: match ::core::str::from_utf8(&#key_hex) {
-                ::core::result::Result::Ok(id) => id,
-                ::core::result::Result::Err(_) => ::core::panic!("t87s: a key identity is hex"),
+            head: match ::core::str::from_utf8(&#head) {
+                ::core::result::Result::Ok(head) => head,
+                ::core::result::Result::Err(_) => ::core::panic!("t87s: a key head is UTF-8"),
+            },
+            tail: match ::core::str::from_utf8(&#tail) {
+                ::core::result::Result::Ok(tail) => tail,
+                ::core::result::Result::Err(_) => ::core::panic!("t87s: a key tail is UTF-8"),
             },
         };
     }

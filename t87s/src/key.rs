@@ -100,7 +100,11 @@ impl KeyParts {
     }
 
     /// The readable arguments, cut to [`READABLE_ARGS`] characters.
+    #[inline]
     pub(crate) fn readable(&self) -> (&str, bool) {
+        if self.text.len() <= READABLE_ARGS {
+            return (&self.text, false);
+        }
         match self.text.char_indices().nth(READABLE_ARGS) {
             Some((at, _)) => (&self.text[..at], true),
             None => (&self.text, false),
@@ -108,16 +112,31 @@ impl KeyParts {
     }
 }
 
-fn varint(out: &mut Vec<u8>, mut n: u128) {
-    loop {
-        let low = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(low);
-            return;
+fn varint(out: &mut Vec<u8>, n: u128) {
+    match u64::try_from(n) {
+        Ok(small) => varint64(out, small),
+        Err(_) => {
+            let mut n = n;
+            loop {
+                let low = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    out.push(low);
+                    return;
+                }
+                out.push(low | 0x80);
+            }
         }
-        out.push(low | 0x80);
     }
+}
+
+#[inline]
+fn varint64(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
 }
 
 fn name(out: &mut Vec<u8>, name: &str) {
@@ -143,17 +162,19 @@ struct Encoder<'a> {
 }
 
 impl<'a> Encoder<'a> {
-    fn uint(self, tag: u8, v: u128) -> Result<(), KeyError> {
+    #[inline]
+    fn uint(self, tag: u8, v: u64) -> Result<(), KeyError> {
         self.parts.bytes.push(tag);
-        varint(&mut self.parts.bytes, v);
+        varint64(&mut self.parts.bytes, v);
         self.parts.text.push_str(itoa::Buffer::new().format(v));
         Ok(())
     }
 
-    fn int(self, tag: u8, v: i128) -> Result<(), KeyError> {
+    #[inline]
+    fn int(self, tag: u8, v: i64) -> Result<(), KeyError> {
         self.parts.bytes.push(tag);
         // Zigzag: small magnitudes stay small either sign.
-        varint(&mut self.parts.bytes, ((v << 1) ^ (v >> 127)) as u128);
+        varint64(&mut self.parts.bytes, ((v << 1) ^ (v >> 63)) as u64);
         self.parts.text.push_str(itoa::Buffer::new().format(v));
         Ok(())
     }
@@ -199,10 +220,13 @@ impl<'a> ser::Serializer for Encoder<'a> {
         self.int(tag::I32, v.into())
     }
     fn serialize_i64(self, v: i64) -> Result<(), KeyError> {
-        self.int(tag::I64, v.into())
+        self.int(tag::I64, v)
     }
     fn serialize_i128(self, v: i128) -> Result<(), KeyError> {
-        self.int(tag::I128, v)
+        self.parts.bytes.push(tag::I128);
+        varint(&mut self.parts.bytes, ((v << 1) ^ (v >> 127)) as u128);
+        self.parts.text.push_str(itoa::Buffer::new().format(v));
+        Ok(())
     }
     fn serialize_u8(self, v: u8) -> Result<(), KeyError> {
         self.uint(tag::U8, v.into())
@@ -214,10 +238,13 @@ impl<'a> ser::Serializer for Encoder<'a> {
         self.uint(tag::U32, v.into())
     }
     fn serialize_u64(self, v: u64) -> Result<(), KeyError> {
-        self.uint(tag::U64, v.into())
+        self.uint(tag::U64, v)
     }
     fn serialize_u128(self, v: u128) -> Result<(), KeyError> {
-        self.uint(tag::U128, v)
+        self.parts.bytes.push(tag::U128);
+        varint(&mut self.parts.bytes, v);
+        self.parts.text.push_str(itoa::Buffer::new().format(v));
+        Ok(())
     }
     fn serialize_f32(self, v: f32) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::F32);
@@ -614,41 +641,57 @@ impl ser::SerializeStructVariant for Compound<'_> {
 const RAW_BYTES: usize = 24;
 
 /// Writes the key of one call into `out`:
-/// `{label}({readable args})@{identity}:{canonical bytes in hex, or #hash}`.
+/// `{head}{readable args}{tail}{canonical bytes in hex, or #hash}`, where
+/// `head` is `{label}::{method}(` and `tail` is `)@{identity}:`, both fixed
+/// at compile time.
 ///
 /// The readable part is for people (cut at 64 characters); the identity
 /// and the canonical bytes are what make the key unique.
-pub(crate) fn write_key(out: &mut String, label: &str, method: &str, id: &str, parts: &KeyParts) {
+#[inline]
+pub(crate) fn write_key(out: &mut String, head: &str, tail: &str, parts: &KeyParts) {
     out.clear();
-    out.push_str(label);
-    if !method.is_empty() {
-        out.push_str("::");
-        out.push_str(method);
-    }
-    out.push('(');
     let (readable, cut) = parts.readable();
+    out.push_str(head);
     out.push_str(readable);
     if cut {
         out.push('…');
     }
-    out.push_str(")@");
-    out.push_str(id);
-    out.push(':');
+    out.push_str(tail);
     if parts.bytes.len() <= RAW_BYTES {
         push_hex(out, &parts.bytes);
     } else {
         out.push('#');
-        let hash = xxhash_rust::xxh3::xxh3_128(&parts.bytes);
-        push_hex(out, &hash.to_be_bytes());
+        let hash = xxhash_rust::xxh3::xxh3_128(&parts.bytes).to_be_bytes();
+        push_hex(out, &hash);
     }
 }
 
+#[inline]
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
+}
+
+/// `parts` joined, as the bytes of a constant `&str` of length `N`
+/// (`N` must be their total length).
+pub(crate) const fn concat<const N: usize>(parts: &[&str]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let mut at = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        let bytes = parts[p].as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            out[at] = bytes[i];
+            at += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    out
 }
 
 /// A 64-bit FNV-1a step, usable in constants.
@@ -710,5 +753,31 @@ pub(crate) const fn last_segment(path: &str) -> &str {
     match core::str::from_utf8(bytes.split_at(i).1) {
         Ok(last) => last,
         Err(_) => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{concat, last_segment, push_hex};
+
+    #[test]
+    fn hex_matches_formatting() {
+        let all: Vec<u8> = (0..=255).collect();
+        let mut out = String::new();
+        push_hex(&mut out, &all);
+        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn constant_heads_join_their_parts() {
+        const HEAD: [u8; 11] = concat(&["blog", "::", "post", "("]);
+        assert_eq!(&HEAD, b"blog::post(");
+    }
+
+    #[test]
+    fn last_segment_of_module_paths() {
+        assert_eq!(last_segment("app::cache"), "cache");
+        assert_eq!(last_segment("app"), "app");
     }
 }

@@ -91,13 +91,34 @@ impl KeyBuilder<'_> {
 /// The name of a cached method in its keys, fixed at compile time.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyName {
-    /// What the readable key starts with: the module's last segment, or the
-    /// pinned `name`.
-    pub label: &'static str,
-    /// The method (empty when `name` is pinned).
-    pub method: &'static str,
-    /// The method's identity: 16 hex digits.
-    pub id: &'static str,
+    /// What a key starts with: `{label}::{method}(`, or `{name}(` when
+    /// pinned (the label is the module's last segment).
+    pub head: &'static str,
+    /// What follows the readable arguments: `)@{identity}:`.
+    pub tail: &'static str,
+}
+
+impl KeyName {
+    /// The method as events name it when it has no key: the head without `(`.
+    fn label(&self) -> &str {
+        self.head.strip_suffix('(').unwrap_or(self.head)
+    }
+}
+
+/// Joins `parts` into the bytes of a constant string of length `N`.
+pub const fn concat<const N: usize>(parts: &[&str]) -> [u8; N] {
+    crate::key::concat(parts)
+}
+
+/// The total length of `parts`.
+pub const fn total_len(parts: &[&str]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < parts.len() {
+        n += parts[i].len();
+        i += 1;
+    }
+    n
 }
 
 /// The identity of a cached method (module path, source position, method
@@ -143,7 +164,7 @@ fn build_key(
     if let Some(error) = builder.failed {
         return Err(error);
     }
-    crate::key::write_key(out, name.label, name.method, name.id, parts);
+    crate::key::write_key(out, name.head, name.tail, parts);
     Ok(())
 }
 
@@ -287,8 +308,7 @@ where
         First::Miss(key) => key,
         First::NoKey => {
             let error = failure.unwrap_or_else(|| KeyError::custom("unknown"));
-            let label = format!("{}::{}", name.label, name.method);
-            engine.uncached(&label, &error);
+            engine.uncached(name.label(), &error);
             return make(args)().await;
         }
     };

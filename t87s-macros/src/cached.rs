@@ -79,7 +79,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let inputs = check_signature(&method, &mut errors);
     if let Some((_, tags)) = &args.tags {
         for tag in tags {
-            check_tag(tag, &mut errors);
+            check_tag(tag, &inputs, &mut errors);
         }
     }
     if !errors.is_empty() {
@@ -265,28 +265,72 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
     args
 }
 
-/// Tags see the method's arguments and `t`, nothing else. Other names fail
-/// to resolve on their own; `self` would resolve, so it is refused here.
-fn check_tag(tag: &Expr, errors: &mut Errors) {
-    fn find_self(tokens: TokenStream) -> Option<Span> {
-        for tree in tokens {
-            match tree {
-                TokenTree::Ident(ident) if ident == "self" => return Some(ident.span()),
-                TokenTree::Group(group) => {
-                    if let Some(span) = find_self(group.stream()) {
-                        return Some(span);
-                    }
-                }
-                _ => {}
+/// Tags see the method's arguments and `t`, nothing else: the arguments
+/// decide the key, so a tag built from anything else (a `const`, a
+/// `static`, a free function, `self`, a macro) could change while the key
+/// does not. Literals are fine. Every offence is reported at its span.
+fn check_tag(tag: &Expr, arguments: &[Arg], errors: &mut Errors) {
+    const ONLY: &str = "tags can use only the method's arguments and `t`";
+    let known = |ident: &Ident| ident == "t" || arguments.iter().any(|a| a.ident == *ident);
+    match tag {
+        Expr::Lit(_) => {}
+        Expr::Path(path) => match (path.qself.is_none(), path.path.get_ident()) {
+            (true, Some(ident)) if ident == "self" => errors.at(
+                ident,
+                format!("{ONLY}, not `self`: the same arguments decide the key and the tags (put what the tag needs of `self` in `scope = ...` and an argument)"),
+            ),
+            (true, Some(ident)) if known(ident) => {}
+            (true, Some(ident)) => errors.at(
+                ident,
+                format!("{ONLY}; `{ident}` is neither (the key would not see it)"),
+            ),
+            _ => errors.at(
+                path,
+                format!("{ONLY}; a path like `{}` names something the key does not see", path.to_token_stream().to_string().replace(' ', "")),
+            ),
+        },
+        Expr::MethodCall(call) => {
+            check_tag(&call.receiver, arguments, errors);
+            for arg in &call.args {
+                check_tag(arg, arguments, errors);
             }
         }
-        None
-    }
-    if let Some(span) = find_self(tag.to_token_stream()) {
-        errors.push(syn::Error::new(
-            span,
-            "tags can use only the method's arguments and `t`, not `self`: the same arguments decide the key and the tags",
-        ));
+        Expr::Field(field) => check_tag(&field.base, arguments, errors),
+        Expr::Reference(reference) => check_tag(&reference.expr, arguments, errors),
+        Expr::Unary(unary) => check_tag(&unary.expr, arguments, errors),
+        Expr::Paren(paren) => check_tag(&paren.expr, arguments, errors),
+        Expr::Group(group) => check_tag(&group.expr, arguments, errors),
+        Expr::Cast(cast) => check_tag(&cast.expr, arguments, errors),
+        Expr::Binary(binary) => {
+            check_tag(&binary.left, arguments, errors);
+            check_tag(&binary.right, arguments, errors);
+        }
+        Expr::Index(index) => {
+            check_tag(&index.expr, arguments, errors);
+            check_tag(&index.index, arguments, errors);
+        }
+        Expr::Range(range) => {
+            for end in [&range.start, &range.end].into_iter().flatten() {
+                check_tag(end, arguments, errors);
+            }
+        }
+        Expr::Tuple(tuple) => {
+            for elem in &tuple.elems {
+                check_tag(elem, arguments, errors);
+            }
+        }
+        Expr::Call(call) => errors.at(
+            &call.func,
+            format!("{ONLY}; a function call can read anything (call methods on the arguments instead)"),
+        ),
+        Expr::Macro(mac) => errors.at(
+            &mac.mac.path,
+            format!("{ONLY}; a macro can read anything"),
+        ),
+        other => errors.at(
+            other,
+            format!("{ONLY}, literals and method calls on them, like `t.posts(id).comments(..)`"),
+        ),
     }
 }
 

@@ -1,4 +1,5 @@
-use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+//! A tag of another schema does not compile where this cache's tags go.
+use t87s::{MemoryAdapter, QueryCache, Static, TagSchema, Wild};
 
 #[derive(TagSchema)]
 struct PostTags {
@@ -22,17 +23,12 @@ struct OtherTags {
     posts: Wild,
 }
 
-fn other_post(id: u64) -> t87s::Tag<OtherTags> {
-    OtherTags::root().posts(id)
-}
-
-impl Blog {
-    #[cached(tags = [other_post(*id)])]
-    async fn post(&self, id: u64) -> Result<String, std::io::Error> {
-        Ok(format!("post {id}"))
-    }
+async fn write(blog: &Blog) -> Result<(), t87s::Error> {
+    // A tag of another schema, spelled alike, is not a tag of this cache.
+    blog.cache.invalidate(OtherTags::root().posts(1)).await
 }
 
 fn main() {
-    let _ = Blog { cache: QueryCache::new(MemoryAdapter::new()) };
+    let blog = Blog { cache: QueryCache::new(MemoryAdapter::new()) };
+    let _ = write(&blog);
 }

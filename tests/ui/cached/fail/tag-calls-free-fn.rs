@@ -1,0 +1,34 @@
+//! Rule 6: a free function call inside `tags` is refused at its span.
+use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+
+#[derive(TagSchema)]
+struct PostTags {
+    comments: Wild,
+    settings: Static,
+}
+
+#[derive(TagSchema)]
+struct AppTags {
+    posts: Wild<PostTags>,
+    global: Static,
+}
+
+#[derive(Clone)]
+struct Blog {
+    cache: QueryCache<AppTags>,
+}
+
+fn current_user() -> u64 {
+    7
+}
+
+impl Blog {
+    #[cached(tags = [t.posts(current_user())])]
+    async fn post(&self, id: u64) -> Result<String, std::io::Error> {
+        Ok(format!("post {id}"))
+    }
+}
+
+fn main() {
+    let _ = Blog { cache: QueryCache::new(MemoryAdapter::new()) };
+}

@@ -1,0 +1,32 @@
+//! Rule 6: a `static` inside `tags` is refused at its span.
+use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+
+#[derive(TagSchema)]
+struct PostTags {
+    comments: Wild,
+    settings: Static,
+}
+
+#[derive(TagSchema)]
+struct AppTags {
+    posts: Wild<PostTags>,
+    global: Static,
+}
+
+#[derive(Clone)]
+struct Blog {
+    cache: QueryCache<AppTags>,
+}
+
+static CURRENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Blog {
+    #[cached(tags = [t.posts(CURRENT.load(std::sync::atomic::Ordering::Relaxed))])]
+    async fn post(&self, id: u64) -> Result<String, std::io::Error> {
+        Ok(format!("post {id}"))
+    }
+}
+
+fn main() {
+    let _ = Blog { cache: QueryCache::new(MemoryAdapter::new()) };
+}

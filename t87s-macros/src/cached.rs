@@ -56,10 +56,10 @@ struct Args {
     scope: Option<Expr>,
 }
 
-struct Arg {
-    ident: Ident,
-    ty: Type,
-    mutable: bool,
+pub(crate) struct Arg {
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+    pub(crate) mutable: bool,
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -269,7 +269,7 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
 /// decide the key, so a tag built from anything else (a `const`, a
 /// `static`, a free function, `self`, a macro) could change while the key
 /// does not. Literals are fine. Every offence is reported at its span.
-fn check_tag(tag: &Expr, arguments: &[Arg], errors: &mut Errors) {
+pub(crate) fn check_tag(tag: &Expr, arguments: &[Arg], errors: &mut Errors) {
     const ONLY: &str = "tags can use only the method's arguments and `t`";
     let known = |ident: &Ident| ident == "t" || arguments.iter().any(|a| a.ident == *ident);
     match tag {

@@ -4,6 +4,7 @@
 
 mod cached;
 mod errors;
+mod invalidates;
 mod schema;
 
 use proc_macro::TokenStream;
@@ -121,4 +122,67 @@ pub fn derive_tag_schema(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     cached::expand(args.into(), item.into()).into()
+}
+
+/// Invalidates tags after a write: `#[invalidates(tags = [t.posts(id)])]`.
+///
+/// On an `async fn` method returning `Result`: the body runs (the write);
+/// if it returns `Ok`, every listed tag is invalidated, all in one call to
+/// the store (one round trip on Redis), before the method returns. So when
+/// the method returns `Ok`, no process sharing the store serves a value
+/// fetched before the write. An `Err` from the body invalidates nothing.
+///
+/// # Arguments
+///
+/// - `tags = [...]` (required): tags of the cache's schema, built from `t`
+///   and the method's arguments only (checked like `#[cached]`'s, at compile
+///   time); `exact(tag)` invalidates entries tagged exactly `tag` (not the
+///   ones below it). The tags are built before the body runs.
+/// - `on_error = "return"` (default): a failed invalidation is the method's
+///   error, through `From<t87s::Error>` (the write happened; the caller
+///   decides). `on_error = "log"`: the method returns `Ok`; the failure is
+///   logged (`tracing` warning) and the invalidation retried in the
+///   background (3 attempts: 100 ms, 500 ms, 2 s).
+/// - `cache = field`: the field of `self` holding the `QueryCache` (default `cache`).
+///
+/// ```
+/// use t87s::{cached, invalidates, MemoryAdapter, QueryCache, TagSchema, Wild};
+///
+/// #[derive(TagSchema)]
+/// struct AppTags { posts: Wild }
+///
+/// #[derive(Clone)]
+/// struct Blog { cache: QueryCache<AppTags>, titles: std::sync::Arc<std::sync::Mutex<Vec<String>>> }
+///
+/// #[derive(Debug)]
+/// enum BlogError { Cache(t87s::Error) }
+/// impl From<t87s::Error> for BlogError { fn from(e: t87s::Error) -> Self { BlogError::Cache(e) } }
+/// impl std::fmt::Display for BlogError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{self:?}") }
+/// }
+///
+/// impl Blog {
+///     #[cached(tags = [t.posts(id)])]
+///     async fn title(&self, id: usize) -> Result<String, BlogError> {
+///         Ok(self.titles.lock().unwrap()[id].clone())
+///     }
+///
+///     #[invalidates(tags = [t.posts(id), exact(t.posts(..))])]
+///     async fn rename(&self, id: usize, title: String) -> Result<(), BlogError> {
+///         self.titles.lock().unwrap()[id] = title; // the write
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BlogError> {
+/// let blog = Blog { cache: QueryCache::new(MemoryAdapter::new()), titles: std::sync::Arc::new(std::sync::Mutex::new(vec!["Hello".into()])) };
+/// assert_eq!(blog.title(0).await?, "Hello");
+/// blog.rename(0, "Hello, world".into()).await?;
+/// assert_eq!(blog.title(0).await?, "Hello, world"); // never the old title
+/// # Ok(()) }
+/// ```
+#[proc_macro_attribute]
+pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
+    invalidates::expand(args.into(), item.into()).into()
 }

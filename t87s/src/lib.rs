@@ -99,4 +99,4 @@ pub use storage::{RedisAdapter, RedisAdapterBuilder};
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
-pub use t87s_macros::{cached, TagSchema};
+pub use t87s_macros::{cached, invalidates, TagSchema};

@@ -49,6 +49,9 @@ pub enum EventKind {
     /// A `#[cached]` call ran uncached: an argument's `Serialize` failed, so
     /// its key could not be built (also a `tracing` warning, every time).
     Uncached,
+    /// An invalidation after an `#[invalidates(on_error = "log")]` write
+    /// still failed after its retries (the key is its first tag).
+    InvalidationFailed,
 }
 
 impl EventKind {
@@ -74,6 +77,7 @@ impl EventKind {
             EventKind::Undecodable => "undecodable",
             EventKind::NotStored => "not_stored",
             EventKind::Uncached => "uncached",
+            EventKind::InvalidationFailed => "invalidation_failed",
         }
     }
 }

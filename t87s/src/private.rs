@@ -21,6 +21,7 @@ use crate::engine::{Cacheable, Call, First};
 use crate::error::Error;
 pub use crate::key::KeyError;
 use crate::key::KeyParts;
+use crate::storage::MarkerScope;
 use serde::ser::Error as _;
 use serde::Serialize;
 
@@ -323,5 +324,81 @@ where
         Ok(value)
     } else {
         Ok(served.value)
+    }
+}
+
+/// One tag of `#[invalidates(tags = [...])]`, with its scope.
+pub struct Mark {
+    path: TagPath,
+    scope: MarkerScope,
+}
+
+impl Mark {
+    /// `t.posts(id)`: the tag and everything below it.
+    pub fn prefix<S: TagSchema, C: Codec>(_cache: &QueryCache<S, C>, tag: impl IntoTag<S>) -> Self {
+        Self {
+            path: tag.into_tag().into_path(),
+            scope: MarkerScope::Prefix,
+        }
+    }
+
+    /// `exact(t.posts(..))`: entries tagged exactly so.
+    pub fn exact<S: TagSchema, C: Codec>(_cache: &QueryCache<S, C>, tag: impl IntoTag<S>) -> Self {
+        Self {
+            path: tag.into_tag().into_path(),
+            scope: MarkerScope::Exact,
+        }
+    }
+}
+
+/// What `#[invalidates]` does with a failed invalidation.
+pub enum OnError<E> {
+    /// The method returns it, converted.
+    Return(fn(Error) -> E),
+    /// Logged and retried in the background; the method returns `Ok`.
+    Log,
+}
+
+/// What `on_error = "return"` needs of the method's error type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry a failed invalidation",
+    label = "the error type of this `#[invalidates]` method",
+    note = "implement `From<t87s::Error>` for `{Self}`, or write `#[invalidates(tags = [...], on_error = \"log\")]` to log the failure and retry in the background"
+)]
+pub trait FromCacheError {
+    /// The conversion.
+    fn from_cache_error(error: Error) -> Self;
+}
+
+impl<E: From<Error>> FromCacheError for E {
+    fn from_cache_error(error: Error) -> Self {
+        E::from(error)
+    }
+}
+
+/// `on_error = "return"`: the method's error, from a failed invalidation.
+pub fn invalidation_error<E: FromCacheError>(error: Error) -> E {
+    E::from_cache_error(error)
+}
+
+/// After the write of an `#[invalidates]` method returned `Ok`: every tag,
+/// in one call to the store.
+pub async fn after_write<S: TagSchema, C: Codec, E>(
+    cache: &QueryCache<S, C>,
+    marks: &[Mark],
+    on_error: OnError<E>,
+) -> Result<(), E> {
+    let marks: Vec<(TagPath, MarkerScope)> =
+        marks.iter().map(|m| (m.path.clone(), m.scope)).collect();
+    let engine = cache.primitives();
+    match engine.invalidate_marks(&marks).await {
+        Ok(()) => Ok(()),
+        Err(error) => match on_error {
+            OnError::Return(convert) => Err(convert(error)),
+            OnError::Log => {
+                engine.retry_invalidation(marks, error);
+                Ok(())
+            }
+        },
     }
 }

@@ -149,19 +149,73 @@ impl<C: Codec> Primitives<C> {
     }
 
     async fn mark(&self, tags: &[TagPath], scope: MarkerScope) -> Result<(), Error> {
-        if tags.is_empty() {
+        let marks: Vec<(TagPath, MarkerScope)> =
+            tags.iter().map(|tag| (tag.clone(), scope)).collect();
+        self.invalidate_marks(&marks).await
+    }
+
+    /// Invalidates each tag in its own scope (prefix or exact), all in one
+    /// call to the store.
+    pub(crate) async fn invalidate_marks(
+        &self,
+        marks: &[(TagPath, MarkerScope)],
+    ) -> Result<(), Error> {
+        if marks.is_empty() {
             return Ok(());
         }
-        let markers: Vec<MarkerKey<'_>> = tags
+        let markers: Vec<MarkerKey<'_>> = marks
             .iter()
-            .map(|tag| MarkerKey {
+            .map(|(tag, scope)| MarkerKey {
                 prefix: &self.inner.settings.prefix,
                 path: tag.as_str(),
-                scope,
+                scope: *scope,
             })
             .collect();
         self.inner.settings.adapter.invalidate(&markers).await?;
         self.inner.local_epoch.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// A failed invalidation after a committed write: logged now, retried
+    /// in the background (100 ms, 500 ms, 2 s), and given up loudly. Without
+    /// a tokio runtime it is only logged.
+    pub(crate) fn retry_invalidation(&self, marks: Vec<(TagPath, MarkerScope)>, error: Error) {
+        let tags: Vec<&str> = marks.iter().map(|(tag, _)| tag.as_str()).collect();
+        tracing::warn!(
+            target: "t87s",
+            tags = ?tags,
+            error = %error,
+            "an invalidation after a write failed; retrying in the background"
+        );
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        let retry = async move {
+            for pause in [100, 500, 2_000] {
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                match this.invalidate_marks(&marks).await {
+                    Ok(()) => return,
+                    Err(error) => tracing::warn!(
+                        target: "t87s",
+                        error = %error,
+                        "retrying an invalidation failed"
+                    ),
+                }
+            }
+            let tags: Vec<&str> = marks.iter().map(|(tag, _)| tag.as_str()).collect();
+            tracing::error!(
+                target: "t87s",
+                tags = ?tags,
+                "gave up invalidating after a write: entries of these tags may be served stale until their TTL"
+            );
+            let failure = super::FetchFailure(format!("gave up invalidating {tags:?}"));
+            this.emit(
+                EventKind::InvalidationFailed,
+                tags.first().copied().unwrap_or(""),
+                Some(&failure),
+            );
+        };
+        drop(self.spawn(&runtime, retry));
     }
 }

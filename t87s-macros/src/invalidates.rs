@@ -1,0 +1,260 @@
+//! `#[invalidates(tags = [...], on_error = "return" | "log", cache = field)]`.
+//!
+//! Input:
+//!
+//! ```text
+//! #[invalidates(tags = [t.posts(id), exact(t.posts(..))])]
+//! async fn rename(&self, id: u64, title: String) -> Result<(), DbError> { BODY }
+//! ```
+//!
+//! Output (same attributes, visibility and signature; only the block changes):
+//!
+//! ```text
+//! async fn rename(&self, id: u64, title: String) -> Result<(), DbError> {
+//!     let marks = { let t = root(&self.cache); [prefix(.., t.posts(id)), exact(.., t.posts(..))] };
+//!     let ret: Result<(), DbError> = async { BODY }.await;        // the write
+//!     match ret {
+//!         Ok(value) => after_write(&self.cache, &marks, on_error).await.map(|()| value), // one call
+//!         Err(e) => Err(e),
+//!     }
+//! }
+//! ```
+//!
+//! The tags are built before the body runs (it may move the arguments).
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, FnArg, ImplItemFn, Lit, MetaNameValue, Pat, ReturnType, Token};
+
+use crate::cached::{check_tag, Arg};
+use crate::errors::Errors;
+
+const ARGUMENTS: &str = "`tags`, `on_error`, `cache`";
+
+#[derive(Default)]
+struct Args {
+    tags: Vec<Expr>,
+    has_tags: bool,
+    log: bool,
+    cache: Option<syn::Ident>,
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let method: ImplItemFn = match syn::parse2(item.clone()) {
+        Ok(method) => method,
+        Err(_) => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                "`#[invalidates]` goes on an `async fn` method inside an `impl` block",
+            )
+            .to_compile_error();
+            return quote! { #error #item };
+        }
+    };
+    let mut errors = Errors::default();
+    let args = parse_args(args, &mut errors);
+    let inputs = check_signature(&method, &mut errors);
+    for tag in &args.tags {
+        check_tag(unwrap_exact(tag).0, &inputs, &mut errors);
+    }
+    if !errors.is_empty() {
+        let errors = errors.into_compile_errors();
+        return quote! { #errors #method };
+    }
+    rewrite(method, &args)
+}
+
+/// `exact(tag)` -> (`tag`, true); anything else -> (itself, false).
+fn unwrap_exact(tag: &Expr) -> (&Expr, bool) {
+    if let Expr::Call(call) = tag {
+        if let Expr::Path(path) = &*call.func {
+            if path.path.is_ident("exact") && call.args.len() == 1 {
+                if let Some(inner) = call.args.first() {
+                    return (inner, true);
+                }
+            }
+        }
+    }
+    (tag, false)
+}
+
+fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
+    let mut out = Args::default();
+    let list = match Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args) {
+        Ok(list) => list,
+        Err(e) => {
+            errors.push(syn::Error::new(
+                e.span(),
+                format!("{e}; `#[invalidates]` takes `name = value` arguments: {ARGUMENTS}"),
+            ));
+            return out;
+        }
+    };
+    let mut seen_error_mode = false;
+    for nv in list {
+        let name = nv.path.get_ident().map(ToString::to_string);
+        match name.as_deref() {
+            Some("tags") => {
+                if out.has_tags {
+                    errors.at(&nv.path, "duplicate `tags` argument");
+                }
+                out.has_tags = true;
+                match nv.value {
+                    Expr::Array(array) if !array.elems.is_empty() => {
+                        out.tags = array.elems.into_iter().collect();
+                    }
+                    other => errors.at(
+                        &other,
+                        "`tags` takes a non-empty list of tags, like `tags = [t.posts(id), exact(t.posts(..))]`",
+                    ),
+                }
+            }
+            Some("on_error") => {
+                if seen_error_mode {
+                    errors.at(&nv.path, "duplicate `on_error` argument");
+                }
+                seen_error_mode = true;
+                match &nv.value {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(mode),
+                        ..
+                    }) if mode.value() == "return" || mode.value() == "log" => {
+                        out.log = mode.value() == "log";
+                    }
+                    other => errors.at(
+                        other,
+                        "`on_error` is \"return\" (the method returns the invalidation's error through `From<t87s::Error>`) or \"log\" (logged and retried in the background)",
+                    ),
+                }
+            }
+            Some("cache") => match &nv.value {
+                Expr::Path(p) if p.path.get_ident().is_some() => {
+                    if out
+                        .cache
+                        .replace(
+                            p.path
+                                .get_ident()
+                                .cloned()
+                                .unwrap_or_else(|| syn::Ident::new("cache", Span::call_site())),
+                        )
+                        .is_some()
+                    {
+                        errors.at(&nv.path, "duplicate `cache` argument");
+                    }
+                }
+                other => errors.at(
+                    other,
+                    "`cache` names the field that holds the `QueryCache`, like `cache = cache`",
+                ),
+            },
+            _ => errors.at(
+                &nv.path,
+                format!("unknown `#[invalidates]` argument; expected one of {ARGUMENTS}"),
+            ),
+        }
+    }
+    if !out.has_tags {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "`#[invalidates]` requires `tags = [...]`: the tags the write makes stale, like `#[invalidates(tags = [t.posts(id)])]`",
+        ));
+    }
+    out
+}
+
+fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
+    let sig = &method.sig;
+    if sig.asyncness.is_none() {
+        errors.at(sig.fn_token, "`#[invalidates]` requires an `async fn`");
+    }
+    if matches!(sig.output, ReturnType::Default) {
+        errors.at(
+            &sig.ident,
+            "`#[invalidates]` methods return `Result<T, E>`: tags are invalidated only after `Ok`",
+        );
+    }
+    let mut args = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) if r.reference.is_none() => {
+                errors.at(r, "`#[invalidates]` methods take `&self` or `&mut self`");
+            }
+            FnArg::Receiver(_) => {}
+            FnArg::Typed(pat_ty) => match &*pat_ty.pat {
+                Pat::Ident(pat) if pat.ident != "t" => args.push(Arg {
+                    ident: pat.ident.clone(),
+                    ty: (*pat_ty.ty).clone(),
+                    mutable: pat.mutability.is_some(),
+                }),
+                Pat::Ident(pat) => errors.at(
+                    &pat.ident,
+                    "an argument named `t` would hide the tag root `t` of `tags = [...]`; rename the argument",
+                ),
+                other => errors.at(
+                    other,
+                    "`#[invalidates]` needs plainly named arguments, like `id: u64`",
+                ),
+            },
+        }
+    }
+    args
+}
+
+fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
+    let mixed = Span::mixed_site();
+    let cache = syn::Ident::new("__t87s_cache", mixed);
+    let marks = syn::Ident::new("__t87s_marks", mixed);
+    let ret_local = syn::Ident::new("__t87s_ret", mixed);
+    let value = syn::Ident::new("__t87s_value", mixed);
+    let t = syn::Ident::new("t", Span::call_site());
+    let field = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| syn::Ident::new("cache", Span::call_site()));
+    let items = args.tags.iter().map(|tag| {
+        let (inner, exact) = unwrap_exact(tag);
+        let build = if exact { quote!(exact) } else { quote!(prefix) };
+        quote_spanned! {inner.span()=> ::t87s::__private::Mark::#build(#cache, #inner) }
+    });
+    let ret = match &method.sig.output {
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+        ReturnType::Default => quote!(()),
+    };
+    let on_error = if args.log {
+        quote!(::t87s::__private::OnError::Log)
+    } else {
+        quote!(::t87s::__private::OnError::Return(
+            ::t87s::__private::invalidation_error
+        ))
+    };
+    let body = &method.block;
+    // The body runs in a plain `async` block: it borrows or moves what it
+    // uses, as it would in the method, and `return` and `?` end the write.
+    let block = quote! {
+        {
+            let #marks = {
+                let #cache = &self.#field;
+                #[allow(unused_variables)]
+                let #t = ::t87s::__private::root(#cache);
+                [ #(#items),* ]
+            };
+            let #ret_local: #ret = async #body.await;
+            match #ret_local {
+                ::core::result::Result::Ok(#value) => {
+                    ::t87s::__private::after_write(&self.#field, &#marks, #on_error)
+                        .await
+                        .map(|()| #value)
+                }
+                ::core::result::Result::Err(error) => ::core::result::Result::Err(error),
+            }
+        }
+    };
+    method.block = match syn::parse2(block) {
+        Ok(block) => block,
+        Err(e) => return e.to_compile_error(),
+    };
+    method.to_token_stream()
+}

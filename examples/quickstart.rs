@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use t87s::{cached, Event, MemoryAdapter, Observer, QueryCache, Static, TagSchema, Wild};
+use t87s::{
+    cached, invalidates, Event, MemoryAdapter, Observer, QueryCache, Static, TagSchema, Wild,
+};
 
 // The tag schema: every node is a tag; invalidating one covers everything below it.
 #[derive(TagSchema)]
@@ -38,29 +40,49 @@ struct Comment {
 }
 
 #[derive(Debug)]
-struct DbError;
+enum DbError {
+    Cache(t87s::Error),
+}
 
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("database error")
+        match self {
+            DbError::Cache(e) => write!(f, "database error: {e}"),
+        }
     }
 }
 
 impl std::error::Error for DbError {}
 
+/// `#[invalidates]` returns a failed invalidation as the method's error.
+impl From<t87s::Error> for DbError {
+    fn from(e: t87s::Error) -> Self {
+        DbError::Cache(e)
+    }
+}
+
 /// A pretend database that counts its reads.
 #[derive(Clone, Default)]
 struct Db {
     reads: Arc<AtomicU32>,
+    title: Arc<std::sync::Mutex<String>>,
 }
 
 impl Db {
     async fn post(&self, id: u64) -> Result<Post, DbError> {
         let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let title = self.title.lock().map(|t| t.clone()).unwrap_or_default();
         Ok(Post {
             id,
-            title: format!("Hello (database read #{n})"),
+            title: format!("{title} (database read #{n})"),
         })
+    }
+
+    async fn rename(&self, _id: u64, title: String) -> Result<(), DbError> {
+        if let Ok(mut current) = self.title.lock() {
+            *current = title;
+        }
+        Ok(())
     }
 
     async fn comments(&self, post_id: u64) -> Result<Vec<Comment>, DbError> {
@@ -95,12 +117,21 @@ impl Blog for BlogCache {
     }
 }
 
-/// Prints what the cache did.
+// Writes name what they make stale; after `Ok`, those tags are invalidated
+// (in one call, in every process sharing the store) before the method returns.
+impl BlogCache {
+    #[invalidates(tags = [t.posts(id)])]
+    async fn rename(&self, id: u64, title: String) -> Result<(), DbError> {
+        self.db.rename(id, title).await
+    }
+}
+
+/// Prints what the cache did, with the call's readable key.
 struct Print;
 
 impl Observer for Print {
     fn on_event(&self, event: &Event<'_>) {
-        println!("    cache: {}", event.kind.name());
+        println!("    cache: {} {}", event.kind.name(), event.key);
     }
 }
 
@@ -113,6 +144,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         db: Db::default(),
         cache,
     };
+    blog.db.rename(1, "Hello".into()).await?;
 
     println!("post(1), first time:");
     let post: Post = blog.post(1).await?; // miss: runs the body once
@@ -132,6 +164,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("post(1) after the invalidation:");
     let post: Post = blog.post(1).await?; // miss again
     println!("    {post:?}");
+
+    println!("rename post 1 (#[invalidates]): post(1) is stale when it returns");
+    blog.rename(1, "Renamed".into()).await?;
+    let post: Post = blog.post(1).await?; // miss: the new title
+    println!("    {post:?}");
+    assert!(post.title.starts_with("Renamed"));
 
     println!("database reads: {}", blog.db.reads.load(Ordering::SeqCst));
     Ok(())

@@ -58,28 +58,40 @@ pub fn derive_tag_schema(input: TokenStream) -> TokenStream {
 /// Caches an `async fn` method: `#[cached(tags = [t.posts(id)], ttl = "10m")]`.
 ///
 /// The method's body becomes the fetch of a stampede-protected query keyed by
-/// the implementing type, the method and all of its arguments. It works in
-/// trait impls (native `async fn` in traits) and inherent impls.
+/// the method's identity and all of its arguments (in a self-describing
+/// encoding: distinct argument lists never share a key). It works in trait
+/// impls (native `async fn` in traits) and inherent impls.
 ///
 /// # Arguments
 ///
 /// - `tags = [...]` (required): the tags the result depends on, built from
-///   `t` (the cache's schema root) and the method's arguments, which the
-///   expression sees by reference. Anything else (`self`, another variable, a
-///   tag of another schema, an unknown segment) does not compile.
+///   `t` (the cache's schema root), the method's arguments (seen by
+///   reference) and literals. Anything else (`self`, a `const`, a `static`,
+///   a free function, `Self::X`, a macro, a tag of another schema, an
+///   unknown segment) does not compile: the arguments decide the key, so
+///   they alone decide the tags.
 /// - `ttl = "10m"`, `grace = "1h"`: literals are checked while compiling
 ///   (`ms`, `s`, `m`, `h`, `d`); any `Duration` expression works too.
 /// - `on_refresh = path::to::function`: `fn(&T, &T, bool)`, called with
 ///   `(old, new, changed)` after a background refresh.
 /// - `cache = field`: the field of `self` holding the `QueryCache`
 ///   (default `cache`).
+/// - `name = "Blog::post"`: pins the method's identity in its keys (by
+///   default: its module path and the source position of its name, which
+///   edits above it in the file move). Readable keys start with it.
+/// - `version = 2`: leaves every key of the previous version behind.
+/// - `scope = self.tenant`: a value of `self` the body depends on, added to
+///   the key (only the arguments are in it otherwise).
 ///
 /// # Requirements
 ///
 /// - `async fn`, `&self`, plainly named arguments (`id: u64`, `name: &str`);
+///   lifetimes are fine, type parameters are not;
 /// - the return type is `Result<T, E>` with `T` cacheable
 ///   (`Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync`) and
-///   `E: Display`; errors are returned, never cached;
+///   `E: Display + Send + 'static`; errors are returned, never cached (the
+///   callers that waited on a failed fetch share its error if `E` is `Clone`
+///   or `From<t87s::Error>`, else they take turns);
 /// - every argument is `serde::Serialize` (it is part of the key);
 /// - `Self: Clone + Send + Sync + 'static`: a refresh may run after the call
 ///   returns, on a clone of `self` (cloned only when a fetch runs; a hit

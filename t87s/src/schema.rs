@@ -100,8 +100,12 @@ impl TagSchema for Leaf {
 /// A tag of the schema rooted at `R`: what queries are tagged with and what
 /// [`QueryCache::invalidate`](crate::QueryCache::invalidate) takes.
 ///
-/// Built only through a schema's builders, so a tag of one schema can never
-/// invalidate another schema's cache, and a `&str` is never a tag.
+/// Built only through a schema's builders, so a `QueryCache<S>` takes only
+/// tags of `S` (a tag of another schema, or a `&str`, does not compile).
+/// What a tag reaches in the store is its path: caches of two schemas on one
+/// store and prefix that spell a path alike (two services describing the
+/// same `posts/1`) invalidate each other's entries, by design; give caches
+/// that must not share a prefix of their own.
 ///
 /// ```
 /// # use t87s::{Static, TagSchema};

@@ -210,8 +210,14 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
             "`#[cached]` does not support generic methods (lifetimes are fine): one method, one kind of key",
         );
     }
-    if matches!(sig.output, ReturnType::Default) {
-        errors.at(&sig.ident, "`#[cached]` methods return `Result<T, E>`: a value to cache, or an error that is never cached");
+    match &sig.output {
+        ReturnType::Default => {
+            errors.at(&sig.ident, "`#[cached]` methods return `Result<T, E>`: a value to cache, or an error that is never cached");
+        }
+        ReturnType::Type(_, ty) if !looks_like_result(ty) => {
+            errors.at(ty, "`#[cached]` methods return `Result<T, E>` (or an alias of it named `...Result`): a value to cache, or an error that is never cached");
+        }
+        ReturnType::Type(..) => {}
     }
     let mut args = Vec::new();
     let mut receiver_ok = false;
@@ -247,6 +253,16 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
                     );
                     continue;
                 }
+                if borrows_inside(&pat_ty.ty) {
+                    errors.at(
+                        &pat_ty.ty,
+                        format!(
+                            "`#[cached]` arguments own their data or are a plain reference `&T`; `{}` borrows inside, and the fetch may outlive the call: take an owned type (`Option<String>` for `Option<&str>`, `String` for `Cow<str>`, `&[String]` or `Vec<String>` for `&[&str]`)",
+                            compact(pat_ty.ty.to_token_stream())
+                        ),
+                    );
+                    continue;
+                }
                 if pat.ident == "t" {
                     errors.at(&pat.ident, "an argument named `t` would hide the tag root `t` of `tags = [...]`; rename the argument");
                     continue;
@@ -263,6 +279,87 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
         errors.at(&sig.ident, "`#[cached]` methods take `&self`");
     }
     args
+}
+
+/// Tokens as a person writes them: `std::borrow::Cow<'_, str>`, not
+/// `std :: borrow :: Cow < '_ , str >`.
+fn compact(tokens: TokenStream) -> String {
+    fn walk(tokens: TokenStream, out: &mut String, word_before: &mut bool) {
+        for tree in tokens {
+            match tree {
+                TokenTree::Ident(ident) => {
+                    if *word_before {
+                        out.push(' ');
+                    }
+                    out.push_str(&ident.to_string());
+                    *word_before = true;
+                }
+                TokenTree::Literal(lit) => {
+                    if *word_before {
+                        out.push(' ');
+                    }
+                    out.push_str(&lit.to_string());
+                    *word_before = true;
+                }
+                TokenTree::Punct(p) => {
+                    out.push(p.as_char());
+                    if p.as_char() == ',' {
+                        out.push(' ');
+                    }
+                    *word_before = false;
+                }
+                TokenTree::Group(g) => {
+                    let (open, close) = match g.delimiter() {
+                        proc_macro2::Delimiter::Parenthesis => ("(", ")"),
+                        proc_macro2::Delimiter::Bracket => ("[", "]"),
+                        proc_macro2::Delimiter::Brace => ("{", "}"),
+                        proc_macro2::Delimiter::None => ("", ""),
+                    };
+                    out.push_str(open);
+                    *word_before = false;
+                    walk(g.stream(), out, word_before);
+                    out.push_str(close);
+                    *word_before = false;
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(tokens, &mut out, &mut false);
+    out
+}
+
+/// Whether a type borrows below its top level (`Option<&str>`,
+/// `Cow<'_, str>`, `&[&str]`): such an argument cannot be owned for a fetch
+/// that outlives the call. A plain `&T` (with `T` owning its data) is fine.
+fn borrows_inside(ty: &Type) -> bool {
+    fn borrows(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tree| match tree {
+            TokenTree::Punct(p) => p.as_char() == '&' || p.as_char() == '\'',
+            TokenTree::Group(g) => borrows(g.stream()),
+            _ => false,
+        })
+    }
+    match ty {
+        Type::Reference(r) => borrows(r.elem.to_token_stream()),
+        other => borrows(other.to_token_stream()),
+    }
+}
+
+/// Whether a return type can be a `Result`: a path whose last segment ends
+/// in `Result` (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`, an
+/// alias like `DbResult<T>`).
+fn looks_like_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| last.ident.to_string().ends_with("Result")),
+        Type::Group(group) => looks_like_result(&group.elem),
+        Type::Paren(paren) => looks_like_result(&paren.elem),
+        _ => false,
+    }
 }
 
 /// Tags see the method's arguments and `t`, nothing else: the arguments

@@ -1,0 +1,31 @@
+//! `#[cached]` with a return type that is not a `Result`.
+use t87s::{cached, MemoryAdapter, QueryCache, Static, TagSchema, Wild};
+
+#[derive(TagSchema)]
+struct PostTags {
+    comments: Wild,
+    settings: Static,
+}
+
+#[derive(TagSchema)]
+struct AppTags {
+    posts: Wild<PostTags>,
+    global: Static,
+}
+
+#[derive(Clone)]
+struct Blog {
+    cache: QueryCache<AppTags>,
+}
+
+
+impl Blog {
+    #[cached(tags = [t.posts(id)])]
+    async fn post(&self, id: u64) -> String {
+        format!("post {id}")
+    }
+}
+
+fn main() {
+    let _ = Blog { cache: QueryCache::new(MemoryAdapter::new()) };
+}

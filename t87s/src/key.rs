@@ -77,17 +77,24 @@ mod tag {
     pub const SKIPPED: u8 = 0x21;
 }
 
-/// Where one key is built: the canonical bytes and the readable text.
+/// Where one key is built: the canonical bytes, and the key's text, into
+/// which the readable arguments are written directly (after the head).
 #[derive(Default)]
 pub(crate) struct KeyParts {
     pub(crate) bytes: Vec<u8>,
     pub(crate) text: String,
+    /// Where the readable arguments start in `text`.
+    start: usize,
 }
 
 impl KeyParts {
-    pub(crate) fn clear(&mut self) {
+    /// Starts a key with its fixed head (`label::method(`).
+    #[inline]
+    pub(crate) fn begin(&mut self, head: &str) {
         self.bytes.clear();
         self.text.clear();
+        self.text.push_str(head);
+        self.start = self.text.len();
     }
 
     /// Appends one argument: its canonical bytes, and its readable form
@@ -99,15 +106,28 @@ impl KeyParts {
         value.serialize(Encoder { parts: self })
     }
 
-    /// The readable arguments, cut to [`READABLE_ARGS`] characters.
+    /// Ends the key: the readable arguments cut to [`READABLE_ARGS`]
+    /// characters, then the fixed `tail` (`)@identity:`), then the canonical
+    /// bytes in hex (or `#` and a 128-bit hash of them, when long).
+    ///
+    /// The readable part is for people; the identity and the canonical
+    /// bytes are what make the key unique.
     #[inline]
-    pub(crate) fn readable(&self) -> (&str, bool) {
-        if self.text.len() <= READABLE_ARGS {
-            return (&self.text, false);
+    pub(crate) fn finish(&mut self, tail: &str) {
+        if self.text.len() - self.start > READABLE_ARGS {
+            let readable = self.text.get(self.start..).unwrap_or("");
+            if let Some((at, _)) = readable.char_indices().nth(READABLE_ARGS) {
+                self.text.truncate(self.start + at);
+                self.text.push('…');
+            }
         }
-        match self.text.char_indices().nth(READABLE_ARGS) {
-            Some((at, _)) => (&self.text[..at], true),
-            None => (&self.text, false),
+        self.text.push_str(tail);
+        if self.bytes.len() <= RAW_BYTES {
+            push_hex(&mut self.text, &self.bytes);
+        } else {
+            self.text.push('#');
+            let hash = xxhash_rust::xxh3::xxh3_128(&self.bytes).to_be_bytes();
+            push_hex(&mut self.text, &hash);
         }
     }
 }
@@ -587,6 +607,7 @@ impl ser::SerializeMap for Compound<'_> {
         let mut parts = KeyParts {
             bytes: std::mem::take(&mut entry.bytes),
             text: std::mem::take(&mut entry.text),
+            start: 0,
         };
         let done = value.serialize(Encoder { parts: &mut parts });
         entry.bytes = parts.bytes;
@@ -639,32 +660,6 @@ impl ser::SerializeStructVariant for Compound<'_> {
 /// Canonical bytes up to this long go into the key as hex; longer ones as
 /// a 128-bit hash of them.
 const RAW_BYTES: usize = 24;
-
-/// Writes the key of one call into `out`:
-/// `{head}{readable args}{tail}{canonical bytes in hex, or #hash}`, where
-/// `head` is `{label}::{method}(` and `tail` is `)@{identity}:`, both fixed
-/// at compile time.
-///
-/// The readable part is for people (cut at 64 characters); the identity
-/// and the canonical bytes are what make the key unique.
-#[inline]
-pub(crate) fn write_key(out: &mut String, head: &str, tail: &str, parts: &KeyParts) {
-    out.clear();
-    let (readable, cut) = parts.readable();
-    out.push_str(head);
-    out.push_str(readable);
-    if cut {
-        out.push('…');
-    }
-    out.push_str(tail);
-    if parts.bytes.len() <= RAW_BYTES {
-        push_hex(out, &parts.bytes);
-    } else {
-        out.push('#');
-        let hash = xxhash_rust::xxh3::xxh3_128(&parts.bytes).to_be_bytes();
-        push_hex(out, &hash);
-    }
-}
 
 #[inline]
 fn push_hex(out: &mut String, bytes: &[u8]) {

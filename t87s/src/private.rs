@@ -148,15 +148,15 @@ pub const fn last_segment(path: &str) -> &str {
     crate::key::last_segment(path)
 }
 
-/// Builds the key of one call into `out`; the error of the first argument
-/// that could not be encoded.
+/// Builds the key of one call into `parts.text`; the error of the first
+/// argument that could not be encoded.
+#[inline]
 fn build_key(
-    out: &mut String,
     parts: &mut KeyParts,
     name: &KeyName,
     key_of: impl FnOnce(&mut KeyBuilder<'_>),
 ) -> Result<(), KeyError> {
-    parts.clear();
+    parts.begin(name.head);
     let mut builder = KeyBuilder {
         parts,
         failed: None,
@@ -165,7 +165,7 @@ fn build_key(
     if let Some(error) = builder.failed {
         return Err(error);
     }
-    crate::key::write_key(out, name.head, name.tail, parts);
+    parts.finish(name.tail);
     Ok(())
 }
 
@@ -295,8 +295,8 @@ where
     let engine = cache.primitives();
     let capturing = capturing_entries();
     let mut failure = None;
-    let first = engine.first_look(!capturing, |key, parts| {
-        match build_key(key, parts, name, |k| key_of(k, &args)) {
+    let first = engine.first_look(!capturing, |parts| {
+        match build_key(parts, name, |k| key_of(k, &args)) {
             Ok(()) => true,
             Err(error) => {
                 failure = Some(error);

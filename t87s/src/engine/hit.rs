@@ -9,16 +9,9 @@ use crate::codec::Codec;
 use crate::key::{KeyError, KeyParts};
 use crate::observer::EventKind;
 
-/// Where one typed key is built: the key and its parts.
-#[derive(Default)]
-struct Scratch {
-    key: String,
-    parts: KeyParts,
-}
-
 thread_local! {
     /// Where hit-path keys are built: no allocation per call.
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static SCRATCH: RefCell<KeyParts> = RefCell::new(KeyParts::default());
 }
 
 /// What the synchronous first look of a typed query found.
@@ -58,25 +51,25 @@ impl<C: Codec> Primitives<C> {
     pub(crate) fn first_look<T: Cacheable>(
         &self,
         try_hit: bool,
-        build: impl FnOnce(&mut String, &mut KeyParts) -> bool,
+        build: impl FnOnce(&mut KeyParts) -> bool,
     ) -> First<T> {
         SCRATCH.with(|scratch| {
-            let mut fresh = Scratch::default();
+            let mut fresh = KeyParts::default();
             // Re-entered (a key built while building a key): use a fresh one.
             let mut borrowed = scratch.try_borrow_mut();
-            let Scratch { key, parts } = match &mut borrowed {
-                Ok(scratch) => &mut **scratch,
+            let parts: &mut KeyParts = match &mut borrowed {
+                Ok(scratch) => scratch,
                 Err(_) => &mut fresh,
             };
-            if !build(key, parts) {
+            if !build(parts) {
                 return First::NoKey;
             }
             if try_hit {
-                if let Some(value) = self.hit_now(key) {
+                if let Some(value) = self.hit_now(&parts.text) {
                     return First::Hit(value);
                 }
             }
-            First::Miss(key.clone())
+            First::Miss(parts.text.clone())
         })
     }
 

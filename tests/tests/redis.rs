@@ -416,6 +416,99 @@ async fn foreign_or_corrupt_bytes_under_our_key_are_a_miss() {
 }
 
 #[tokio::test]
+async fn a_damaged_marker_is_invalidated_now_and_can_be_invalidated_again() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = unique_prefix();
+    let cache = Primitives::new(redis_adapter(&prefix).await);
+    let mut raw = raw_connection().await;
+    let tags = [tag(&["t"])];
+    let other = [tag(&["u"])];
+    let src = Source::new(1u64);
+    cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    cache
+        .query("o", &other, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!(src.calls(), 2);
+    // Someone writes garbage into the marker of `t`.
+    let marker = format!("{prefix}:m:p:t87s:t");
+    let _: () = redis::cmd("SET")
+        .arg(&marker)
+        .arg("garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // Read as "invalidated now": never the old value (0 would serve it).
+    src.set(2);
+    let v = cache
+        .query("k", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((v, src.calls()), (2, 3));
+    // Invalidating it again works, and so does every other tag of the call.
+    cache
+        .invalidate(&[tags[0].clone(), other[0].clone()])
+        .await
+        .unwrap();
+    let held: String = redis::cmd("GET")
+        .arg(&marker)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        held.parse::<u64>().is_ok(),
+        "the garbage was written over: {held}"
+    );
+    src.set(3);
+    assert_eq!(
+        cache
+            .query("o", &other, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(src.calls(), 5, "once healed, `k` is cached again");
+    // A marker key holding a list: the script neither raises nor gives up.
+    let _: () = redis::cmd("DEL")
+        .arg(&marker)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("RPUSH")
+        .arg(&marker)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    cache.invalidate(&tags).await.unwrap();
+    let held: String = redis::cmd("GET")
+        .arg(&marker)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(held.parse::<u64>().is_ok());
+}
+
+#[tokio::test]
 async fn clear_removes_only_its_own_prefix() {
     if !redis_available().await {
         return;
@@ -469,12 +562,18 @@ async fn clear_removes_only_its_own_prefix() {
 
 #[tokio::test]
 async fn the_password_never_shows() {
-    let builder = RedisAdapter::builder("redis://app:hunter2@127.0.0.1:1")
-        .timeout(Duration::from_millis(200));
-    assert!(!format!("{builder:?}").contains("hunter2"));
-    let err = builder.connect().await.unwrap_err();
-    assert!(!err.to_string().contains("hunter2"), "{err}");
-    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    for url in [
+        "redis://app:hunter2@127.0.0.1:1",
+        "redis+unix:///tmp/t87s-no-such.sock?pass=hunter2",
+        "redis+unix:///tmp/t87s-no-such.sock?db=0&password=hunter2",
+        "redis://127.0.0.1:1/0?password=hunter2",
+    ] {
+        let builder = RedisAdapter::builder(url).timeout(Duration::from_millis(200));
+        assert!(!format!("{builder:?}").contains("hunter2"), "{builder:?}");
+        let err = builder.connect().await.unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    }
     if redis_available().await {
         let adapter = redis_adapter(&unique_prefix()).await;
         assert!(format!("{adapter:?}").contains("RedisAdapter"));

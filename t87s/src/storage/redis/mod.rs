@@ -40,8 +40,14 @@ pub use self::builder::RedisAdapterBuilder;
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Sets a marker to the given version unless it already holds a newer one.
-const SET_MAX: &str = "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') \
-    if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+/// Never raises: a marker holding garbage (or a value of another Redis type)
+/// is written over, so a damaged marker can always be invalidated again.
+const SET_MAX: &str = "local held = redis.pcall('GET', KEYS[1]) \
+    local cur = nil \
+    if type(held) == 'string' then cur = tonumber(held) end \
+    if cur == nil or tonumber(ARGV[1]) > cur then \
+      if type(held) == 'table' then redis.call('DEL', KEYS[1]) end \
+      redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
     else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1";
 /// Deletes a lease only if it still holds the caller's token.
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -272,11 +278,17 @@ impl RedisAdapter {
         }
     }
 
-    /// The newest of the floor and the markers, from `GET` answers.
+    /// The newest of the floor and the markers, from `GET` answers. A marker
+    /// that holds something other than a version reads as "invalidated
+    /// now" (`u64::MAX`), never as 0: a damaged marker costs a refetch, never
+    /// a stale read.
     fn newest(values: &[Option<Vec<u8>>]) -> u64 {
         values
             .iter()
-            .filter_map(|v| v.as_deref().and_then(parse_u64))
+            .filter_map(|v| {
+                v.as_deref()
+                    .map(|bytes| parse_u64(bytes).unwrap_or(u64::MAX))
+            })
             .max()
             .unwrap_or(0)
     }
@@ -340,7 +352,7 @@ impl RedisAdapter {
             .and_then(|v| v.as_deref())
             .and_then(parse_u64)
             .unwrap_or(0)
-            + 1;
+            .saturating_add(1);
         let entry = values.first().and_then(|v| v.as_deref()).and_then(|bytes| {
             let decoded = Self::decode(bytes);
             if decoded.is_none() {
@@ -427,18 +439,40 @@ fn glob_escape(text: &str) -> String {
     out
 }
 
-/// `redis://user:secret@host` -> `redis://user:***@host`.
-fn redact(url: &str) -> String {
+/// A URL with every password hidden: `redis://user:secret@host` ->
+/// `redis://user:***@host`, and `?pass=` / `?password=` in the query (as in
+/// `redis+unix:///run/redis.sock?pass=secret`) -> `?pass=***`.
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<redis url>".to_owned();
     };
-    match rest.rsplit_once('@') {
+    let (address, query) = match rest.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = match address.rsplit_once('@') {
         Some((auth, host)) => match auth.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
             None => format!("{scheme}://***@{host}"),
         },
-        None => url.to_owned(),
+        None => format!("{scheme}://{address}"),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 impl fmt::Debug for RedisAdapter {
@@ -543,5 +577,42 @@ impl StorageAdapter for RedisAdapter {
             let _: i64 = self.run("release", &cmd).await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redact, RedisAdapter};
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        for (url, shown) in [
+            (
+                "redis://app:hunter2@host:6379/0",
+                "redis://app:***@host:6379/0",
+            ),
+            ("redis://:hunter2@host", "redis://:***@host"),
+            ("rediss://hunter2@host", "rediss://***@host"),
+            (
+                "redis+unix:///run/redis.sock?pass=hunter2",
+                "redis+unix:///run/redis.sock?pass=***",
+            ),
+            (
+                "redis+unix:///s?db=1&password=hunter2",
+                "redis+unix:///s?db=1&password=***",
+            ),
+            ("unix:///s?PASS=hunter2&db=2", "unix:///s?PASS=***&db=2"),
+            ("redis://host:6379", "redis://host:6379"),
+        ] {
+            assert_eq!(redact(url), shown);
+        }
+    }
+
+    #[test]
+    fn a_damaged_marker_reads_as_invalidated_now() {
+        let values = [Some(b"12".to_vec()), Some(b"garbage".to_vec()), None];
+        assert_eq!(RedisAdapter::newest(&values), u64::MAX);
+        assert_eq!(RedisAdapter::newest(&[Some(b"12".to_vec()), None]), 12);
+        assert_eq!(RedisAdapter::newest(&[None]), 0);
     }
 }

@@ -104,6 +104,40 @@ pub enum ConfigError {
     /// A zero capacity.
     #[error("option `{0}` must be at least 1")]
     ZeroCapacity(&'static str),
+    /// A duration that cannot work (zero where time must pass, or so long
+    /// that the store would reject it or the arithmetic overflow).
+    #[error("option `{option}` is {value:?}; it must be between {min:?} and {max:?}")]
+    OutOfRange {
+        /// The option's name.
+        option: &'static str,
+        /// What was given.
+        value: std::time::Duration,
+        /// The shortest that works.
+        min: std::time::Duration,
+        /// The longest that works.
+        max: std::time::Duration,
+    },
+}
+
+impl ConfigError {
+    /// `value` if it lies in `min..=max`, else [`ConfigError::OutOfRange`].
+    pub(crate) fn within(
+        option: &'static str,
+        value: std::time::Duration,
+        min: std::time::Duration,
+        max: std::time::Duration,
+    ) -> Result<std::time::Duration, ConfigError> {
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::OutOfRange {
+                option,
+                value,
+                min,
+                max,
+            })
+        }
+    }
 }
 
 /// What a cache operation other than a query can fail with.
@@ -124,6 +158,9 @@ pub enum Error {
     /// A value could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A builder option cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A value's encoding is over the cache's `max_value_bytes`.
     #[error("a value of {size} bytes is over the cache's limit of {limit} bytes (`max_value_bytes`); it was not stored")]
     ValueTooLarge {

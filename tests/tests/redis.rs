@@ -581,6 +581,46 @@ async fn the_password_never_shows() {
 }
 
 #[tokio::test]
+async fn options_that_cannot_work_are_config_errors() {
+    use t87s::{ConfigError, Error};
+    for (builder, option) in [
+        (
+            RedisAdapter::builder(redis_url()).timeout(Duration::MAX),
+            "timeout",
+        ),
+        (
+            RedisAdapter::builder(redis_url()).timeout(Duration::ZERO),
+            "timeout",
+        ),
+        (
+            RedisAdapter::builder(redis_url()).marker_ttl(Duration::MAX),
+            "marker_ttl",
+        ),
+        (
+            RedisAdapter::builder(redis_url()).marker_ttl(Duration::ZERO),
+            "marker_ttl",
+        ),
+    ] {
+        match builder.connect().await {
+            Err(Error::Config(ConfigError::OutOfRange { option: got, .. })) => {
+                assert_eq!(got, option)
+            }
+            other => panic!("expected a ConfigError for `{option}`, got {other:?}"),
+        }
+    }
+    let lease = Primitives::builder(t87s::MemoryAdapter::new())
+        .lease_timeout(Duration::MAX)
+        .build();
+    assert!(matches!(
+        lease,
+        Err(ConfigError::OutOfRange {
+            option: "lease_timeout",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
 async fn an_evicting_policy_is_detected_at_connect() {
     if !redis_available().await {
         return;

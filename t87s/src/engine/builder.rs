@@ -247,7 +247,12 @@ impl<C: Codec> PrimitivesBuilder<C> {
             default_ttl_ms: millis(self.default_ttl?),
             default_grace_ms: self.default_grace?.map(millis),
             refresh_backoff_ms: millis(self.refresh_backoff?),
-            lease_timeout: self.lease_timeout?,
+            lease_timeout: ConfigError::within(
+                "lease_timeout",
+                self.lease_timeout?,
+                Duration::from_millis(1),
+                Duration::from_secs(3600),
+            )?,
             max_value_bytes: self.max_value_bytes,
             verify_percent: self.verify_percent,
         })

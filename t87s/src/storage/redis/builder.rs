@@ -4,11 +4,12 @@ use std::fmt;
 use std::time::Duration;
 
 use super::*;
+use crate::error::ConfigError;
 
 /// Options for a [`RedisAdapter`].
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), t87s::AdapterError> {
+/// # async fn run() -> Result<(), t87s::Error> {
 /// let adapter = t87s::RedisAdapter::builder("redis://:secret@127.0.0.1:6379")
 ///     .prefix("blog")
 ///     .timeout(std::time::Duration::from_millis(50))
@@ -87,14 +88,33 @@ impl RedisAdapterBuilder {
         self
     }
 
-    /// Connects, checks the eviction policy, and returns the adapter.
+    /// Checks the options (a `timeout` between 1 ms and 10 minutes, a
+    /// `marker_ttl` between 1 s and 10 years: [`ConfigError`]s otherwise),
+    /// connects, checks the eviction policy, and returns the adapter.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), t87s::AdapterError> {
+    /// # async fn run() -> Result<(), t87s::Error> {
     /// let adapter = t87s::RedisAdapter::builder("redis://127.0.0.1:6379").connect().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn connect(self) -> Result<RedisAdapter, AdapterError> {
+    pub async fn connect(self) -> Result<RedisAdapter, crate::Error> {
+        // Values that cannot work fail here, not in a request.
+        ConfigError::within(
+            "timeout",
+            self.timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+        )?;
+        ConfigError::within(
+            "marker_ttl",
+            self.marker_ttl,
+            Duration::from_secs(1),
+            Duration::from_secs(10 * 365 * 24 * 3600),
+        )?;
+        Ok(self.connect_checked().await?)
+    }
+
+    async fn connect_checked(self) -> Result<RedisAdapter, AdapterError> {
         let redacted = self.urls.first().map(|u| redact(u)).unwrap_or_default();
         let fail = |what: &str, e: RedisError| {
             AdapterError::with_source(format!("could not {what} redis at {redacted}"), e)

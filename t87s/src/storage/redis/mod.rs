@@ -81,7 +81,7 @@ const MAGIC: u32 = 0x7438_7301;
 /// The connection URL's password never appears in `Debug` output or errors.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), t87s::AdapterError> {
+/// # async fn run() -> Result<(), t87s::Error> {
 /// let adapter = t87s::RedisAdapter::builder("redis://127.0.0.1:6379")
 ///     .prefix("myapp")
 ///     .timeout(std::time::Duration::from_millis(100))
@@ -140,7 +140,7 @@ impl RedisAdapter {
     /// Options for a Redis Cluster reached through any of `urls`.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), t87s::AdapterError> {
+    /// # async fn run() -> Result<(), t87s::Error> {
     /// let adapter = t87s::RedisAdapter::cluster_builder(["redis://127.0.0.1:7000"])
     ///     .connect()
     ///     .await?;
@@ -157,11 +157,11 @@ impl RedisAdapter {
     /// Connects to one server with the defaults (prefix `t87s`, 250ms timeout).
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), t87s::AdapterError> {
+    /// # async fn run() -> Result<(), t87s::Error> {
     /// let adapter = t87s::RedisAdapter::connect("redis://127.0.0.1:6379").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn connect(url: impl Into<String>) -> Result<Self, AdapterError> {
+    pub async fn connect(url: impl Into<String>) -> Result<Self, crate::Error> {
         Self::builder(url).connect().await
     }
 
@@ -169,7 +169,7 @@ impl RedisAdapter {
     /// than `noeviction`): markers could vanish and stale entries come back.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), t87s::AdapterError> {
+    /// # async fn run() -> Result<(), t87s::Error> {
     /// let adapter = t87s::RedisAdapter::connect("redis://127.0.0.1:6379").await?;
     /// if let Some(warning) = adapter.eviction_warning() {
     ///     eprintln!("{warning}");

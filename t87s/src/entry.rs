@@ -1,9 +1,15 @@
 //! Cache entries: what the engine stores and what it hands back.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+use serde::de::DeserializeOwned;
+use serde_reflection::{Tracer, TracerConfig};
 
 use crate::tag::TagPath;
 
@@ -189,15 +195,56 @@ impl Clone for CheckedAt {
     }
 }
 
-/// The fingerprint stored in [`StoredEntry::value_type`]: a 64-bit FNV-1a hash
-/// of `std::any::type_name::<T>()`, stable across processes built from the
-/// same source.
-pub(crate) fn value_type_of<T: ?Sized>() -> u64 {
-    std::any::type_name::<T>()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
+/// The fingerprint stored in [`StoredEntry::value_type`]: a hash of the
+/// value type's serde shape, so that a value written by one build and read
+/// by another whose type changed shape (fields reordered, renamed, added,
+/// removed or retyped; enum variants reordered) is a miss, never a wrong
+/// value. Two builds whose types have the same shape share entries, wherever
+/// the type lives.
+///
+/// The shape is traced once per type from its `Deserialize` impl
+/// ([`serde_reflection`], the tracer serde-generate is built on: it walks a
+/// type's serde data model without needing a value). A type it cannot trace
+/// (a `Deserialize` that validates its input, or one built on
+/// `deserialize_any`) falls back to a hash of its type name; bump the
+/// method's `version` when such a type changes shape.
+pub(crate) fn value_type_of<T: DeserializeOwned + 'static>() -> u64 {
+    static SHAPES: OnceLock<RwLock<HashMap<TypeId, u64>>> = OnceLock::new();
+    let shapes = SHAPES.get_or_init(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(fingerprint) = shapes.read().get(&id) {
+        return *fingerprint;
+    }
+    let fingerprint = shape_of::<T>();
+    shapes.write().insert(id, fingerprint);
+    fingerprint
+}
+
+/// Traces `T`'s serde shape and hashes it (or, untraceable, its name).
+fn shape_of<T: DeserializeOwned>() -> u64 {
+    let traced = catch_unwind(AssertUnwindSafe(|| {
+        let mut tracer = Tracer::new(TracerConfig::default());
+        let (format, _) = tracer.trace_simple_type::<T>().ok()?;
+        let registry = tracer.registry().ok()?;
+        let (bytes, _) = crate::__private::canonical_key(&(format, registry)).ok()?;
+        Some(bytes)
+    }));
+    match traced {
+        Ok(Some(shape)) => {
+            let mut bytes = b"shape:".to_vec();
+            bytes.extend_from_slice(&shape);
+            xxhash_rust::xxh3::xxh3_64(&bytes)
+        }
+        _ => {
+            tracing::debug!(
+                target: "t87s",
+                value_type = std::any::type_name::<T>(),
+                "the value type's serde shape cannot be traced; its fingerprint is its type name"
+            );
+            let name = format!("name:{}", std::any::type_name::<T>());
+            xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+        }
+    }
 }
 
 impl StoredEntry {

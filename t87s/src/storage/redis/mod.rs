@@ -39,16 +39,35 @@ pub use self::builder::RedisAdapterBuilder;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Sets a marker to the given version unless it already holds a newer one.
-/// Never raises: a marker holding garbage (or a value of another Redis type)
-/// is written over, so a damaged marker can always be invalidated again.
-const SET_MAX: &str = "local held = redis.pcall('GET', KEYS[1]) \
-    local cur = nil \
-    if type(held) == 'string' then cur = tonumber(held) end \
-    if cur == nil or tonumber(ARGV[1]) > cur then \
-      if type(held) == 'table' then redis.call('DEL', KEYS[1]) end \
-      redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
-    else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1";
+/// The Lua function both marker scripts use: sets a marker to version `v`
+/// unless it already holds a newer one. Never raises: a marker holding
+/// garbage (or a value of another Redis type) is written over, so a damaged
+/// marker can always be invalidated again.
+macro_rules! set_max_fn {
+    () => {
+        "local function set_max(key, v, ttl) \
+           local held = redis.pcall('GET', key) \
+           local cur = nil \
+           if type(held) == 'string' then cur = tonumber(held) end \
+           if cur == nil or v > cur then \
+             if type(held) == 'table' then redis.call('DEL', key) end \
+             redis.call('SET', key, v, 'PX', ttl) \
+           else redis.call('PEXPIRE', key, ttl) end \
+         end "
+    };
+}
+/// One marker: `KEYS[1]` to version `ARGV[1]`, kept `ARGV[2]` ms.
+const SET_MAX: &str = concat!(
+    set_max_fn!(),
+    "set_max(KEYS[1], tonumber(ARGV[1]), ARGV[2]) return 1"
+);
+/// A whole invalidation in one round trip (one node): `INCR` the counter
+/// `KEYS[1]`, then stamp every marker `KEYS[2..]` with the new version.
+const INVALIDATE: &str = concat!(
+    set_max_fn!(),
+    "local v = redis.call('INCR', KEYS[1]) \
+     for i = 2, #KEYS do set_max(KEYS[i], v, ARGV[1]) end return v"
+);
 /// Deletes a lease only if it still holds the caller's token.
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('DEL', KEYS[1]) else return 0 end";
@@ -374,7 +393,7 @@ impl RedisAdapter {
     async fn clear_inner(&self) -> Result<(), AdapterError> {
         // First the floor, so a fetch in flight cannot write back what we delete.
         let floor: u64 = self.run("clear", &Cmd::incr(self.version_key(), 1)).await?;
-        self.set_max(&self.floor_key(), floor).await?;
+        self.set_max(self.floor_key(), floor).await?;
         let pattern = format!("{}:*", glob_escape(&self.inner.prefix));
         let keep = [self.version_key(), self.floor_key()];
         for master in &self.inner.masters {
@@ -412,7 +431,7 @@ impl RedisAdapter {
         Ok(())
     }
 
-    async fn set_max(&self, key: &str, version: u64) -> Result<(), AdapterError> {
+    async fn set_max(&self, key: String, version: u64) -> Result<(), AdapterError> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(SET_MAX)
             .arg(1)
@@ -511,7 +530,7 @@ impl StorageAdapter for RedisAdapter {
     fn version(&self) -> AdapterFuture<'_, u64> {
         Box::pin(async move {
             let current: Option<u64> = self.run("read", &Cmd::get(self.version_key())).await?;
-            Ok(current.unwrap_or(0) + 1)
+            Ok(current.unwrap_or(0).saturating_add(1))
         })
     }
 
@@ -536,13 +555,31 @@ impl StorageAdapter for RedisAdapter {
 
     fn invalidate<'a>(&'a self, markers: &'a [MarkerKey<'a>]) -> AdapterFuture<'a, ()> {
         Box::pin(async move {
-            // Reads before this INCR returned at most `version`; reads after
-            // it return more. Markers only ever grow (SET_MAX).
+            // Reads before this INCR returned at most its version; reads
+            // after it return more. Markers only ever grow (set_max).
+            if let Conn::Single(_) = self.inner.conn {
+                // One node: the counter and every marker in one script.
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(INVALIDATE)
+                    .arg(1 + markers.len())
+                    .arg(self.version_key());
+                for marker in markers {
+                    cmd.arg(self.marker_key(*marker));
+                }
+                cmd.arg(self.inner.marker_ttl_ms);
+                let _: u64 = self.run("invalidate", &cmd).await?;
+                return Ok(());
+            }
+            // A Cluster: the keys live in different slots, so no one script
+            // can touch them all. The counter first, then the markers at once.
             let version: u64 = self
                 .run("invalidate", &Cmd::incr(self.version_key(), 1))
                 .await?;
-            for marker in markers {
-                self.set_max(&self.marker_key(*marker), version).await?;
+            let stamps = markers
+                .iter()
+                .map(|marker| self.set_max(self.marker_key(*marker), version));
+            for stamped in join_all(stamps).await {
+                stamped?;
             }
             Ok(())
         })

@@ -226,7 +226,7 @@ fn shape_of<T: DeserializeOwned>() -> u64 {
         let mut tracer = Tracer::new(TracerConfig::default());
         let (format, _) = tracer.trace_simple_type::<T>().ok()?;
         let registry = tracer.registry().ok()?;
-        let (bytes, _) = crate::__private::canonical_key(&(format, registry)).ok()?;
+        let (bytes, _) = crate::key::canonical(&(format, registry)).ok()?;
         Some(bytes)
     }));
     match traced {

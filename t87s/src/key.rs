@@ -132,6 +132,13 @@ impl KeyParts {
     }
 }
 
+/// The canonical encoding of one value, and its readable form.
+pub(crate) fn canonical<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, String), KeyError> {
+    let mut parts = KeyParts::default();
+    parts.arg(value)?;
+    Ok((parts.bytes, parts.text))
+}
+
 fn varint(out: &mut Vec<u8>, n: u128) {
     match u64::try_from(n) {
         Ok(small) => varint64(out, small),

@@ -138,9 +138,7 @@ pub const fn identity_hex(
 /// The canonical key encoding of one value, and its readable form (for the
 /// property tests of the encoding).
 pub fn canonical_key<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, String), KeyError> {
-    let mut parts = KeyParts::default();
-    parts.arg(value)?;
-    Ok((parts.bytes, parts.text))
+    crate::key::canonical(value)
 }
 
 /// The last segment of a module path.

@@ -74,7 +74,7 @@ impl<C: Codec> Primitives<C> {
                 Ok(new) => {
                     let produced = this.inner.settings.clock.now_ms();
                     let after = this
-                        .store(&key, &tags, &options, new.clone(), version, produced)
+                        .store(&key, &tags, &options, new.clone(), Some(version), produced)
                         .await;
                     guard.publish(Outcome::Fresh(Fresh {
                         entry: after,

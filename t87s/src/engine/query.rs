@@ -190,13 +190,9 @@ impl<C: Codec> Primitives<C> {
         let produced = self.inner.settings.clock.now_ms();
         match result {
             Ok(value) => {
-                let after = match version {
-                    Some(version) => {
-                        self.store(key, tags, options, value.clone(), version, produced)
-                            .await
-                    }
-                    None => self.unstored(tags, options, value.clone(), produced),
-                };
+                let after = self
+                    .store(key, tags, options, value.clone(), version, produced)
+                    .await;
                 Ok(Served {
                     value,
                     before,
@@ -328,14 +324,9 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
         let produced = engine.inner.settings.clock.now_ms();
         let outcome = match result {
             Ok(value) => {
-                let after = match version {
-                    Some(version) => {
-                        engine
-                            .store(key, &tags, &options, value.clone(), version, produced)
-                            .await
-                    }
-                    None => engine.unstored(&tags, &options, value.clone(), produced),
-                };
+                let after = engine
+                    .store(key, &tags, &options, value.clone(), version, produced)
+                    .await;
                 guard.publish(Outcome::Fresh(Fresh {
                     entry: Arc::clone(&after),
                     fetched: true,

@@ -23,8 +23,10 @@ pub(crate) struct Lifetimes {
 impl<C: Codec> Primitives<C> {
     /// Writes a fetched value (in the adapter's form) and returns it as an
     /// in-process entry. `version` is the store's version read before the
-    /// fetch began (invalidation counts from there); `produced` is when the
-    /// fetch returned (TTL and grace count from there). A failed write is
+    /// fetch began (invalidation counts from there); when it is unknown (the
+    /// store could not be read) nothing is written and the entry serves only
+    /// the caller's [`Entries`](crate::Entries). `produced` is when the fetch
+    /// returned (TTL and grace count from there). A failed write is
     /// reported, never returned: the caller still gets its value.
     pub(crate) async fn store<T: Cacheable>(
         &self,
@@ -32,7 +34,7 @@ impl<C: Codec> Primitives<C> {
         tags: &[TagPath],
         options: &QueryOptions<T>,
         value: T,
-        version: u64,
+        version: Option<u64>,
         produced: u64,
     ) -> Arc<StoredEntry> {
         let lifetimes = self.lifetimes(options.ttl, options.grace);
@@ -41,9 +43,12 @@ impl<C: Codec> Primitives<C> {
             Arc::clone(&value),
             tags.into(),
             lifetimes,
-            version,
+            version.unwrap_or(0),
             produced,
         );
+        if version.is_none() {
+            return object;
+        }
         match self.stored_form(&object, &*value) {
             Ok(stored) => {
                 if let Err(error) = self
@@ -62,19 +67,6 @@ impl<C: Codec> Primitives<C> {
             Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
         }
         object
-    }
-
-    /// A fetched value that is not stored (the store's version is unknown):
-    /// an entry for the caller's [`Entries`](crate::Entries) only.
-    pub(crate) fn unstored<T: Cacheable>(
-        &self,
-        tags: &[TagPath],
-        options: &QueryOptions<T>,
-        value: T,
-        produced: u64,
-    ) -> Arc<StoredEntry> {
-        let lifetimes = self.lifetimes(options.ttl, options.grace);
-        self.object_entry(Arc::new(value), tags.into(), lifetimes, 0, produced)
     }
 
     pub(crate) fn lifetimes(&self, ttl: Option<Duration>, grace: Option<Duration>) -> Lifetimes {

@@ -3,6 +3,9 @@
 //! floor and every marker of a depth-3 tag (3 prefix + 1 exact) in one round
 //! trip; the reference design needed one round trip per marker.
 //!
+//! The miss and the invalidation are measured the same way, against a bare
+//! `GET` + `SET` and a bare `INCR`.
+//!
 //! `cargo bench -p t87s-benches --bench redis_hit` (needs Redis at `REDIS_URL`).
 
 use std::time::Duration;
@@ -137,8 +140,39 @@ fn redis_hit(c: &mut Criterion) {
     });
     group.finish();
 
+    // An invalidation of one depth-3 tag (its 3 prefix markers and the
+    // counter) against a bare INCR: both one round trip.
+    let mut group = c.benchmark_group("redis_invalidate");
+    group
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(40);
+    let counter = format!("{bare_key}:counter");
+    group.bench_function("redis-rs INCR (bare)", |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut conn = bare.clone();
+            let key = counter.clone();
+            async move {
+                let v: u64 = redis::cmd("INCR")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("incr");
+                v
+            }
+        })
+    });
+    group.bench_function("t87s invalidate (depth-3 tag)", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { cache.invalidate(&tags).await.expect("invalidate") })
+    });
+    group.finish();
+
     runtime.block_on(async {
         let _ = cache.clear().await;
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(&counter)
+            .query_async(&mut bare)
+            .await;
         let _: Result<(), _> = redis::cmd("DEL")
             .arg(&bare_key)
             .query_async(&mut bare)

@@ -169,10 +169,7 @@ fn redis_hit(c: &mut Criterion) {
 
     runtime.block_on(async {
         let _ = cache.clear().await;
-        let _: Result<(), _> = redis::cmd("DEL")
-            .arg(&counter)
-            .query_async(&mut bare)
-            .await;
+        let _: Result<(), _> = redis::cmd("DEL").arg(&counter).query_async(&mut bare).await;
         let _: Result<(), _> = redis::cmd("DEL")
             .arg(&bare_key)
             .query_async(&mut bare)

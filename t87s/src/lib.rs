@@ -79,8 +79,8 @@ pub mod adapter {
     pub use crate::entry::{StoredEntry, StoredValue};
     pub use crate::error::AdapterError;
     pub use crate::storage::{
-        AdapterFuture, EntryKey, Lease, MarkerKey, MarkerScope, MarkerSet, Read, StorageAdapter,
-        ValueForm, VerificationReport,
+        AdapterFuture, EntryKey, Lease, LeaseAsk, MarkerKey, MarkerScope, MarkerSet, Read,
+        StorageAdapter, ValueForm, VerificationReport,
     };
 }
 

@@ -225,3 +225,87 @@ impl Drop for RedisCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `redis-cli MONITOR` on a test-owned server: every command the server
+/// runs, as seen from outside. A command a script runs is marked `lua`, so
+/// what clients sent (round trips) and what scripts did can be told apart.
+pub struct Monitor {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Monitor {
+    /// Starts monitoring the server on `port` (returns once it is on).
+    pub fn start(port: u16) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "monitor"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli on the PATH");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if line == "OK" {
+                        let _ = ready_tx.send(());
+                        continue;
+                    }
+                    lines.lock().expect("monitor lines").push(line);
+                }
+            });
+        }
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("MONITOR started");
+        Self { child, lines }
+    }
+
+    /// Forgets what was seen so far (after letting it arrive).
+    pub fn reset(&self) {
+        std::thread::sleep(Duration::from_millis(150));
+        self.lines.lock().expect("monitor lines").clear();
+    }
+
+    /// The commands clients sent since the last reset, upper-case names only
+    /// (each is one round trip), after letting them arrive.
+    pub fn sent(&self) -> Vec<String> {
+        self.seen(false)
+    }
+
+    /// The commands scripts ran since the last reset, with their arguments.
+    pub fn scripted(&self) -> Vec<String> {
+        self.seen(true)
+    }
+
+    fn seen(&self, scripted: bool) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(150));
+        self.lines
+            .lock()
+            .expect("monitor lines")
+            .iter()
+            .filter(|line| line.contains(" lua] ") == scripted)
+            .filter_map(|line| line.split_once("] ").map(|(_, command)| command))
+            .map(|command| {
+                if scripted {
+                    command.to_owned()
+                } else {
+                    let name = command.split(' ').next().unwrap_or_default();
+                    name.trim_matches('"').to_ascii_uppercase()
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

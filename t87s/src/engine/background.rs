@@ -13,13 +13,13 @@ use super::task::CatchUnwind;
 use super::{Cacheable, Call, FetchFailure, Primitives, QueryOptions};
 use crate::codec::Codec;
 use crate::observer::EventKind;
-use crate::storage::VerificationReport;
+use crate::storage::{Lease, VerificationReport};
 use crate::tag::TagPath;
 
 /// What a refresh starts from: the version read before it (its fetch is
-/// stamped with it), the stale value (for `on_refresh`), and how its
-/// waiters share a failure.
-pub(crate) type RefreshFrom<'a, T, E> = (u64, &'a T, Share<E>);
+/// stamped with it), the lease that read took (if it asked), the stale value
+/// (for `on_refresh`), and how its waiters share a failure.
+pub(crate) type RefreshFrom<'a, T, E> = (u64, Option<Lease>, &'a T, Share<E>);
 
 impl<C: Codec> Primitives<C> {
     /// Starts the one background refresh of a graced key, unless one is under
@@ -28,7 +28,7 @@ impl<C: Codec> Primitives<C> {
         &self,
         key: &str,
         options: &QueryOptions<T>,
-        (version, old, share): RefreshFrom<'_, T, E>,
+        (version, lease, old, share): RefreshFrom<'_, T, E>,
         call: Call<S, TG, TT, M>,
         now: u64,
     ) where
@@ -40,7 +40,8 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        if self.backing_off(key, now) {
+        // Another process holds the lease: it is refreshing this key.
+        if lease == Some(Lease::Held) || self.backing_off(key, now) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -56,14 +57,23 @@ impl<C: Codec> Primitives<C> {
         let options = options.clone();
         let old = old.clone();
         let refresh = async move {
+            // One refresh per key across processes: the lease decides.
+            let lease = match lease {
+                Some(lease) => lease,
+                None => this.lease(&key).await,
+            };
+            if lease == Lease::Held {
+                return;
+            }
             let epoch = this.local_epoch();
             guard.start_fetch();
-            let result = match CatchUnwind::new(fetch()).await {
+            let result = match CatchUnwind::new(this.holding(&key, lease, fetch())).await {
                 Ok(result) => result,
                 Err(_panic) => {
                     // Contained: the caller already has its value. The key
                     // backs off like any failed refresh; waiters retry.
                     drop(guard);
+                    this.release(&key, lease).await;
                     let failure = FetchFailure("the refresh panicked".into());
                     this.emit(EventKind::RefreshFailed, &key, Some(&failure));
                     this.back_off(&key);
@@ -74,7 +84,14 @@ impl<C: Codec> Primitives<C> {
                 Ok(new) => {
                     let produced = this.inner.settings.clock.now_ms();
                     let after = this
-                        .store(&key, &tags, &options, new.clone(), Some(version), produced)
+                        .store(
+                            &key,
+                            (&tags, &options),
+                            new.clone(),
+                            Some(version),
+                            produced,
+                            lease,
+                        )
                         .await;
                     guard.publish(Outcome::Fresh(Fresh {
                         entry: after,
@@ -96,6 +113,7 @@ impl<C: Codec> Primitives<C> {
                     }
                 }
                 Err(error) => {
+                    this.release(&key, lease).await;
                     let failure = FetchFailure(error.to_string());
                     this.emit(EventKind::RefreshFailed, &key, Some(&failure));
                     this.back_off(&key);

@@ -10,7 +10,7 @@
 //! gone, and no key is poisoned.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -50,6 +50,9 @@ struct Slot {
 #[derive(Default, Clone)]
 pub(crate) struct Flights {
     map: Arc<Mutex<HashMap<Box<str>, Arc<Slot>>>>,
+    /// How many flights have published: a read taken before a publish may
+    /// predate a value that flight stored.
+    published: Arc<AtomicU64>,
 }
 
 pub(crate) enum Role {
@@ -101,6 +104,12 @@ impl Flights {
         }
     }
 
+    /// Changes whenever a flight publishes (a read taken while it is
+    /// unchanged saw every value this process's flights stored before it).
+    pub(crate) fn generation(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+
     /// How many flights are under way.
     pub(crate) fn len(&self) -> usize {
         self.map.lock().len()
@@ -124,6 +133,7 @@ impl FlightGuard {
     /// Ends the flight and hands the outcome to every follower.
     pub(crate) fn publish(self, outcome: Outcome) {
         self.leave();
+        self.flights.published.fetch_add(1, Ordering::AcqRel);
         self.slot.tx.send_replace(Some(outcome));
     }
 

@@ -115,19 +115,30 @@ impl<C: Codec> Primitives<C> {
         if let Some(seen) = self.look_now(key, now) {
             return seen;
         }
-        self.look_async(key, tags, now).await
+        self.look_async(key, tags, now, false).await
     }
 
     /// [`look`](Self::look) without trying the synchronous read first.
+    /// `leasing`: in the same read, take this instance's lease on fetching
+    /// `key` if the entry wants a fetch (see [`Read::wants_fetch`]); the
+    /// answer is in [`Read::lease`].
     pub(crate) async fn look_async(
         &self,
         key: &str,
         tags: Option<&[TagPath]>,
         now: u64,
+        leasing: bool,
     ) -> Result<Seen, AdapterError> {
         let adapter = &self.inner.settings.adapter;
         let markers = tags.map_or(MarkerSet::empty(), |tags| self.markers(tags));
-        let read = adapter.read(self.key(key), markers, now).await?;
+        let read = if leasing {
+            let ask = self.lease_ask();
+            adapter
+                .read_leasing(self.key(key), markers, now, ask)
+                .await?
+        } else {
+            adapter.read(self.key(key), markers, now).await?
+        };
         let newest = match &read.entry {
             Some(entry)
                 if entry.live_until() > now && tags.is_none_or(|tags| *entry.tags != *tags) =>

@@ -171,6 +171,9 @@ struct Inner<C> {
     tasks: AtomicUsize,
     /// Invalidations (and clears) this process has completed.
     local_epoch: AtomicU64,
+    /// This instance's token on cross-process leases: every caller of the
+    /// instance shares its lease on a key (they coalesce in its flights).
+    lease_token: u64,
 }
 
 /// How many keys can back off at once.
@@ -246,6 +249,7 @@ impl<C: Codec> Primitives<C> {
                 backoff: quick_cache::sync::Cache::new(BACKOFF_KEYS),
                 tasks: AtomicUsize::new(0),
                 local_epoch: AtomicU64::new(0),
+                lease_token: fastrand::u64(1..),
             }),
         }
     }

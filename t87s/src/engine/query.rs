@@ -53,13 +53,18 @@ impl<C: Codec> Primitives<C> {
         let mut rejected = 0;
         while rejected < MAX_REJECTED {
             let now = self.inner.settings.clock.now_ms();
+            let generation = self.inner.flights.generation();
+            // The lease this look took (a shared store takes it in the same
+            // round trip when the entry wants a fetch) and its version.
+            let mut first = None;
             let seen = match self.look_now(key, now) {
                 Some(seen) => seen,
-                None => self.look_async(key, Some(call.tags()), now).await,
+                None => self.look_async(key, Some(call.tags()), now, true).await,
             };
             match seen {
                 Ok((read, newest)) => {
                     version = Some(read.version);
+                    first = read.lease.map(|lease| (lease, read.version));
                     match self.classify::<T>(read.entry, newest, now) {
                         Look::Fresh(stored, value) => {
                             self.emit(EventKind::Hit, key, None);
@@ -70,7 +75,7 @@ impl<C: Codec> Primitives<C> {
                         }
                         Look::Graced(stored, value) => {
                             self.emit(EventKind::StaleServed, key, None);
-                            let refresh = (read.version, &value, share);
+                            let refresh = (read.version, read.lease, &value, share);
                             self.maybe_refresh(key, &options, refresh, call, now);
                             return Ok(Served::hit(value, stored));
                         }
@@ -96,6 +101,9 @@ impl<C: Codec> Primitives<C> {
                         options,
                         before,
                         share,
+                        // Still the store as it is, unless a flight of this
+                        // process published since the look.
+                        first: first.filter(|_| self.inner.flights.generation() == generation),
                     };
                     return flight.lead(fetch).await;
                 }
@@ -191,7 +199,14 @@ impl<C: Codec> Primitives<C> {
         match result {
             Ok(value) => {
                 let after = self
-                    .store(key, tags, options, value.clone(), version, produced)
+                    .store(
+                        key,
+                        (tags, options),
+                        value.clone(),
+                        version,
+                        produced,
+                        Lease::Unsupported,
+                    )
                     .await;
                 Ok(Served {
                     value,
@@ -231,6 +246,9 @@ struct Flight<C: Codec, T, E> {
     /// The entry the leader found invalidated, if any (fail-safe candidate).
     before: Option<Arc<StoredEntry>>,
     share: Share<E>,
+    /// The lease the leader's look took, and the version it read, when that
+    /// look is still current: no second look is needed before the fetch.
+    first: Option<(Lease, u64)>,
 }
 
 impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
@@ -257,8 +275,10 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
         }
     }
 
-    /// Takes the cross-process lease, looks once more (another process may
-    /// just have stored the value), then fetches, stores and publishes.
+    /// Takes the cross-process lease (unless the leader's look took it),
+    /// looks once more when that look is not current (another process may
+    /// just have stored the value), then fetches (extending the lease),
+    /// stores and releases in one call, and publishes.
     async fn fly<F, Fut>(self, fetch: F) -> Result<Served<T>, E>
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -272,46 +292,57 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
             options,
             mut before,
             share,
+            first,
         } = self;
         let key = &*key;
-        let mut lease = engine.lease(key).await;
+        let (mut lease, mut version) = match first {
+            Some((lease, version)) => (lease, Some(version)),
+            None => (engine.lease(key).await, None),
+        };
         if lease == Lease::Held {
             match engine.await_other_process::<T>(key, &tags).await {
                 Waited::Served(served) => {
                     guard.publish(found(&served.after, &engine));
                     return Ok(served);
                 }
-                Waited::Lease(next) => lease = next,
+                Waited::Lease(next, read) => (lease, version) = (next, read),
             }
         }
-        let now = engine.inner.settings.clock.now_ms();
-        let version = match engine.look(key, Some(&tags), now).await {
-            Ok((read, newest)) => {
-                match engine.classify::<T>(read.entry, newest, now) {
-                    Look::Fresh(stored, value) => {
-                        engine.release(key, lease).await;
-                        guard.publish(found(&stored, &engine));
-                        engine.emit(EventKind::Hit, key, None);
-                        return Ok(Served::hit(value, stored));
+        let version = match version {
+            Some(version) => Some(version),
+            None => {
+                let now = engine.inner.settings.clock.now_ms();
+                match engine.look(key, Some(&tags), now).await {
+                    Ok((read, newest)) => {
+                        match engine.classify::<T>(read.entry, newest, now) {
+                            Look::Fresh(stored, value) => {
+                                engine.release(key, lease).await;
+                                guard.publish(found(&stored, &engine));
+                                engine.emit(EventKind::Hit, key, None);
+                                return Ok(Served::hit(value, stored));
+                            }
+                            Look::Graced(stored, _) | Look::Invalidated(stored) => {
+                                before = Some(stored);
+                            }
+                            Look::Undecodable(_) | Look::Dead | Look::Missing => {}
+                        }
+                        Some(read.version)
                     }
-                    Look::Graced(stored, _) | Look::Invalidated(stored) => before = Some(stored),
-                    Look::Undecodable(_) | Look::Dead | Look::Missing => {}
+                    Err(error) => {
+                        // Unreadable (down, or a key holding something
+                        // else): fetch anyway; store if the version can be
+                        // had (overwriting what could not be read).
+                        engine.emit(EventKind::AdapterError, key, Some(&error));
+                        engine.inner.settings.adapter.version().await.ok()
+                    }
                 }
-                Some(read.version)
-            }
-            Err(error) => {
-                // Unreadable (down, or a key holding something else): fetch
-                // anyway; store if the version can be had (overwriting what
-                // could not be read).
-                engine.emit(EventKind::AdapterError, key, Some(&error));
-                engine.inner.settings.adapter.version().await.ok()
             }
         };
 
         let epoch = engine.local_epoch();
         guard.start_fetch();
         engine.emit(EventKind::Miss, key, None);
-        let result = match CatchUnwind::new(fetch()).await {
+        let result = match CatchUnwind::new(engine.holding(key, lease, fetch())).await {
             Ok(result) => result,
             Err(panic) => {
                 // Followers wake and one fetches instead; the lease goes now,
@@ -322,10 +353,20 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
             }
         };
         let produced = engine.inner.settings.clock.now_ms();
-        let outcome = match result {
+        match result {
             Ok(value) => {
+                // Stored, then the lease released, in one call: a process
+                // waiting on the lease finds the value, not a free lease and
+                // an empty key.
                 let after = engine
-                    .store(key, &tags, &options, value.clone(), version, produced)
+                    .store(
+                        key,
+                        (&tags, &options),
+                        value.clone(),
+                        version,
+                        produced,
+                        lease,
+                    )
                     .await;
                 guard.publish(Outcome::Fresh(Fresh {
                     entry: Arc::clone(&after),
@@ -338,21 +379,20 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
                     after,
                 })
             }
-            Err(error) => match engine.fail_safe::<T>(key, &error, before) {
-                Some(served) => {
-                    guard.publish(Outcome::FailSafe(Arc::clone(&served.after)));
-                    Ok(served)
+            Err(error) => {
+                engine.release(key, lease).await;
+                match engine.fail_safe::<T>(key, &error, before) {
+                    Some(served) => {
+                        guard.publish(Outcome::FailSafe(Arc::clone(&served.after)));
+                        Ok(served)
+                    }
+                    None => {
+                        guard.publish(Outcome::Failed(Arc::new(share.failure(&error))));
+                        Err(error)
+                    }
                 }
-                None => {
-                    guard.publish(Outcome::Failed(Arc::new(share.failure(&error))));
-                    Err(error)
-                }
-            },
-        };
-        // Only now, with the value stored: a process waiting on the lease
-        // must find the value, not a free lease and an empty key.
-        engine.release(key, lease).await;
-        outcome
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::codec::{Codec, CodecError};
 use crate::entry::{value_type_of, CheckedAt, StoredEntry, StoredValue};
 use crate::error::Error;
 use crate::observer::EventKind;
-use crate::storage::ValueForm;
+use crate::storage::{Lease, ValueForm};
 use crate::tag::TagPath;
 
 /// Lifetimes of one write, resolved from the options and the defaults.
@@ -26,16 +26,18 @@ impl<C: Codec> Primitives<C> {
     /// fetch began (invalidation counts from there); when it is unknown (the
     /// store could not be read) nothing is written and the entry serves only
     /// the caller's [`Entries`](crate::Entries). `produced` is when the fetch
-    /// returned (TTL and grace count from there). A failed write is
-    /// reported, never returned: the caller still gets its value.
+    /// returned (TTL and grace count from there). The `lease` the fetch ran
+    /// under is released with the write, in one call to the store (or on its
+    /// own when nothing is written). A failed write is reported, never
+    /// returned: the caller still gets its value.
     pub(crate) async fn store<T: Cacheable>(
         &self,
         key: &str,
-        tags: &[TagPath],
-        options: &QueryOptions<T>,
+        (tags, options): (&[TagPath], &QueryOptions<T>),
         value: T,
         version: Option<u64>,
         produced: u64,
+        lease: Lease,
     ) -> Arc<StoredEntry> {
         let lifetimes = self.lifetimes(options.ttl, options.grace);
         let value = Arc::new(value);
@@ -47,25 +49,24 @@ impl<C: Codec> Primitives<C> {
             produced,
         );
         if version.is_none() {
+            self.release(key, lease).await;
             return object;
         }
         match self.stored_form(&object, &*value) {
             Ok(stored) => {
-                if let Err(error) = self
-                    .inner
-                    .settings
-                    .adapter
-                    .write(self.key(key), stored)
-                    .await
-                {
+                let token = (lease == Lease::Acquired).then_some(self.inner.lease_token);
+                let adapter = &self.inner.settings.adapter;
+                if let Err(error) = adapter.write_releasing(self.key(key), stored, token).await {
                     self.emit(EventKind::AdapterError, key, Some(&error));
                 }
+                return object;
             }
             Err(error @ Error::ValueTooLarge { .. }) => {
                 self.emit(EventKind::NotStored, key, Some(&error));
             }
             Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
         }
+        self.release(key, lease).await;
         object
     }
 

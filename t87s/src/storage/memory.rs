@@ -175,25 +175,11 @@ impl MemoryAdapter {
                 inner
                     .entries
                     .remove_if(&key, |held| Arc::ptr_eq(held, &dead));
-                return Read {
-                    entry: None,
-                    newest_marker: 0,
-                    version,
-                };
+                return Read::new(None, 0, version);
             }
-            None => {
-                return Read {
-                    entry: None,
-                    newest_marker: 0,
-                    version,
-                }
-            }
+            None => return Read::new(None, 0, version),
         };
-        Read {
-            entry: Some(entry),
-            newest_marker: self.newest(markers),
-            version,
-        }
+        Read::new(Some(entry), self.newest(markers), version)
     }
 
     fn newest(&self, markers: MarkerSet<'_>) -> u64 {

@@ -194,6 +194,10 @@ pub struct Read {
     /// The store's current version: a fetch that starts after this read is
     /// stamped with it.
     pub version: u64,
+    /// What the lease asked for by [`StorageAdapter::read_leasing`] came to;
+    /// `None` when none was asked, or the entry did not
+    /// [want a fetch](Self::wants_fetch).
+    pub lease: Option<Lease>,
 }
 
 impl Read {
@@ -204,11 +208,78 @@ impl Read {
     /// let nothing_yet = t87s::adapter::Read::new(None, 0, 42);
     /// assert_eq!(nothing_yet.version, 42);
     /// ```
+    #[inline]
     pub fn new(entry: Option<Arc<StoredEntry>>, newest_marker: u64, version: u64) -> Self {
         Self {
             entry,
             newest_marker,
             version,
+            lease: None,
+        }
+    }
+
+    /// The read, with the answer to its lease ask.
+    ///
+    /// ```
+    /// use t87s::adapter::{Lease, Read};
+    /// let read = Read::new(None, 0, 7).with_lease(Lease::Acquired);
+    /// assert_eq!(read.lease, Some(Lease::Acquired));
+    /// ```
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Whether the entry read wants a fetch at `now_ms`: there is none, it is
+    /// past its TTL, or a marker is as new as its version. This is the rule
+    /// [`StorageAdapter::read_leasing`] takes the lease by (an adapter that
+    /// does it in the store, as a script, mirrors it); the engine decides the
+    /// rest (grace, value types) after.
+    ///
+    /// ```
+    /// use t87s::adapter::{Read, StoredEntry, StoredValue};
+    /// let entry = StoredEntry::new(StoredValue::Bytes(vec![1].into()), [].into(), 5)
+    ///     .lifetime(0, 1_000, None);
+    /// let read = Read::new(Some(entry.into()), 4, 6);
+    /// assert!(!read.wants_fetch(999));
+    /// assert!(read.wants_fetch(1_000)); // past its TTL
+    /// ```
+    pub fn wants_fetch(&self, now_ms: u64) -> bool {
+        !self
+            .entry
+            .as_ref()
+            .is_some_and(|e| now_ms < e.expires_at && self.newest_marker < e.version)
+    }
+}
+
+/// The lease a process asks for: its token (one per cache instance, so every
+/// caller in the process shares the lease) and how long it lasts unless
+/// [extended](StorageAdapter::extend_lease).
+///
+/// ```
+/// let ask = t87s::adapter::LeaseAsk::new(42, 5_000);
+/// assert_eq!((ask.token, ask.ttl_ms), (42, 5_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseAsk {
+    /// Who holds the lease: the same for every caller of one cache instance.
+    pub token: u64,
+    /// How long the lease lasts if its holder goes away (at least 1).
+    pub ttl_ms: u64,
+}
+
+impl LeaseAsk {
+    /// A lease for `token`, lasting `ttl_ms` unless extended.
+    ///
+    /// ```
+    /// let ask = t87s::adapter::LeaseAsk::new(7, 3_000);
+    /// assert_eq!(ask.ttl_ms, 3_000);
+    /// ```
+    pub fn new(token: u64, ttl_ms: u64) -> Self {
+        Self {
+            token,
+            ttl_ms: ttl_ms.max(1),
         }
     }
 }
@@ -271,6 +342,30 @@ pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// Like [`read`](Self::read), and when the entry
+    /// [wants a fetch](Read::wants_fetch), takes the lease on fetching `key`
+    /// too ([`lease`](Self::lease)), reporting it in [`Read::lease`].
+    ///
+    /// A shared store should do both in one round trip and atomically, so a
+    /// process that reads a miss and takes the lease knows no other process
+    /// stored the value in between. The default reads, then leases.
+    fn read_leasing<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        markers: MarkerSet<'a>,
+        now_ms: u64,
+        ask: LeaseAsk,
+    ) -> AdapterFuture<'a, Read> {
+        Box::pin(async move {
+            let read = self.read(key, markers, now_ms).await?;
+            if !read.wants_fetch(now_ms) {
+                return Ok(read);
+            }
+            let lease = self.lease(key, ask).await?;
+            Ok(read.with_lease(lease))
+        })
+    }
+
     /// The newest version among `markers` (and any store-wide marker).
     fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64>;
 
@@ -295,19 +390,48 @@ pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
     /// Releases connections. The adapter may refuse work afterwards.
     fn disconnect(&self) -> AdapterFuture<'_, ()>;
 
-    /// Takes the cross-process lease on fetching `key` for `ttl_ms` (it frees
-    /// itself if the holder dies). The default answers
-    /// [`Lease::Unsupported`]: in-process coalescing is enough for stores
-    /// that one process owns.
-    fn lease<'a>(&'a self, key: EntryKey<'a>, ttl_ms: u64) -> AdapterFuture<'a, Lease> {
-        let _ = (key, ttl_ms);
+    /// Takes the cross-process lease on fetching `key` for `ask.ttl_ms` (it
+    /// frees itself if the holder dies): [`Lease::Acquired`] when it was free
+    /// or already held under `ask.token`, [`Lease::Held`] when another token
+    /// holds it. The default answers [`Lease::Unsupported`]: in-process
+    /// coalescing is enough for stores that one process owns.
+    fn lease<'a>(&'a self, key: EntryKey<'a>, ask: LeaseAsk) -> AdapterFuture<'a, Lease> {
+        let _ = (key, ask);
         Box::pin(std::future::ready(Ok(Lease::Unsupported)))
     }
 
-    /// Releases a lease this process holds (only if it still holds it).
+    /// Extends a lease held under `ask.token` to `ask.ttl_ms` from now (the
+    /// engine does so while the fetch runs, so others wait exactly as long as
+    /// the holder lives); does nothing if the token no longer holds it.
+    fn extend_lease<'a>(&'a self, key: EntryKey<'a>, ask: LeaseAsk) -> AdapterFuture<'a, ()> {
+        let _ = (key, ask);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Releases a lease held under `token` (only if it still holds it).
     fn release<'a>(&'a self, key: EntryKey<'a>, token: u64) -> AdapterFuture<'a, ()> {
         let _ = (key, token);
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// [`write`](Self::write), then [`release`](Self::release) of the lease
+    /// held under `token`, if any. A shared store should do both in one
+    /// round trip; the entry must be in place before the lease goes, so a
+    /// process waiting on the lease finds the value. The default writes,
+    /// then releases.
+    fn write_releasing<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        entry: Arc<StoredEntry>,
+        token: Option<u64>,
+    ) -> AdapterFuture<'a, ()> {
+        Box::pin(async move {
+            self.write(key, entry).await?;
+            match token {
+                Some(token) => self.release(key, token).await,
+                None => Ok(()),
+            }
+        })
     }
 
     /// Whether [`report_verification`](Self::report_verification) does
@@ -328,13 +452,19 @@ pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
 /// key that every process sharing the store is missing.
 ///
 /// ```
-/// assert_ne!(t87s::adapter::Lease::Held, t87s::adapter::Lease::Unsupported);
+/// use t87s::adapter::{EntryKey, Lease, LeaseAsk, StorageAdapter};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let key = EntryKey { prefix: "t87s", key: "k" };
+/// let lease = t87s::MemoryAdapter::new().lease(key, LeaseAsk::new(1, 100)).await?;
+/// assert_eq!(lease, Lease::Unsupported); // one process owns a memory store
+/// # Ok::<(), t87s::AdapterError>(())
+/// # });
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Lease {
-    /// This process holds the lease (the token releases it).
-    Acquired(u64),
+    /// This process holds the lease (under its token).
+    Acquired,
     /// Another process holds it and is fetching: wait for its value.
     Held,
     /// The store is not shared between processes: no lease is needed.
@@ -383,6 +513,15 @@ impl<A: StorageAdapter + ?Sized> StorageAdapter for Arc<A> {
     ) -> Option<Result<Read, AdapterError>> {
         (**self).try_read_now(key, markers, now_ms)
     }
+    fn read_leasing<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        markers: MarkerSet<'a>,
+        now_ms: u64,
+        ask: LeaseAsk,
+    ) -> AdapterFuture<'a, Read> {
+        (**self).read_leasing(key, markers, now_ms, ask)
+    }
     fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
         (**self).newest_marker(markers)
     }
@@ -404,11 +543,22 @@ impl<A: StorageAdapter + ?Sized> StorageAdapter for Arc<A> {
     fn disconnect(&self) -> AdapterFuture<'_, ()> {
         (**self).disconnect()
     }
-    fn lease<'a>(&'a self, key: EntryKey<'a>, ttl_ms: u64) -> AdapterFuture<'a, Lease> {
-        (**self).lease(key, ttl_ms)
+    fn lease<'a>(&'a self, key: EntryKey<'a>, ask: LeaseAsk) -> AdapterFuture<'a, Lease> {
+        (**self).lease(key, ask)
+    }
+    fn extend_lease<'a>(&'a self, key: EntryKey<'a>, ask: LeaseAsk) -> AdapterFuture<'a, ()> {
+        (**self).extend_lease(key, ask)
     }
     fn release<'a>(&'a self, key: EntryKey<'a>, token: u64) -> AdapterFuture<'a, ()> {
         (**self).release(key, token)
+    }
+    fn write_releasing<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        entry: Arc<StoredEntry>,
+        token: Option<u64>,
+    ) -> AdapterFuture<'a, ()> {
+        (**self).write_releasing(key, entry, token)
     }
     fn accepts_verification(&self) -> bool {
         (**self).accepts_verification()

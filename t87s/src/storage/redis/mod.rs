@@ -5,30 +5,32 @@
 //!
 //! | key | holds |
 //! |---|---|
-//! | `P:v` | the version counter (`INCR` by invalidations) |
-//! | `P:f` | the floor: every entry at or below it is stale (`clear`) |
+//! | `{P}:v` | the version counter (`INCR` by invalidations) |
+//! | `{P}:f` | the floor: every entry at or below it is stale (`clear`, a lost counter) |
 //! | `P:e:E:key` | an entry (postcard envelope), `PX` its lifetime |
 //! | `P:m:p:E:path`, `P:m:x:E:path` | prefix / exact markers, `PX` the marker ttl |
 //! | `P:l:E:key` | the fetch lease of a key, `PX` the lease ttl |
 //!
 //! Ordering uses the version counter, never a host's clock, so hosts whose
 //! clocks disagree still never serve a value fetched before an invalidation.
+//! The counter and the floor share a hash slot (`{P}`), so on a Cluster they
+//! live, and are lost, together.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, RedisError};
+use redis::{Cmd, RedisError, Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AdapterFuture, EntryKey, Lease, MarkerKey, MarkerScope, MarkerSet, Read, StorageAdapter,
-    ValueForm,
+    AdapterFuture, EntryKey, Lease, LeaseAsk, MarkerKey, MarkerScope, MarkerSet, Read,
+    StorageAdapter, ValueForm,
 };
 use crate::entry::{StoredEntry, StoredValue};
 use crate::error::AdapterError;
@@ -39,11 +41,22 @@ pub use self::builder::RedisAdapterBuilder;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The Lua function both marker scripts use: sets a marker to version `v`
-/// unless it already holds a newer one. Never raises: a marker holding
-/// garbage (or a value of another Redis type) is written over, so a damaged
-/// marker can always be invalidated again.
-macro_rules! set_max_fn {
+/// The Lua functions every script shares.
+///
+/// - `set_max` sets a marker to version `v` unless it already holds a newer
+///   one. It never raises: a marker holding garbage (or a value of another
+///   Redis type) is written over, so a damaged marker can always be
+///   invalidated again. Numbers are written with `%d`, never in Lua's
+///   floating-point notation.
+/// - `counter` reads the version counter. A counter that is missing (lost:
+///   deleted, evicted, or on a Cluster master that restarted empty) or
+///   damaged starts again at the server's time in microseconds, and the
+///   floor rises to it: every entry stamped under the lost counter is stale,
+///   and later versions are larger than any it handed out (unless the
+///   server's clock went back further than the counter ever counted).
+/// - `take_lease` takes the lease `k` for `token`: free, or already held by
+///   the same token (then extended), is acquired (`a`); else held (`h`).
+macro_rules! lua_prelude {
     () => {
         "local function set_max(key, v, ttl) \
            local held = redis.pcall('GET', key) \
@@ -51,26 +64,129 @@ macro_rules! set_max_fn {
            if type(held) == 'string' then cur = tonumber(held) end \
            if cur == nil or v > cur then \
              if type(held) == 'table' then redis.call('DEL', key) end \
-             redis.call('SET', key, v, 'PX', ttl) \
+             redis.call('SET', key, string.format('%d', v), 'PX', ttl) \
            else redis.call('PEXPIRE', key, ttl) end \
+         end \
+         local function counter(vk, fk, ttl) \
+           local held = redis.pcall('GET', vk) \
+           if type(held) == 'string' and tonumber(held) then return held end \
+           if type(held) == 'table' then redis.call('DEL', vk) end \
+           local t = redis.call('TIME') \
+           local v = t[1] .. string.format('%06d', tonumber(t[2])) \
+           redis.call('SET', vk, v) \
+           set_max(fk, tonumber(v), ttl) \
+           return v \
+         end \
+         local function take_lease(k, token, ttl) \
+           if redis.call('SET', k, token, 'NX', 'PX', ttl) then return 'a' end \
+           local held = redis.pcall('GET', k) \
+           if held == token then redis.call('PEXPIRE', k, ttl) return 'a' end \
+           if type(held) == 'table' then \
+             redis.call('DEL', k) redis.call('SET', k, token, 'PX', ttl) return 'a' \
+           end \
+           return 'h' \
          end "
     };
 }
 /// One marker: `KEYS[1]` to version `ARGV[1]`, kept `ARGV[2]` ms.
 const SET_MAX: &str = concat!(
-    set_max_fn!(),
+    lua_prelude!(),
     "set_max(KEYS[1], tonumber(ARGV[1]), ARGV[2]) return 1"
 );
-/// A whole invalidation in one round trip (one node): `INCR` the counter
-/// `KEYS[1]`, then stamp every marker `KEYS[2..]` with the new version.
+/// A whole invalidation in one round trip (one node): the counter `KEYS[1]`
+/// (its floor `KEYS[2]`) is incremented, then every marker `KEYS[3..]` is
+/// stamped with the new version, kept `ARGV[1]` ms. With no markers: the
+/// counter only (a Cluster, where the markers live on other nodes).
 const INVALIDATE: &str = concat!(
-    set_max_fn!(),
-    "local v = redis.call('INCR', KEYS[1]) \
-     for i = 2, #KEYS do set_max(KEYS[i], v, ARGV[1]) end return v"
+    lua_prelude!(),
+    "counter(KEYS[1], KEYS[2], ARGV[1]) \
+     local v = redis.call('INCR', KEYS[1]) \
+     for i = 3, #KEYS do set_max(KEYS[i], v, ARGV[1]) end return v"
 );
+/// The counter `KEYS[1]` (floor `KEYS[2]`, kept `ARGV[1]` ms), started again
+/// if lost.
+const VERSION: &str = concat!(lua_prelude!(), "return counter(KEYS[1], KEYS[2], ARGV[1])");
+/// A read in one round trip (one node). `KEYS`: the entry, the counter, the
+/// floor, the lease, then the markers. `ARGV`: now (ms), the lease token,
+/// the lease ttl, `1` to take the lease, the marker ttl.
+///
+/// Returns the entry, the counter, the lease answer (`a`, `h`, or nil when
+/// not taken), then the floor and the markers: read only when the entry is
+/// live (the entry's header tells, see [`HEADER`]). The lease is taken when
+/// the entry wants a fetch, the rule of [`Read::wants_fetch`]: none, past
+/// its TTL, or a marker as new as its version (a damaged marker is newest).
+const READ: &str = concat!(
+    lua_prelude!(),
+    "local e = redis.pcall('GET', KEYS[1]) \
+     if type(e) ~= 'string' then e = false end \
+     local out = {e, counter(KEYS[2], KEYS[3], ARGV[5]), false} \
+     local fresh = false \
+     if e then \
+       local ver, exp, live = string.match(e, '^t87s2 (%d+) (%d+) (%d+)\\n') \
+       local now = tonumber(ARGV[1]) \
+       ver = tonumber(ver) \
+       if ver and tonumber(live) > now then \
+         local newest = 0 \
+         for i = 3, #KEYS do \
+           if i ~= 4 then \
+             local m = redis.pcall('GET', KEYS[i]) \
+             if type(m) == 'table' then m = 'damaged' end \
+             out[#out + 1] = m \
+             local n = 0 \
+             if m then n = tonumber(m) or math.huge end \
+             if n > newest then newest = n end \
+           end \
+         end \
+         fresh = now < tonumber(exp) and newest < ver \
+       end \
+     end \
+     if not fresh and ARGV[4] == '1' then out[3] = take_lease(KEYS[4], ARGV[2], ARGV[3]) end \
+     return out"
+);
+/// The lease `KEYS[1]` for token `ARGV[1]`, `ARGV[2]` ms.
+const LEASE: &str = concat!(
+    lua_prelude!(),
+    "return take_lease(KEYS[1], ARGV[1], ARGV[2])"
+);
+/// Extends the lease `KEYS[1]` to `ARGV[2]` ms if token `ARGV[1]` holds it.
+const EXTEND: &str = "if redis.pcall('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
 /// Deletes a lease only if it still holds the caller's token.
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+const RELEASE: &str = "if redis.pcall('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('DEL', KEYS[1]) else return 0 end";
+/// A store and the release of its lease in one round trip (one node): the
+/// entry `KEYS[1]` gets `ARGV[1]` for `ARGV[2]` ms (overwriting a key of any
+/// type), then the lease `KEYS[2]` goes if token `ARGV[3]` (empty: none)
+/// holds it.
+const WRITE: &str = "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+    if ARGV[3] ~= '' and redis.pcall('GET', KEYS[2]) == ARGV[3] then \
+      redis.call('DEL', KEYS[2]) end return 1";
+/// The scripts, hashed once (`EVALSHA`, loaded on `NOSCRIPT`).
+struct Scripts {
+    set_max: Script,
+    invalidate: Script,
+    version: Script,
+    read: Script,
+    lease: Script,
+    extend: Script,
+    release: Script,
+    write: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    set_max: Script::new(SET_MAX),
+    invalidate: Script::new(INVALIDATE),
+    version: Script::new(VERSION),
+    read: Script::new(READ),
+    lease: Script::new(LEASE),
+    extend: Script::new(EXTEND),
+    release: Script::new(RELEASE),
+    write: Script::new(WRITE),
+});
+
+/// The start of every stored entry, before its envelope, for the scripts:
+/// `t87s2 {version} {expires_at} {live_until}\n`.
+const HEADER: &[u8] = b"t87s2 ";
 /// First bytes of every envelope: anything else under our key is foreign.
 const MAGIC: u32 = 0x7438_7301;
 
@@ -219,11 +335,11 @@ impl RedisAdapter {
     }
 
     fn version_key(&self) -> String {
-        format!("{}:v", self.inner.prefix)
+        format!("{{{}}}:v", self.inner.prefix)
     }
 
     fn floor_key(&self) -> String {
-        format!("{}:f", self.inner.prefix)
+        format!("{{{}}}:f", self.inner.prefix)
     }
 
     fn fail(&self, what: &str, error: RedisError) -> AdapterError {
@@ -297,6 +413,24 @@ impl RedisAdapter {
         }
     }
 
+    /// Runs one of [`SCRIPTS`].
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, AdapterError> {
+        match &self.inner.conn {
+            Conn::Single(conn) => {
+                let mut conn = conn.clone();
+                self.timed(what, invocation.invoke_async(&mut conn)).await
+            }
+            Conn::Cluster(conn) => {
+                let mut conn = conn.clone();
+                self.timed(what, invocation.invoke_async(&mut conn)).await
+            }
+        }
+    }
+
     /// The newest of the floor and the markers, from `GET` answers. A marker
     /// that holds something other than a version reads as "invalidated
     /// now" (`u64::MAX`), never as 0: a damaged marker costs a refetch, never
@@ -313,7 +447,9 @@ impl RedisAdapter {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<StoredEntry> {
-        let envelope: Envelope<'_> = postcard::from_bytes(bytes).ok()?;
+        let rest = bytes.strip_prefix(HEADER)?;
+        let end = rest.iter().position(|b| *b == b'\n')?;
+        let envelope: Envelope<'_> = postcard::from_bytes(rest.get(end + 1..)?).ok()?;
         if envelope.magic != MAGIC {
             return None;
         }
@@ -354,11 +490,68 @@ impl RedisAdapter {
                 .collect(),
             value: Cow::Borrowed(value),
         };
-        postcard::to_stdvec(&envelope)
+        let mut out = HEADER.to_vec();
+        for number in [entry.version, entry.expires_at, entry.live_until()] {
+            out.extend_from_slice(itoa::Buffer::new().format(number).as_bytes());
+            out.push(b' ');
+        }
+        if let Some(last) = out.last_mut() {
+            *last = b'\n';
+        }
+        postcard::to_extend(&envelope, out)
             .map_err(|e| AdapterError::with_source("could not encode an entry for redis", e))
     }
 
+    /// A read: one script on one node; concurrent `GET`s on a Cluster, with
+    /// the lease (if asked and wanted) taken after.
     async fn read_inner(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+        ask: Option<LeaseAsk>,
+    ) -> Result<Read, AdapterError> {
+        if let Conn::Cluster(_) = self.inner.conn {
+            let read = self.read_cluster(key, markers).await?;
+            return match ask {
+                Some(ask) if read.wants_fetch(now_ms) => {
+                    let lease = self.lease_inner(key, ask).await?;
+                    Ok(read.with_lease(lease))
+                }
+                _ => Ok(read),
+            };
+        }
+        let mut invocation = SCRIPTS.read.key(self.entry_key(key));
+        invocation
+            .key(self.version_key())
+            .key(self.floor_key())
+            .key(self.lease_key(key));
+        for marker in markers.iter() {
+            invocation.key(self.marker_key(marker));
+        }
+        let (token, ttl) = ask.map_or((0, 1), |ask| (ask.token, ask.ttl_ms));
+        invocation
+            .arg(now_ms)
+            .arg(token)
+            .arg(ttl)
+            .arg(u8::from(ask.is_some()))
+            .arg(self.inner.marker_ttl_ms);
+        let values: Vec<Option<Vec<u8>>> = self.eval("read", &invocation).await?;
+        let counter = values.get(1).and_then(|v| v.as_deref()).and_then(parse_u64);
+        let lease = match values.get(2).and_then(|v| v.as_deref()) {
+            Some(b"a") => Some(Lease::Acquired),
+            Some(_) => Some(Lease::Held),
+            None => None,
+        };
+        let read = self.answer(key, &values, counter.unwrap_or(0), 3);
+        Ok(match lease {
+            Some(lease) => read.with_lease(lease),
+            None => read,
+        })
+    }
+
+    /// A read on a Cluster: the keys live in different slots.
+    async fn read_cluster(
         &self,
         key: EntryKey<'_>,
         markers: MarkerSet<'_>,
@@ -366,12 +559,23 @@ impl RedisAdapter {
         let mut keys = vec![self.entry_key(key), self.version_key(), self.floor_key()];
         keys.extend(markers.iter().map(|m| self.marker_key(m)));
         let values = self.get_all(&keys).await?;
-        let version = values
-            .get(1)
-            .and_then(|v| v.as_deref())
-            .and_then(parse_u64)
-            .unwrap_or(0)
-            .saturating_add(1);
+        let counter = match values.get(1).and_then(|v| v.as_deref()).and_then(parse_u64) {
+            Some(counter) => counter,
+            // Lost: start it again (and raise the floor) before reading on.
+            None => self.counter().await?,
+        };
+        Ok(self.answer(key, &values, counter, 2))
+    }
+
+    /// A [`Read`] from the values of a read: the entry first, the floor and
+    /// markers from `markers_at` on.
+    fn answer(
+        &self,
+        key: EntryKey<'_>,
+        values: &[Option<Vec<u8>>],
+        counter: u64,
+        markers_at: usize,
+    ) -> Read {
         let entry = values.first().and_then(|v| v.as_deref()).and_then(|bytes| {
             let decoded = Self::decode(bytes);
             if decoded.is_none() {
@@ -380,19 +584,56 @@ impl RedisAdapter {
             decoded
         });
         let newest_marker = match entry {
-            Some(_) => Self::newest(&values[2..]),
+            Some(_) => Self::newest(values.get(markers_at..).unwrap_or_default()),
             None => 0,
         };
-        Ok(Read {
-            entry: entry.map(Arc::new),
+        Read::new(
+            entry.map(Arc::new),
             newest_marker,
-            version,
+            counter.saturating_add(1),
+        )
+    }
+
+    /// The version counter, started again (with the floor raised) if lost.
+    async fn counter(&self) -> Result<u64, AdapterError> {
+        let mut invocation = SCRIPTS.version.key(self.version_key());
+        invocation
+            .key(self.floor_key())
+            .arg(self.inner.marker_ttl_ms);
+        let counter: String = self.eval("read", &invocation).await?;
+        parse_u64(counter.as_bytes()).ok_or_else(|| {
+            AdapterError::new(format!(
+                "the version counter of {} holds {counter:?}, not a number",
+                self.inner.redacted
+            ))
+        })
+    }
+
+    /// Bumps the counter; on one node, stamps `markers` in the same script.
+    async fn bump(&self, markers: &[String]) -> Result<u64, AdapterError> {
+        let mut invocation = SCRIPTS.invalidate.key(self.version_key());
+        invocation.key(self.floor_key());
+        for marker in markers {
+            invocation.key(marker);
+        }
+        invocation.arg(self.inner.marker_ttl_ms);
+        self.eval("invalidate", &invocation).await
+    }
+
+    async fn lease_inner(&self, key: EntryKey<'_>, ask: LeaseAsk) -> Result<Lease, AdapterError> {
+        let mut invocation = SCRIPTS.lease.key(self.lease_key(key));
+        invocation.arg(ask.token).arg(ask.ttl_ms);
+        let answer: String = self.eval("lease", &invocation).await?;
+        Ok(if answer == "a" {
+            Lease::Acquired
+        } else {
+            Lease::Held
         })
     }
 
     async fn clear_inner(&self) -> Result<(), AdapterError> {
         // First the floor, so a fetch in flight cannot write back what we delete.
-        let floor: u64 = self.run("clear", &Cmd::incr(self.version_key(), 1)).await?;
+        let floor = self.bump(&[]).await?;
         self.set_max(self.floor_key(), floor).await?;
         let pattern = format!("{}:*", glob_escape(&self.inner.prefix));
         let keep = [self.version_key(), self.floor_key()];
@@ -432,13 +673,9 @@ impl RedisAdapter {
     }
 
     async fn set_max(&self, key: String, version: u64) -> Result<(), AdapterError> {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(SET_MAX)
-            .arg(1)
-            .arg(key)
-            .arg(version)
-            .arg(self.inner.marker_ttl_ms);
-        let _: i64 = self.run("invalidate", &cmd).await?;
+        let mut invocation = SCRIPTS.set_max.key(key);
+        invocation.arg(version).arg(self.inner.marker_ttl_ms);
+        let _: i64 = self.eval("invalidate", &invocation).await?;
         Ok(())
     }
 }
@@ -514,9 +751,19 @@ impl StorageAdapter for RedisAdapter {
         &'a self,
         key: EntryKey<'a>,
         markers: MarkerSet<'a>,
-        _now_ms: u64,
+        now_ms: u64,
     ) -> AdapterFuture<'a, Read> {
-        Box::pin(self.read_inner(key, markers))
+        Box::pin(self.read_inner(key, markers, now_ms, None))
+    }
+
+    fn read_leasing<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        markers: MarkerSet<'a>,
+        now_ms: u64,
+        ask: LeaseAsk,
+    ) -> AdapterFuture<'a, Read> {
+        Box::pin(self.read_inner(key, markers, now_ms, Some(ask)))
     }
 
     fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
@@ -528,20 +775,40 @@ impl StorageAdapter for RedisAdapter {
     }
 
     fn version(&self) -> AdapterFuture<'_, u64> {
-        Box::pin(async move {
-            let current: Option<u64> = self.run("read", &Cmd::get(self.version_key())).await?;
-            Ok(current.unwrap_or(0).saturating_add(1))
-        })
+        Box::pin(async move { Ok(self.counter().await?.saturating_add(1)) })
     }
 
     fn write<'a>(&'a self, key: EntryKey<'a>, entry: Arc<StoredEntry>) -> AdapterFuture<'a, ()> {
+        self.write_releasing(key, entry, None)
+    }
+
+    fn write_releasing<'a>(
+        &'a self,
+        key: EntryKey<'a>,
+        entry: Arc<StoredEntry>,
+        token: Option<u64>,
+    ) -> AdapterFuture<'a, ()> {
         Box::pin(async move {
             let bytes = Self::encode(&entry)?;
             // Never outlive the markers that could make the entry stale.
             let ttl = entry.lifetime_ms().clamp(1, self.inner.marker_ttl_ms);
-            let mut cmd = Cmd::set(self.entry_key(key), bytes);
-            cmd.arg("PX").arg(ttl);
-            let _: () = self.run("write", &cmd).await?;
+            if let Conn::Cluster(_) = self.inner.conn {
+                // Different slots: the entry first, then the lease.
+                let mut cmd = Cmd::set(self.entry_key(key), bytes);
+                cmd.arg("PX").arg(ttl);
+                let _: () = self.run("write", &cmd).await?;
+                return match token {
+                    Some(token) => self.release(key, token).await,
+                    None => Ok(()),
+                };
+            }
+            let mut invocation = SCRIPTS.write.key(self.entry_key(key));
+            invocation
+                .key(self.lease_key(key))
+                .arg(bytes)
+                .arg(ttl)
+                .arg(token.map(|t| t.to_string()).unwrap_or_default());
+            let _: i64 = self.eval("write", &invocation).await?;
             Ok(())
         })
     }
@@ -555,29 +822,18 @@ impl StorageAdapter for RedisAdapter {
 
     fn invalidate<'a>(&'a self, markers: &'a [MarkerKey<'a>]) -> AdapterFuture<'a, ()> {
         Box::pin(async move {
-            // Reads before this INCR returned at most its version; reads
-            // after it return more. Markers only ever grow (set_max).
+            // Reads before the counter's INCR returned at most its version;
+            // reads after it return more. Markers only ever grow (set_max).
+            let keys: Vec<String> = markers.iter().map(|m| self.marker_key(*m)).collect();
             if let Conn::Single(_) = self.inner.conn {
                 // One node: the counter and every marker in one script.
-                let mut cmd = redis::cmd("EVAL");
-                cmd.arg(INVALIDATE)
-                    .arg(1 + markers.len())
-                    .arg(self.version_key());
-                for marker in markers {
-                    cmd.arg(self.marker_key(*marker));
-                }
-                cmd.arg(self.inner.marker_ttl_ms);
-                let _: u64 = self.run("invalidate", &cmd).await?;
+                self.bump(&keys).await?;
                 return Ok(());
             }
             // A Cluster: the keys live in different slots, so no one script
             // can touch them all. The counter first, then the markers at once.
-            let version: u64 = self
-                .run("invalidate", &Cmd::incr(self.version_key(), 1))
-                .await?;
-            let stamps = markers
-                .iter()
-                .map(|marker| self.set_max(self.marker_key(*marker), version));
+            let version = self.bump(&[]).await?;
+            let stamps = keys.into_iter().map(|key| self.set_max(key, version));
             for stamped in join_all(stamps).await {
                 stamped?;
             }
@@ -594,24 +850,24 @@ impl StorageAdapter for RedisAdapter {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn lease<'a>(&'a self, key: EntryKey<'a>, ttl_ms: u64) -> AdapterFuture<'a, Lease> {
+    fn lease<'a>(&'a self, key: EntryKey<'a>, ask: LeaseAsk) -> AdapterFuture<'a, Lease> {
+        Box::pin(self.lease_inner(key, ask))
+    }
+
+    fn extend_lease<'a>(&'a self, key: EntryKey<'a>, ask: LeaseAsk) -> AdapterFuture<'a, ()> {
         Box::pin(async move {
-            let token = fastrand::u64(1..);
-            let mut cmd = Cmd::set(self.lease_key(key), token);
-            cmd.arg("NX").arg("PX").arg(ttl_ms.max(1));
-            let set: Option<String> = self.run("lease", &cmd).await?;
-            Ok(match set {
-                Some(_) => Lease::Acquired(token),
-                None => Lease::Held,
-            })
+            let mut invocation = SCRIPTS.extend.key(self.lease_key(key));
+            invocation.arg(ask.token).arg(ask.ttl_ms);
+            let _: i64 = self.eval("lease", &invocation).await?;
+            Ok(())
         })
     }
 
     fn release<'a>(&'a self, key: EntryKey<'a>, token: u64) -> AdapterFuture<'a, ()> {
         Box::pin(async move {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(RELEASE).arg(1).arg(self.lease_key(key)).arg(token);
-            let _: i64 = self.run("release", &cmd).await?;
+            let mut invocation = SCRIPTS.release.key(self.lease_key(key));
+            invocation.arg(token);
+            let _: i64 = self.eval("release", &invocation).await?;
             Ok(())
         })
     }

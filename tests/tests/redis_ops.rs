@@ -1,0 +1,395 @@
+//! Redis under operations: round trips counted with MONITOR on a test-owned
+//! server, a lost version counter, leases across processes, keys of another
+//! Redis type. Each "process" is a cache instance of its own (its own
+//! connection, lease token and flights) on one server and prefix.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use t87s::engine::{Primitives, QueryOptions};
+use t87s::{ManualClock, RedisAdapter};
+use t87s_tests::servers::{Monitor, RedisServer};
+use t87s_tests::{redis_available, tag, unique_prefix, Source, T0};
+
+/// One "process" on `url` and `prefix`.
+async fn process(url: &str, prefix: &str, clock: ManualClock, lease: &str) -> Primitives {
+    let adapter = RedisAdapter::builder(url)
+        .prefix(prefix)
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    Primitives::builder(adapter)
+        .clock(clock)
+        .verify_percent(0.0)
+        .lease_timeout(lease)
+        .build()
+        .unwrap()
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(url).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// A fetch that takes `pause` (real time) and counts its calls in `calls`.
+fn slow<T: Send + 'static>(
+    calls: &Arc<AtomicUsize>,
+    pause: Duration,
+    value: T,
+) -> impl FnOnce() -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<T, std::io::Error>> + Send>,
+> + Send
+       + 'static {
+    let calls = calls.clone();
+    move || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(pause).await;
+            Ok(value)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let cache = process(&server.url(), &unique_prefix(), ManualClock::new(T0), "5s").await;
+    let tags = [tag(&["posts", "1", "comments"])];
+    let src = Source::new(7u64);
+    // Load the scripts (the first call of each is NOSCRIPT, then EVALSHA).
+    cache
+        .query("warm", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    cache.invalidate(&tags).await.unwrap();
+
+    let monitor = Monitor::start(server.port);
+    monitor.reset();
+    cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!(
+        monitor.sent(),
+        ["EVALSHA", "EVALSHA"],
+        "a miss: read + lease, then store + release"
+    );
+
+    monitor.reset();
+    let hit = cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((hit, src.calls()), (7, 2));
+    assert_eq!(monitor.sent(), ["EVALSHA"], "a hit: one read");
+
+    monitor.reset();
+    let three = [tags[0].clone(), tag(&["users", "7"]), tag(&["feed"])];
+    cache.invalidate(&three).await.unwrap();
+    assert_eq!(monitor.sent(), ["EVALSHA"], "an invalidation: one script");
+    let scripted = monitor.scripted();
+    let count = |name: &str| scripted.iter().filter(|c| c.starts_with(name)).count();
+    assert_eq!(
+        (count("\"INCR\""), count("\"SET\"")),
+        (1, 3),
+        "the counter and every marker in that one script: {scripted:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_entry_past_its_grace_reads_no_markers() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    let cache = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let tags = [tag(&["posts", "1", "comments"])];
+    let src = Source::new(1u64);
+    let options = || {
+        QueryOptions::new()
+            .ttl(Duration::from_secs(1))
+            .grace(Duration::from_secs(1))
+    };
+    cache
+        .query("post:1", &tags, options(), src.fetch())
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(5));
+
+    let monitor = Monitor::start(server.port);
+    monitor.reset();
+    cache
+        .query("post:1", &tags, options(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!(src.calls(), 2);
+    let marker_reads: Vec<String> = monitor
+        .scripted()
+        .into_iter()
+        .filter(|c| c.starts_with("\"GET\"") && c.contains(":m:"))
+        .collect();
+    assert_eq!(
+        marker_reads,
+        Vec::<String>::new(),
+        "a dead entry needs no markers"
+    );
+    assert_eq!(monitor.sent(), ["EVALSHA", "EVALSHA"]);
+}
+
+#[tokio::test]
+async fn a_deleted_counter_never_revives_an_invalidated_entry() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let cache = process(&server.url(), &prefix, ManualClock::new(T0), "5s").await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(1u64);
+    // Push the counter up so the entry's version is well above 1.
+    for _ in 0..4 {
+        cache.invalidate(&[tag(&["other"])]).await.unwrap();
+    }
+    cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+
+    // The counter is lost (deleted by hand, evicted, a FLUSH of one key).
+    let mut conn = raw(&server.url()).await;
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("{{{prefix}}}:v"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "the counter key is `{{prefix}}:v`");
+
+    src.set(2);
+    cache.invalidate(&tags).await.unwrap();
+    let v = cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((v, src.calls()), (2, 2), "the write after the loss is seen");
+}
+
+#[tokio::test]
+async fn a_lost_counter_with_its_markers_makes_older_entries_misses() {
+    if !redis_available().await {
+        return;
+    }
+    // What a Cluster master restarting empty does to the counter and the
+    // markers it held, while the entry on another master survives.
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let cache = process(&server.url(), &prefix, ManualClock::new(T0), "5s").await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(1u64);
+    cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    src.set(2);
+    cache.invalidate(&tags).await.unwrap();
+
+    let mut conn = raw(&server.url()).await;
+    let mut lost: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:m:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    lost.push(format!("{{{prefix}}}:v"));
+    lost.push(format!("{{{prefix}}}:f"));
+    let _: i64 = redis::cmd("DEL")
+        .arg(&lost)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let v = cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!(
+        (v, src.calls()),
+        (2, 2),
+        "the invalidated entry stays a miss"
+    );
+    // And the cache works on: the new entry is a hit.
+    let v = cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((v, src.calls()), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_waits_as_long_as_the_holder_lives() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    let a = process(&server.url(), &prefix, clock.clone(), "300ms").await;
+    let b = process(&server.url(), &prefix, clock.clone(), "300ms").await;
+    let tags = [tag(&["slow"])];
+    let calls = Arc::new(AtomicUsize::new(0));
+
+    // A fetch four lease timeouts long: the holder extends its lease.
+    let holder = {
+        let fetch = slow(&calls, Duration::from_millis(1_200), 1u64);
+        let tags = tags.clone();
+        tokio::spawn(async move { a.query("k", &tags, QueryOptions::new(), fetch).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waited = b
+        .query(
+            "k",
+            &tags,
+            QueryOptions::new(),
+            slow(&calls, Duration::ZERO, 2u64),
+        )
+        .await
+        .unwrap();
+    assert_eq!(holder.await.unwrap().unwrap(), 1);
+    assert_eq!(waited, 1, "the waiter took the holder's value");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one fetch across processes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_leader_frees_its_lease_for_other_processes_at_once() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    let a = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let b = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let tags = [tag(&["p"])];
+    let panicked = tokio::spawn(async move {
+        a.query("k", &tags, QueryOptions::new(), || async {
+            panic!("the fetch panicked");
+            #[allow(unreachable_code)]
+            Ok::<u64, std::io::Error>(0)
+        })
+        .await
+    })
+    .await;
+    assert!(panicked.unwrap_err().is_panic());
+
+    let started = Instant::now();
+    let src = Source::new(3u64);
+    let v = b
+        .query("k", &[tag(&["p"])], QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((v, src.calls()), (3, 1));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?} on a lease nobody held",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refresh_per_expiry_across_processes() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    let a = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let b = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let tags = [tag(&["feed"])];
+    let options = || {
+        QueryOptions::new()
+            .ttl(Duration::from_secs(10))
+            .grace(Duration::from_secs(3600))
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    a.query("feed", &tags, options(), slow(&calls, Duration::ZERO, 1u64))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(11));
+
+    // Both serve the stale value; only one of them refreshes it.
+    let from_a = a
+        .query(
+            "feed",
+            &tags,
+            options(),
+            slow(&calls, Duration::from_millis(300), 2u64),
+        )
+        .await
+        .unwrap();
+    let from_b = b
+        .query(
+            "feed",
+            &tags,
+            options(),
+            slow(&calls, Duration::from_millis(300), 2u64),
+        )
+        .await
+        .unwrap();
+    assert_eq!((from_a, from_b), (1, 1));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = b
+            .query("feed", &tags, options(), slow(&calls, Duration::ZERO, 9u64))
+            .await
+            .unwrap();
+        if v == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the refresh never landed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "1 fetch + 1 refresh");
+}
+
+#[tokio::test]
+async fn a_key_of_another_redis_type_is_a_miss_and_is_overwritten() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let cache = process(&server.url(), &prefix, ManualClock::new(T0), "5s").await;
+    let mut conn = raw(&server.url()).await;
+    let _: i64 = redis::cmd("LPUSH")
+        .arg(format!("{prefix}:e:t87s:k"))
+        .arg("not an entry")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get::<u64>("k").await.unwrap(),
+        None,
+        "a miss, not Err"
+    );
+    let src = Source::new(5u64);
+    let tags = [tag(&["k"])];
+    for _ in 0..2 {
+        let v = cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        assert_eq!(v, 5);
+    }
+    assert_eq!(src.calls(), 1, "stored over the list, then a hit");
+    assert_eq!(cache.get::<u64>("k").await.unwrap(), Some(5));
+}

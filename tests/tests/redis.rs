@@ -575,7 +575,11 @@ async fn the_password_never_shows() {
     ] {
         let builder = RedisAdapter::builder(url).timeout(Duration::from_millis(200));
         assert!(!format!("{builder:?}").contains("hunter2"), "{builder:?}");
-        let err = builder.connect().await.unwrap_err();
+        // Nothing listens there: the adapter is built (it connects on
+        // first use), and the errors of using it name no password.
+        let adapter = builder.connect().await.unwrap();
+        assert!(!format!("{adapter:?}").contains("hunter2"), "{adapter:?}");
+        let err = adapter.version().await.unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
     }
@@ -694,8 +698,11 @@ async fn redis_paused_queries_answer_within_the_timeout_and_no_task_leaks() {
             started.elapsed()
         );
     }
-    let err = cache.invalidate(&tags).await.unwrap_err();
-    assert!(err.to_string().contains("timed out"), "{err}");
+    let err = cache.invalidate(&tags).await.unwrap_err().to_string();
+    assert!(
+        err.contains("timed out") || err.contains("is failing"),
+        "{err}"
+    );
     server.resume();
 
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -393,3 +393,134 @@ async fn a_key_of_another_redis_type_is_a_miss_and_is_overwritten() {
     assert_eq!(src.calls(), 1, "stored over the list, then a hit");
     assert_eq!(cache.get::<u64>("k").await.unwrap(), Some(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_starts_while_redis_is_down_and_connects_once_it_is_up() {
+    if !redis_available().await {
+        return;
+    }
+    let mut server = RedisServer::start(&[]);
+    server.kill();
+    let adapter = RedisAdapter::builder(server.url())
+        .prefix(unique_prefix())
+        .timeout(Duration::from_millis(100))
+        .breaker(3, Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("the adapter is built while Redis is down");
+    let cache = Primitives::builder(adapter)
+        .verify_percent(0.0)
+        .build()
+        .unwrap();
+    let tags = [tag(&["down"])];
+
+    // Served from the source, and still one fetch for a hundred callers.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let (cache, tags) = (cache.clone(), tags.clone());
+        let fetch = slow(&calls, Duration::from_millis(50), 1u64);
+        callers.spawn(async move { cache.query("k", &tags, QueryOptions::new(), fetch).await });
+    }
+    while let Some(answer) = callers.join_next().await {
+        assert_eq!(answer.unwrap().unwrap(), 1);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "coalesced while down");
+
+    // Redis comes up: the adapter connects by itself, stores, then hits.
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let src = Source::new(2u64);
+    loop {
+        let before = src.calls();
+        let v = cache
+            .query("k", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        assert_eq!(v, 2);
+        if src.calls() == before && before > 0 {
+            break; // a hit: stored in Redis and read back
+        }
+        assert!(Instant::now() < deadline, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The median time of `n` queries of fresh keys against `cache`.
+async fn median_query(cache: &Primitives, n: usize) -> Duration {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let src = Source::new(i);
+        let started = Instant::now();
+        cache
+            .query(
+                &format!("frozen:{i}"),
+                &[tag(&["f"])],
+                QueryOptions::new(),
+                src.fetch(),
+            )
+            .await
+            .unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times[n / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_adds_under_a_millisecond_once_the_breaker_opens() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let build = |failures: u32| {
+        let url = server.url();
+        let prefix = prefix.clone();
+        async move {
+            let adapter = RedisAdapter::builder(url)
+                .prefix(prefix)
+                .timeout(Duration::from_millis(100))
+                .breaker(failures, Duration::from_millis(500))
+                .connect()
+                .await
+                .unwrap();
+            Primitives::builder(adapter)
+                .verify_percent(0.0)
+                .build()
+                .unwrap()
+        }
+    };
+    let guarded = build(3).await;
+    // Without a breaker (one that never opens): every command waits out the
+    // timeout, as before.
+    let unguarded = build(u32::MAX).await;
+    for cache in [&guarded, &unguarded] {
+        median_query(cache, 3).await;
+    }
+
+    server.pause();
+    // The first queries find out (three timeouts), then the breaker is open.
+    median_query(&guarded, 2).await;
+    let open = median_query(&guarded, 41).await;
+    let without = median_query(&unguarded, 3).await;
+    eprintln!("frozen Redis, median query: breaker open {open:?}, no breaker {without:?}");
+    assert!(open < Duration::from_millis(1), "breaker open: {open:?}");
+    assert!(
+        without >= Duration::from_millis(100),
+        "no breaker: {without:?}"
+    );
+
+    // Thawed: after the cooldown a probe goes through and closes it.
+    server.resume();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let src = Source::new(7usize);
+    let tags = [tag(&["after"])];
+    for _ in 0..3 {
+        guarded
+            .query("after", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+    }
+    assert_eq!(src.calls(), 1, "stored and hit again once Redis answers");
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::link::Target;
 use super::*;
 use crate::error::ConfigError;
 
@@ -26,6 +27,8 @@ pub struct RedisAdapterBuilder {
     prefix: String,
     timeout: Duration,
     marker_ttl: Duration,
+    breaker_failures: u32,
+    breaker_cooldown: Duration,
 }
 
 impl fmt::Debug for RedisAdapterBuilder {
@@ -39,6 +42,8 @@ impl fmt::Debug for RedisAdapterBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("marker_ttl", &self.marker_ttl)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_cooldown", &self.breaker_cooldown)
             .finish()
     }
 }
@@ -51,6 +56,8 @@ impl RedisAdapterBuilder {
             prefix: "t87s".into(),
             timeout: DEFAULT_TIMEOUT,
             marker_ttl: DEFAULT_MARKER_TTL,
+            breaker_failures: 3,
+            breaker_cooldown: Duration::from_secs(1),
         }
     }
 
@@ -88,9 +95,34 @@ impl RedisAdapterBuilder {
         self
     }
 
+    /// The circuit breaker: after `failures` consecutive outage errors (a
+    /// timeout, a refused or dropped connection) commands are not tried for
+    /// `cooldown`, so a query costs no wait while Redis is down or frozen
+    /// (it answers from the fetch); then one command probes, and the first
+    /// success closes the breaker. Default: 3 failures, 1 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = t87s::RedisAdapter::builder("redis://127.0.0.1:6379")
+    ///     .breaker(5, Duration::from_millis(500));
+    /// ```
+    pub fn breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.breaker_failures = failures;
+        self.breaker_cooldown = cooldown;
+        self
+    }
+
     /// Checks the options (a `timeout` between 1 ms and 10 minutes, a
-    /// `marker_ttl` between 1 s and 10 years: [`ConfigError`]s otherwise),
-    /// connects, checks the eviction policy, and returns the adapter.
+    /// `marker_ttl` between 1 s and 10 years, a breaker of at least one
+    /// failure and a cooldown of 1 ms to 10 minutes: [`ConfigError`]s
+    /// otherwise; a URL that does not parse is an error too) and returns the
+    /// adapter.
+    ///
+    /// The connection is made on first use, and tried once here: when Redis
+    /// is down the adapter is returned all the same (with a `tracing`
+    /// warning), queries answer from their fetch, and the adapter connects
+    /// by itself once Redis is up. The eviction policy is checked on the
+    /// first connection.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), t87s::Error> {
@@ -111,129 +143,43 @@ impl RedisAdapterBuilder {
             Duration::from_secs(1),
             Duration::from_secs(10 * 365 * 24 * 3600),
         )?;
-        Ok(self.connect_checked().await?)
-    }
-
-    async fn connect_checked(self) -> Result<RedisAdapter, AdapterError> {
+        ConfigError::within(
+            "breaker cooldown",
+            self.breaker_cooldown,
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+        )?;
+        if self.breaker_failures == 0 {
+            return Err(ConfigError::ZeroCapacity("breaker failures").into());
+        }
         let redacted = self.urls.first().map(|u| redact(u)).unwrap_or_default();
-        let fail = |what: &str, e: RedisError| {
-            AdapterError::with_source(format!("could not {what} redis at {redacted}"), e)
+        for url in &self.urls {
+            redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| {
+                AdapterError::with_source(format!("could not parse the redis url {redacted}"), e)
+            })?;
+        }
+        let target = Target {
+            urls: self.urls,
+            cluster: self.cluster,
+            timeout: self.timeout,
+            redacted,
         };
-        let timed_out = || {
-            AdapterError::new(format!(
-                "connecting to redis at {redacted} timed out after {:?}",
-                self.timeout
-            ))
-        };
-        let (conn, masters) = if self.cluster {
-            let client = ClusterClient::builder(self.urls.clone())
-                .connection_timeout(self.timeout)
-                .response_timeout(self.timeout)
-                .build()
-                .map_err(|e| fail("configure", e))?;
-            let mut conn = tokio::time::timeout(self.timeout * 8, client.get_async_connection())
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|e| fail("connect to", e))?;
-            let seed = self.urls.first().cloned().unwrap_or_default();
-            let masters = cluster_masters(&mut conn, &seed)
-                .await
-                .map_err(|e| fail("list the masters of", e))?;
-            (Conn::Cluster(conn), masters)
-        } else {
-            let url = self.urls.first().cloned().unwrap_or_default();
-            let client =
-                redis::Client::open(url.as_str()).map_err(|e| fail("parse the url of", e))?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(self.timeout))
-                .set_response_timeout(Some(self.timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_secs(1));
-            let conn = tokio::time::timeout(
-                self.timeout * 8,
-                client.get_connection_manager_with_config(config),
-            )
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| fail("connect to", e))?;
-            (
-                Conn::Single(conn),
-                vec![client.get_connection_info().clone()],
-            )
-        };
-        let mut adapter = RedisAdapter {
+        let adapter = RedisAdapter {
             inner: Arc::new(Inner {
-                conn,
+                link: Link::new(target, self.breaker_failures, self.breaker_cooldown),
                 prefix: self.prefix,
-                timeout: self.timeout,
                 marker_ttl_ms: u64::try_from(self.marker_ttl.as_millis())
                     .unwrap_or(u64::MAX)
                     .max(1),
-                redacted,
-                eviction_warning: None,
-                masters,
             }),
         };
-        let warning = eviction_warning(&adapter).await;
-        if let Some(text) = &warning {
-            tracing::warn!(target: "t87s", "{text}");
-        }
-        if let Some(inner) = Arc::get_mut(&mut adapter.inner) {
-            inner.eviction_warning = warning;
+        if let Err(error) = adapter.inner.link.connected().await {
+            tracing::warn!(
+                target: "t87s",
+                error = %error,
+                "redis is not reachable yet: queries answer from their fetch until it is"
+            );
         }
         Ok(adapter)
     }
-}
-
-/// `maxmemory` set with an evicting policy: markers can be evicted.
-async fn eviction_warning(adapter: &RedisAdapter) -> Option<String> {
-    let mut cmd = redis::cmd("CONFIG");
-    cmd.arg("GET").arg("maxmemory*");
-    // Managed services may refuse CONFIG: then we cannot tell, and say nothing.
-    let pairs: Vec<String> = adapter.run("config check", &cmd).await.ok()?;
-    let get = |name: &str| {
-        pairs
-            .chunks(2)
-            .find(|kv| kv.first().map(String::as_str) == Some(name))
-            .and_then(|kv| kv.get(1).cloned())
-    };
-    let maxmemory = get("maxmemory").unwrap_or_default();
-    let policy = get("maxmemory-policy").unwrap_or_default();
-    if maxmemory != "0" && !maxmemory.is_empty() && policy != "noeviction" {
-        Some(format!(
-            "redis maxmemory-policy is `{policy}` with maxmemory {maxmemory}: evicting an invalidation marker can serve a stale entry; use `noeviction`"
-        ))
-    } else {
-        None
-    }
-}
-
-/// Every master of a Cluster, as connection infos carrying the seed's credentials.
-async fn cluster_masters(
-    conn: &mut ClusterConnection,
-    seed: &str,
-) -> Result<Vec<redis::ConnectionInfo>, RedisError> {
-    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
-    let seed_info = redis::IntoConnectionInfo::into_connection_info(seed)?;
-    let mut masters = Vec::new();
-    for line in nodes.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
-            continue;
-        };
-        if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
-            continue;
-        }
-        let host_port = addr.split('@').next().unwrap_or(addr);
-        let Some((host, port)) = host_port.rsplit_once(':') else {
-            continue;
-        };
-        let Ok(port) = port.parse::<u16>() else {
-            continue;
-        };
-        let mut info = seed_info.clone();
-        info = info.set_addr(redis::ConnectionAddr::Tcp(host.to_owned(), port));
-        masters.push(info);
-    }
-    Ok(masters)
 }

@@ -22,9 +22,6 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, RedisError, Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +34,9 @@ use crate::error::AdapterError;
 use crate::tag::TagPath;
 
 mod builder;
+mod link;
 pub use self::builder::RedisAdapterBuilder;
+use self::link::{Conn, Link};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -231,20 +230,9 @@ pub struct RedisAdapter {
 }
 
 struct Inner {
-    conn: Conn,
+    link: Link,
     prefix: String,
-    timeout: Duration,
     marker_ttl_ms: u64,
-    redacted: String,
-    eviction_warning: Option<String>,
-    /// Where `clear` scans: every master (one entry on a single node).
-    masters: Vec<redis::ConnectionInfo>,
-}
-
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
 }
 
 /// How an entry travels: postcard, behind a magic number.
@@ -312,7 +300,7 @@ impl RedisAdapter {
     /// # Ok(()) }
     /// ```
     pub fn eviction_warning(&self) -> Option<&str> {
-        self.inner.eviction_warning.as_deref()
+        self.inner.link.eviction_warning.get()?.as_deref()
     }
 
     fn entry_key(&self, key: EntryKey<'_>) -> String {
@@ -342,24 +330,22 @@ impl RedisAdapter {
         format!("{{{}}}:f", self.inner.prefix)
     }
 
-    fn fail(&self, what: &str, error: RedisError) -> AdapterError {
-        AdapterError::with_source(
-            format!("redis {what} failed ({})", self.inner.redacted),
-            error,
-        )
-    }
-
-    /// Runs `f` under the command timeout.
+    /// Runs `f` under the command timeout, on a connection of its own
+    /// (`clear` on each master): outside the breaker.
     async fn timed<T>(
         &self,
         what: &str,
         f: impl std::future::Future<Output = Result<T, RedisError>>,
     ) -> Result<T, AdapterError> {
-        match tokio::time::timeout(self.inner.timeout, f).await {
-            Ok(result) => result.map_err(|e| self.fail(what, e)),
+        let link = &self.inner.link;
+        match tokio::time::timeout(link.timeout(), f).await {
+            Ok(result) => result.map_err(|e| {
+                AdapterError::with_source(format!("redis {what} failed ({})", link.redacted()), e)
+            }),
             Err(_) => Err(AdapterError::new(format!(
                 "redis {what} timed out after {:?} ({})",
-                self.inner.timeout, self.inner.redacted
+                link.timeout(),
+                link.redacted()
             ))),
         }
     }
@@ -367,33 +353,31 @@ impl RedisAdapter {
     /// `GET` of every key in one round trip: a pipeline on one node,
     /// concurrent commands on a Cluster (the keys are in different slots).
     async fn get_all(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, AdapterError> {
-        match &self.inner.conn {
-            Conn::Single(conn) => {
-                let mut pipe = redis::pipe();
-                for key in keys {
-                    pipe.get(key);
-                }
-                let mut conn = conn.clone();
-                self.timed("read", pipe.query_async(&mut conn)).await
-            }
-            Conn::Cluster(conn) => {
-                let gets = keys.iter().map(|key| {
-                    let mut conn = conn.clone();
-                    async move {
-                        Cmd::get(key)
-                            .query_async::<Option<Vec<u8>>>(&mut conn)
-                            .await
+        self.inner
+            .link
+            .call("read", |conn| async move {
+                match conn {
+                    Conn::Single(mut conn) => {
+                        let mut pipe = redis::pipe();
+                        for key in keys {
+                            pipe.get(key);
+                        }
+                        pipe.query_async(&mut conn).await
                     }
-                });
-                let results = self
-                    .timed("read", async { Ok(join_all(gets).await) })
-                    .await?;
-                results
-                    .into_iter()
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| self.fail("read", e))
-            }
-        }
+                    Conn::Cluster(conn) => {
+                        let gets = keys.iter().map(|key| {
+                            let mut conn = conn.clone();
+                            async move {
+                                Cmd::get(key)
+                                    .query_async::<Option<Vec<u8>>>(&mut conn)
+                                    .await
+                            }
+                        });
+                        join_all(gets).await.into_iter().collect()
+                    }
+                }
+            })
+            .await
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -401,16 +385,15 @@ impl RedisAdapter {
         what: &str,
         cmd: &Cmd,
     ) -> Result<T, AdapterError> {
-        match &self.inner.conn {
-            Conn::Single(conn) => {
-                let mut conn = conn.clone();
-                self.timed(what, cmd.query_async(&mut conn)).await
-            }
-            Conn::Cluster(conn) => {
-                let mut conn = conn.clone();
-                self.timed(what, cmd.query_async(&mut conn)).await
-            }
-        }
+        self.inner
+            .link
+            .call(what, |conn| async move {
+                match conn {
+                    Conn::Single(mut conn) => cmd.query_async(&mut conn).await,
+                    Conn::Cluster(mut conn) => cmd.query_async(&mut conn).await,
+                }
+            })
+            .await
     }
 
     /// Runs one of [`SCRIPTS`].
@@ -419,16 +402,15 @@ impl RedisAdapter {
         what: &str,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, AdapterError> {
-        match &self.inner.conn {
-            Conn::Single(conn) => {
-                let mut conn = conn.clone();
-                self.timed(what, invocation.invoke_async(&mut conn)).await
-            }
-            Conn::Cluster(conn) => {
-                let mut conn = conn.clone();
-                self.timed(what, invocation.invoke_async(&mut conn)).await
-            }
-        }
+        self.inner
+            .link
+            .call(what, |conn| async move {
+                match conn {
+                    Conn::Single(mut conn) => invocation.invoke_async(&mut conn).await,
+                    Conn::Cluster(mut conn) => invocation.invoke_async(&mut conn).await,
+                }
+            })
+            .await
     }
 
     /// The newest of the floor and the markers, from `GET` answers. A marker
@@ -511,7 +493,7 @@ impl RedisAdapter {
         now_ms: u64,
         ask: Option<LeaseAsk>,
     ) -> Result<Read, AdapterError> {
-        if let Conn::Cluster(_) = self.inner.conn {
+        if self.inner.link.is_cluster() {
             let read = self.read_cluster(key, markers).await?;
             return match ask {
                 Some(ask) if read.wants_fetch(now_ms) => {
@@ -604,7 +586,7 @@ impl RedisAdapter {
         parse_u64(counter.as_bytes()).ok_or_else(|| {
             AdapterError::new(format!(
                 "the version counter of {} holds {counter:?}, not a number",
-                self.inner.redacted
+                self.inner.link.redacted()
             ))
         })
     }
@@ -637,8 +619,14 @@ impl RedisAdapter {
         self.set_max(self.floor_key(), floor).await?;
         let pattern = format!("{}:*", glob_escape(&self.inner.prefix));
         let keep = [self.version_key(), self.floor_key()];
-        for master in &self.inner.masters {
-            let client = redis::Client::open(master.clone()).map_err(|e| self.fail("clear", e))?;
+        let masters = &self.inner.link.connected().await?.masters;
+        for master in masters {
+            let client = redis::Client::open(master.clone()).map_err(|e| {
+                AdapterError::with_source(
+                    format!("redis clear failed ({})", self.inner.link.redacted()),
+                    e,
+                )
+            })?;
             let mut conn = self
                 .timed("clear", client.get_multiplexed_async_connection())
                 .await?;
@@ -734,10 +722,10 @@ pub(crate) fn redact(url: &str) -> String {
 impl fmt::Debug for RedisAdapter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisAdapter")
-            .field("url", &self.inner.redacted)
-            .field("cluster", &matches!(self.inner.conn, Conn::Cluster(_)))
+            .field("url", &self.inner.link.redacted())
+            .field("cluster", &self.inner.link.is_cluster())
             .field("prefix", &self.inner.prefix)
-            .field("timeout", &self.inner.timeout)
+            .field("timeout", &self.inner.link.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -792,7 +780,7 @@ impl StorageAdapter for RedisAdapter {
             let bytes = Self::encode(&entry)?;
             // Never outlive the markers that could make the entry stale.
             let ttl = entry.lifetime_ms().clamp(1, self.inner.marker_ttl_ms);
-            if let Conn::Cluster(_) = self.inner.conn {
+            if self.inner.link.is_cluster() {
                 // Different slots: the entry first, then the lease.
                 let mut cmd = Cmd::set(self.entry_key(key), bytes);
                 cmd.arg("PX").arg(ttl);
@@ -825,7 +813,7 @@ impl StorageAdapter for RedisAdapter {
             // Reads before the counter's INCR returned at most its version;
             // reads after it return more. Markers only ever grow (set_max).
             let keys: Vec<String> = markers.iter().map(|m| self.marker_key(*m)).collect();
-            if let Conn::Single(_) = self.inner.conn {
+            if !self.inner.link.is_cluster() {
                 // One node: the counter and every marker in one script.
                 self.bump(&keys).await?;
                 return Ok(());

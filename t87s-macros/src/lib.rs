@@ -153,8 +153,8 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `on_error = "return"` (default): a failed invalidation is the method's
 ///   error, through `From<t87s::Error>` (the write happened; the caller
 ///   decides). `on_error = "log"`: the method returns `Ok`; the failure is
-///   logged (`tracing` warning) and the invalidation retried in the
-///   background (3 attempts: 100 ms, 500 ms, 2 s).
+///   logged (`tracing` warning). Either way the invalidation is retried in
+///   the background until it lands (see `Primitives::invalidate`).
 /// - `cache = field`: the field of `self` holding the `QueryCache` (default `cache`).
 ///
 /// ```

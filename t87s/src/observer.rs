@@ -49,8 +49,9 @@ pub enum EventKind {
     /// A `#[cached]` call ran uncached: an argument's `Serialize` failed, so
     /// its key could not be built (also a `tracing` warning, every time).
     Uncached,
-    /// An invalidation after an `#[invalidates(on_error = "log")]` write
-    /// still failed after its retries (the key is its first tag).
+    /// The cache gave up retrying a failed invalidation (it kept failing
+    /// for 10 minutes, or too many were waiting): entries of the tag (the
+    /// event's key) may be served stale until their TTL.
     InvalidationFailed,
 }
 

@@ -389,14 +389,12 @@ pub async fn after_write<S: TagSchema, C: Codec, E>(
     let marks: Vec<(TagPath, MarkerScope)> =
         marks.iter().map(|m| (m.path.clone(), m.scope)).collect();
     let engine = cache.primitives();
+    // A failure is retried in the background either way (see the engine).
     match engine.invalidate_marks(&marks).await {
         Ok(()) => Ok(()),
         Err(error) => match on_error {
             OnError::Return(convert) => Err(convert(error)),
-            OnError::Log => {
-                engine.retry_invalidation(marks, error);
-                Ok(())
-            }
+            OnError::Log => Ok(()),
         },
     }
 }

@@ -248,12 +248,52 @@ async fn on_error_log_returns_ok_and_retries_in_the_background() {
     );
     assert_eq!(blog.post(3).await.unwrap(), 9, "the retry landed");
     assert!(!seen.0.lock().contains(&EventKind::InvalidationFailed));
-    // A store that stays down: given up after three retries, and said so.
-    store.failures.store(10, Ordering::SeqCst);
+    // A store that stays down: retried for 10 minutes, then given up, and
+    // said so.
+    store.failures.store(usize::MAX, Ordering::SeqCst);
     blog.set_logged(3, 10).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+    assert!(!seen.0.lock().contains(&EventKind::InvalidationFailed));
+    tokio::time::sleep(Duration::from_secs(2 * 60)).await;
     assert!(seen.0.lock().contains(&EventKind::InvalidationFailed));
     assert_eq!(blog.cache.primitives().in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_invalidations_are_returned_then_retried_coalesced_until_they_land() {
+    let store = Counting::default();
+    let blog = Blog::new(&store);
+    assert_eq!(
+        (blog.post(1).await.unwrap(), blog.post(2).await.unwrap()),
+        (0, 0)
+    );
+    store.failures.store(3, Ordering::SeqCst);
+    // Three writes whose invalidations fail: each caller gets the error.
+    assert!(blog.set(1, 5).await.is_err());
+    assert!(blog.set(1, 6).await.is_err());
+    assert!(blog.set(2, 7).await.is_err());
+    assert_eq!(store.calls.load(Ordering::SeqCst), 3);
+    // One retry, 100 ms later, carries every marker once.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(store.calls.load(Ordering::SeqCst), 4, "one coalesced retry");
+    let mut landed = store.markers.lock().clone();
+    landed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        landed,
+        [
+            ("global".to_string(), MarkerScope::Prefix),
+            ("posts".to_string(), MarkerScope::Exact),
+            ("posts/1".to_string(), MarkerScope::Prefix),
+            ("posts/2".to_string(), MarkerScope::Prefix),
+        ]
+    );
+    assert_eq!(
+        (blog.post(1).await.unwrap(), blog.post(2).await.unwrap()),
+        (6, 7)
+    );
+    // Nothing is left to retry.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(store.calls.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

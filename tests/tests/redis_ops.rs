@@ -524,3 +524,61 @@ async fn a_frozen_redis_adds_under_a_millisecond_once_the_breaker_opens() {
     }
     assert_eq!(src.calls(), 1, "stored and hit again once Redis answers");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_invalidation_lands_on_retry_and_the_other_process_stops_serving_the_old_value() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let proxy = t87s_tests::proxy::Proxy::start(
+        format!("127.0.0.1:{}", server.port),
+        Duration::from_millis(0),
+    )
+    .await;
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    // The writer reaches Redis through a network the test can cut.
+    let writer = {
+        let adapter = RedisAdapter::builder(format!("redis://127.0.0.1:{}", proxy.port))
+            .prefix(prefix.clone())
+            .timeout(Duration::from_millis(100))
+            .breaker(3, Duration::from_millis(200))
+            .connect()
+            .await
+            .unwrap();
+        Primitives::builder(adapter)
+            .clock(clock.clone())
+            .verify_percent(0.0)
+            .build()
+            .unwrap()
+    };
+    let reader = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(1u64);
+    let read = || reader.query("post:1", &tags, QueryOptions::new(), src.fetch());
+    assert_eq!(read().await.unwrap(), 1);
+    assert_eq!(read().await.unwrap(), 1);
+
+    // The write commits; its invalidation fails: the writer gets the error.
+    src.set(2);
+    proxy.cut();
+    assert!(writer.invalidate(&tags).await.is_err());
+    assert_eq!(read().await.unwrap(), 1, "not landed yet: the old value");
+
+    // The network comes back: within a retry interval (plus the breaker's
+    // cooldown) the other process serves the new value.
+    proxy.pass();
+    let back = Instant::now();
+    loop {
+        if read().await.unwrap() == 2 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(3),
+            "the invalidation never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("landed {:?} after the network came back", back.elapsed());
+}

@@ -30,6 +30,7 @@ mod look;
 mod options;
 mod query;
 mod raw;
+mod retry;
 mod share;
 mod store;
 mod task;
@@ -174,6 +175,8 @@ struct Inner<C> {
     /// This instance's token on cross-process leases: every caller of the
     /// instance shares its lease on a key (they coalesce in its flights).
     lease_token: u64,
+    /// Invalidations waiting for a retry.
+    retries: retry::Retries,
 }
 
 /// How many keys can back off at once.
@@ -250,6 +253,7 @@ impl<C: Codec> Primitives<C> {
                 tasks: AtomicUsize::new(0),
                 local_epoch: AtomicU64::new(0),
                 lease_token: fastrand::u64(1..),
+                retries: retry::Retries::default(),
             }),
         }
     }

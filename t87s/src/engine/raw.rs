@@ -93,6 +93,12 @@ impl<C: Codec> Primitives<C> {
     /// one of them. When it returns, no query anywhere that shares the store
     /// serves a value fetched before the call. O(1) in the number of entries.
     ///
+    /// When the store fails, the error is returned at once and the
+    /// invalidation is retried in the background until it lands (first after
+    /// 100 ms, then at most every second; coalesced, bounded). The cache
+    /// gives up only after 10 minutes of failures, or when 65,536 markers
+    /// wait, with an [`EventKind::InvalidationFailed`] event.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -155,8 +161,28 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// Invalidates each tag in its own scope (prefix or exact), all in one
-    /// call to the store.
+    /// call to the store. A failure is returned at once, and the markers are
+    /// retried in the background until they land (see `retry`).
     pub(crate) async fn invalidate_marks(
+        &self,
+        marks: &[(TagPath, MarkerScope)],
+    ) -> Result<(), Error> {
+        let result = self.try_invalidate(marks).await;
+        if let Err(error) = &result {
+            let tags: Vec<&str> = marks.iter().map(|(tag, _)| tag.as_str()).collect();
+            tracing::warn!(
+                target: "t87s",
+                tags = ?tags,
+                error = %error,
+                "an invalidation failed; retrying it in the background"
+            );
+            self.retry_later(marks);
+        }
+        result
+    }
+
+    /// One call to the store for `marks`.
+    pub(crate) async fn try_invalidate(
         &self,
         marks: &[(TagPath, MarkerScope)],
     ) -> Result<(), Error> {
@@ -174,48 +200,5 @@ impl<C: Codec> Primitives<C> {
         self.inner.settings.adapter.invalidate(&markers).await?;
         self.inner.local_epoch.fetch_add(1, Ordering::AcqRel);
         Ok(())
-    }
-
-    /// A failed invalidation after a committed write: logged now, retried
-    /// in the background (100 ms, 500 ms, 2 s), and given up loudly. Without
-    /// a tokio runtime it is only logged.
-    pub(crate) fn retry_invalidation(&self, marks: Vec<(TagPath, MarkerScope)>, error: Error) {
-        let tags: Vec<&str> = marks.iter().map(|(tag, _)| tag.as_str()).collect();
-        tracing::warn!(
-            target: "t87s",
-            tags = ?tags,
-            error = %error,
-            "an invalidation after a write failed; retrying in the background"
-        );
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let this = self.clone();
-        let retry = async move {
-            for pause in [100, 500, 2_000] {
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                match this.invalidate_marks(&marks).await {
-                    Ok(()) => return,
-                    Err(error) => tracing::warn!(
-                        target: "t87s",
-                        error = %error,
-                        "retrying an invalidation failed"
-                    ),
-                }
-            }
-            let tags: Vec<&str> = marks.iter().map(|(tag, _)| tag.as_str()).collect();
-            tracing::error!(
-                target: "t87s",
-                tags = ?tags,
-                "gave up invalidating after a write: entries of these tags may be served stale until their TTL"
-            );
-            let failure = super::FetchFailure(format!("gave up invalidating {tags:?}"));
-            this.emit(
-                EventKind::InvalidationFailed,
-                tags.first().copied().unwrap_or(""),
-                Some(&failure),
-            );
-        };
-        drop(self.spawn(&runtime, retry));
     }
 }

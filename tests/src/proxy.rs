@@ -1,7 +1,7 @@
 //! A loopback TCP proxy a test controls: pass traffic through, delay it, or
 //! cut every connection and refuse new ones.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,16 @@ pub struct Proxy {
     delay: Duration,
     cut: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
+    turns: Arc<Turns>,
+}
+
+/// Round trips seen: a client's bytes that follow the server's (or come
+/// first) begin one. Meant for one client connection at a time.
+#[derive(Default)]
+struct Turns {
+    count: AtomicUsize,
+    /// 1 when the client spoke last, 2 when the server did.
+    last: AtomicU8,
 }
 
 impl Proxy {
@@ -32,8 +42,9 @@ impl Proxy {
         let port = listener.local_addr().expect("address").port();
         let mode = Arc::new(AtomicU8::new(PASS));
         let (cut, _) = watch::channel(0u64);
+        let turns = Arc::new(Turns::default());
         let task = {
-            let (mode, cut) = (mode.clone(), cut.clone());
+            let (mode, cut, turns) = (mode.clone(), cut.clone(), turns.clone());
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
                     if mode.load(Ordering::SeqCst) == CUT {
@@ -44,7 +55,7 @@ impl Proxy {
                         continue;
                     };
                     let (mode, cut_rx) = (mode.clone(), cut.subscribe());
-                    tokio::spawn(pipe(client, server, mode, delay, cut_rx));
+                    tokio::spawn(pipe(client, server, mode, delay, cut_rx, turns.clone()));
                 }
             })
         };
@@ -54,7 +65,16 @@ impl Proxy {
             delay,
             cut,
             task,
+            turns,
         }
+    }
+
+    /// Round trips since the last call (see `Turns`), after letting replies
+    /// arrive.
+    pub async fn round_trips(&self) -> usize {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.turns.last.store(0, Ordering::SeqCst);
+        self.turns.count.swap(0, Ordering::SeqCst)
     }
 
     /// Forward traffic as it comes.
@@ -88,11 +108,13 @@ async fn pipe(
     mode: Arc<AtomicU8>,
     delay: Duration,
     mut cut: watch::Receiver<u64>,
+    turns: Arc<Turns>,
 ) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let up = {
         let mode = mode.clone();
+        let turns = turns.clone();
         async move {
             let mut buf = vec![0u8; 16 * 1024];
             loop {
@@ -100,6 +122,9 @@ async fn pipe(
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
+                if turns.last.swap(1, Ordering::SeqCst) != 1 {
+                    turns.count.fetch_add(1, Ordering::SeqCst);
+                }
                 if mode.load(Ordering::SeqCst) == DELAY {
                     tokio::time::sleep(delay).await;
                 }
@@ -116,6 +141,7 @@ async fn pipe(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            turns.last.store(2, Ordering::SeqCst);
             if mode.load(Ordering::SeqCst) == DELAY {
                 tokio::time::sleep(delay).await;
             }

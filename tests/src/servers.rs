@@ -207,6 +207,49 @@ impl RedisCluster {
         }
     }
 
+    /// Restarts, empty, the master that holds `key` (the node keeps its
+    /// identity and slots; its data is gone, as after a crash without
+    /// persistence), and waits for the cluster to be whole again. Returns
+    /// its port.
+    pub fn restart_master_holding(&mut self, key: &str) -> u16 {
+        let holder = self
+            .ports
+            .iter()
+            .position(|port| {
+                Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "exists", key])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+                    .unwrap_or(false)
+            })
+            .expect("a master holds the key");
+        let port = self.ports[holder];
+        let child = &mut self.children[holder];
+        let _ = child.kill();
+        let _ = child.wait();
+        *child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+            .arg("--dir")
+            .arg(self.dir.join(port.to_string()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH");
+        wait_for_port(port);
+        self.wait_ok();
+        port
+    }
+
     /// The seed URLs.
     pub fn urls(&self) -> Vec<String> {
         self.ports

@@ -273,7 +273,9 @@ impl<C: Codec> Primitives<C> {
     /// the engine's tasks (shared fetches, refreshes with their `on_refresh`,
     /// verifications). Zero whenever no query is running and every
     /// background task has ended: nothing outlives its work, even when
-    /// callers are cancelled or fetches panic.
+    /// callers are cancelled or fetches panic. (The one task that retries
+    /// failed invalidations is not counted: it runs while the store is down,
+    /// with no query waiting on it.)
     ///
     /// ```
     /// assert_eq!(t87s::engine::Primitives::new(t87s::MemoryAdapter::new()).in_flight(), 0);

@@ -167,7 +167,12 @@ impl<C: Codec> Primitives<C> {
         &self,
         marks: &[(TagPath, MarkerScope)],
     ) -> Result<(), Error> {
+        let since = self.retry_sequence();
         let result = self.try_invalidate(marks).await;
+        if result.is_ok() {
+            // Stamped newer than any failure of these markers before it.
+            self.landed(marks, since);
+        }
         if let Err(error) = &result {
             let tags: Vec<&str> = marks.iter().map(|(tag, _)| tag.as_str()).collect();
             tracing::warn!(

@@ -88,9 +88,30 @@ impl<C: Codec> Primitives<C> {
             return;
         };
         if !retries.running.swap(true, Ordering::AcqRel) {
+            // Not a counted engine task: no query waits on it.
             let this = self.clone();
-            drop(self.spawn(&runtime, async move { this.retry_until_landed().await }));
+            drop(runtime.spawn(async move { this.retry_until_landed().await }));
         }
+    }
+
+    /// An invalidation landed: the waiting markers it covers (those that
+    /// failed before it began, `since` being the sequence then) need no
+    /// retry.
+    pub(crate) fn landed(&self, marks: &[Mark], since: u64) {
+        let retries = &self.inner.retries;
+        if retries.running.load(Ordering::Acquire) {
+            let mut waiting = retries.waiting.lock();
+            for mark in marks {
+                if waiting.get(mark).is_some_and(|held| held.sequence <= since) {
+                    waiting.remove(mark);
+                }
+            }
+        }
+    }
+
+    /// The sequence of the last failure recorded.
+    pub(crate) fn retry_sequence(&self) -> u64 {
+        self.inner.retries.sequence.load(Ordering::Acquire)
     }
 
     async fn retry_until_landed(self) {
@@ -111,10 +132,7 @@ impl<C: Codec> Primitives<C> {
             match self.try_invalidate(&marks).await {
                 Ok(()) => {
                     tracing::info!(target: "t87s", markers = marks.len(), "a failed invalidation landed on retry");
-                    retries
-                        .waiting
-                        .lock()
-                        .retain(|_, held| held.sequence > sequence);
+                    self.landed(&marks, sequence);
                     pause = FIRST_PAUSE;
                 }
                 Err(error) => {

@@ -111,30 +111,35 @@ const VERSION: &str = concat!(lua_prelude!(), "return counter(KEYS[1], KEYS[2], 
 ///
 /// Returns the entry, the counter, the lease answer (`a`, `h`, or nil when
 /// not taken), then the floor and the markers: read only when the entry is
-/// live (the entry's header tells, see [`HEADER`]). The lease is taken when
+/// live (the entry's header tells, see [`HEADER`]). Two `MGET`s, never one
+/// `GET` per key: each command a script runs costs about a microsecond of
+/// server time, so the keys are read in as few as can be. (A key of another
+/// Redis type reads as nil in `MGET`: an entry so is a miss; a marker so
+/// reads as unset until the next invalidation writes over it.) The lease is taken when
 /// the entry wants a fetch, the rule of [`Read::wants_fetch`]: none, past
 /// its TTL, or a marker as new as its version (a damaged marker is newest).
 const READ: &str = concat!(
     lua_prelude!(),
-    "local e = redis.pcall('GET', KEYS[1]) \
-     if type(e) ~= 'string' then e = false end \
-     local out = {e, counter(KEYS[2], KEYS[3], ARGV[5]), false} \
+    "local ev = redis.call('MGET', KEYS[1], KEYS[2]) \
+     local e, v = ev[1], ev[2] \
+     if not (v and tonumber(v)) then v = counter(KEYS[2], KEYS[3], ARGV[5]) end \
+     local out = {e, v, false} \
      local fresh = false \
      if e then \
        local ver, exp, live = string.match(e, '^t87s2 (%d+) (%d+) (%d+)\\n') \
        local now = tonumber(ARGV[1]) \
        ver = tonumber(ver) \
        if ver and tonumber(live) > now then \
+         local keys = {KEYS[3]} \
+         for i = 5, #KEYS do keys[#keys + 1] = KEYS[i] end \
+         local ms = redis.call('MGET', unpack(keys)) \
          local newest = 0 \
-         for i = 3, #KEYS do \
-           if i ~= 4 then \
-             local m = redis.pcall('GET', KEYS[i]) \
-             if type(m) == 'table' then m = 'damaged' end \
-             out[#out + 1] = m \
-             local n = 0 \
-             if m then n = tonumber(m) or math.huge end \
-             if n > newest then newest = n end \
-           end \
+         for i = 1, #keys do \
+           local m = ms[i] \
+           out[#out + 1] = m \
+           local n = 0 \
+           if m then n = tonumber(m) or math.huge end \
+           if n > newest then newest = n end \
          end \
          fresh = now < tonumber(exp) and newest < ver \
        end \
@@ -142,34 +147,37 @@ const READ: &str = concat!(
      if not fresh and ARGV[4] == '1' then out[3] = take_lease(KEYS[4], ARGV[2], ARGV[3]) end \
      return out"
 );
+/// The lease key `KEYS[2]` of an entry `KEYS[1]` that exists but wants a
+/// fetch, for token `ARGV[1]`, `ARGV[2]` ms, unless the entry is no longer
+/// the one of version `ARGV[3]` that was read: then `{'n', entry}`.
+const LEASE_STALE: &str = concat!(
+    lua_prelude!(),
+    "local e = redis.pcall('GET', KEYS[1]) \
+     if type(e) ~= 'string' then e = false end \
+     local v = e and string.match(e, '^t87s2 (%d+) ') or '' \
+     if e and v ~= ARGV[3] then return {'n', e} end \
+     return {take_lease(KEYS[2], ARGV[1], ARGV[2]), e}"
+);
 /// The lease `KEYS[1]` for token `ARGV[1]`, `ARGV[2]` ms.
 const LEASE: &str = concat!(
     lua_prelude!(),
     "return take_lease(KEYS[1], ARGV[1], ARGV[2])"
 );
-/// Extends the lease `KEYS[1]` to `ARGV[2]` ms if token `ARGV[1]` holds it.
+/// Extends the lease `KEYS[1]` to `ARGV[2]` ms if it holds `ARGV[1]`.
 const EXTEND: &str = "if redis.pcall('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
-/// Deletes a lease only if it still holds the caller's token.
+/// Deletes a lease `KEYS[1]` only if it still holds `ARGV[1]` (the token, or
+/// the lease standing in an entry's place).
 const RELEASE: &str = "if redis.pcall('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('DEL', KEYS[1]) else return 0 end";
-/// A store and the release of its lease in one round trip (one node): the
-/// entry `KEYS[1]` gets `ARGV[1]` for `ARGV[2]` ms (overwriting a key of any
-/// type), then the lease `KEYS[2]` goes if token `ARGV[3]` (empty: none)
-/// holds it.
-const WRITE: &str = "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
-    if ARGV[3] ~= '' and redis.pcall('GET', KEYS[2]) == ARGV[3] then \
-      redis.call('DEL', KEYS[2]) end return 1";
 /// The scripts, hashed once (`EVALSHA`, loaded on `NOSCRIPT`).
 struct Scripts {
     set_max: Script,
     invalidate: Script,
     version: Script,
     read: Script,
+    lease_stale: Script,
     lease: Script,
-    extend: Script,
-    release: Script,
-    write: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -177,10 +185,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     invalidate: Script::new(INVALIDATE),
     version: Script::new(VERSION),
     read: Script::new(READ),
+    lease_stale: Script::new(LEASE_STALE),
     lease: Script::new(LEASE),
-    extend: Script::new(EXTEND),
-    release: Script::new(RELEASE),
-    write: Script::new(WRITE),
 });
 
 /// The start of every stored entry, before its envelope, for the scripts:
@@ -484,8 +490,20 @@ impl RedisAdapter {
             .map_err(|e| AdapterError::with_source("could not encode an entry for redis", e))
     }
 
-    /// A read: one script on one node; concurrent `GET`s on a Cluster, with
-    /// the lease (if asked and wanted) taken after.
+    /// A read: one round trip of plain commands (a pipeline on one node,
+    /// concurrent commands on a Cluster):
+    ///
+    /// - the entry: `GET`, or, when a lease is asked, `SET key <lease> NX PX
+    ///   ttl GET`, which reads the entry and, only when there is none, puts
+    ///   this instance's lease in its place (a miss takes its lease in the
+    ///   read, with no script);
+    /// - the refresh lease key, for entries that exist but want a fetch;
+    /// - the counter, the floor and every marker, in one `MGET`.
+    ///
+    /// An entry that exists but wants a fetch (past its TTL, invalidated)
+    /// takes the lease key in a second round trip, a script that also reads
+    /// the entry again (another process may just have stored it). A key of
+    /// another Redis type is read by the [`READ`] script instead.
     async fn read_inner(
         &self,
         key: EntryKey<'_>,
@@ -493,16 +511,120 @@ impl RedisAdapter {
         now_ms: u64,
         ask: Option<LeaseAsk>,
     ) -> Result<Read, AdapterError> {
-        if self.inner.link.is_cluster() {
-            let read = self.read_cluster(key, markers).await?;
-            return match ask {
-                Some(ask) if read.wants_fetch(now_ms) => {
-                    let lease = self.lease_inner(key, ask).await?;
-                    Ok(read.with_lease(lease))
-                }
-                _ => Ok(read),
-            };
+        let entry_key = self.entry_key(key);
+        let lease_key = self.lease_key(key);
+        let mut rest = vec![self.version_key(), self.floor_key()];
+        rest.extend(markers.iter().map(|m| self.marker_key(m)));
+        let parts = self
+            .inner
+            .link
+            .call("read", |conn| {
+                read_parts(conn, &entry_key, &lease_key, &rest, ask)
+            })
+            .await?;
+        let Some((entry, held, mut values)) = parts else {
+            return self.read_script(key, markers, now_ms, ask).await;
+        };
+        // A lost counter starts again, and the floor rises to it: what this
+        // read found is older than the floor.
+        let (counter, floor) = match values
+            .first()
+            .and_then(|v| v.as_deref())
+            .and_then(parse_u64)
+        {
+            Some(counter) => (counter, 0),
+            None => {
+                let counter = self.counter().await?;
+                (counter, counter)
+            }
+        };
+        let (bytes, lease) = match (entry, ask) {
+            // There was none: the lease is in its place now.
+            (None, Some(_)) => (None, Some(Lease::Acquired)),
+            (None, None) => (None, None),
+            (Some(bytes), ask) => match lease_token(&bytes) {
+                Some(token) => (
+                    None,
+                    ask.map(|ask| {
+                        if token == ask.token {
+                            Lease::Acquired
+                        } else {
+                            Lease::Held
+                        }
+                    }),
+                ),
+                None => (Some(bytes), None),
+            },
+        };
+        // The entry, then the floor and the markers (the counter's place).
+        if let Some(slot) = values.first_mut() {
+            *slot = bytes;
         }
+        let mut read = self.answer(key, &values, counter, 1);
+        if read.entry.is_some() {
+            read.newest_marker = read.newest_marker.max(floor);
+        }
+        if let Some(lease) = lease {
+            return Ok(read.with_lease(lease));
+        }
+        let Some(ask) = ask else {
+            return Ok(read);
+        };
+        if !read.wants_fetch(now_ms) {
+            return Ok(read);
+        }
+        match held.as_deref().and_then(parse_u64) {
+            Some(token) if token != ask.token => Ok(read.with_lease(Lease::Held)),
+            _ => self.lease_stale(key, read, ask).await,
+        }
+    }
+
+    /// The second round trip of a read whose entry exists but wants a fetch:
+    /// takes the lease key, unless the entry was replaced since the read
+    /// (then the new one is the answer, without a lease).
+    async fn lease_stale(
+        &self,
+        key: EntryKey<'_>,
+        read: Read,
+        ask: LeaseAsk,
+    ) -> Result<Read, AdapterError> {
+        if self.inner.link.is_cluster() {
+            // Different slots: the lease alone.
+            let lease = self.lease_inner(key, ask).await?;
+            return Ok(read.with_lease(lease));
+        }
+        let seen = read
+            .entry
+            .as_ref()
+            .map(|e| e.version.to_string())
+            .unwrap_or_default();
+        let mut invocation = SCRIPTS.lease_stale.key(self.entry_key(key));
+        invocation
+            .key(self.lease_key(key))
+            .arg(ask.token)
+            .arg(ask.ttl_ms)
+            .arg(seen);
+        let (answer, now): (String, Option<Vec<u8>>) = self.eval("lease", &invocation).await?;
+        match answer.as_str() {
+            "a" => Ok(read.with_lease(Lease::Acquired)),
+            "h" => Ok(read.with_lease(Lease::Held)),
+            _ => {
+                let entry = now.filter(|b| lease_token(b).is_none());
+                let entry = entry.and_then(|bytes| Self::decode(&bytes)).map(Arc::new);
+                Ok(Read::new(entry, read.newest_marker, read.version))
+            }
+        }
+    }
+
+    /// A read by the [`READ`] script: for an entry key holding another Redis
+    /// type, which the plain read's commands refuse.
+    async fn read_script(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+        ask: Option<LeaseAsk>,
+    ) -> Result<Read, AdapterError> {
         let mut invocation = SCRIPTS.read.key(self.entry_key(key));
         invocation
             .key(self.version_key())
@@ -518,35 +640,20 @@ impl RedisAdapter {
             .arg(ttl)
             .arg(u8::from(ask.is_some()))
             .arg(self.inner.marker_ttl_ms);
-        let values: Vec<Option<Vec<u8>>> = self.eval("read", &invocation).await?;
+        let mut values: Vec<Option<Vec<u8>>> = self.eval("read", &invocation).await?;
         let counter = values.get(1).and_then(|v| v.as_deref()).and_then(parse_u64);
         let lease = match values.get(2).and_then(|v| v.as_deref()) {
             Some(b"a") => Some(Lease::Acquired),
             Some(_) => Some(Lease::Held),
             None => None,
         };
-        let read = self.answer(key, &values, counter.unwrap_or(0), 3);
+        // The entry, then the floor and the markers from the fourth on.
+        values.drain(1..3);
+        let read = self.answer(key, &values, counter.unwrap_or(0), 1);
         Ok(match lease {
             Some(lease) => read.with_lease(lease),
             None => read,
         })
-    }
-
-    /// A read on a Cluster: the keys live in different slots.
-    async fn read_cluster(
-        &self,
-        key: EntryKey<'_>,
-        markers: MarkerSet<'_>,
-    ) -> Result<Read, AdapterError> {
-        let mut keys = vec![self.entry_key(key), self.version_key(), self.floor_key()];
-        keys.extend(markers.iter().map(|m| self.marker_key(m)));
-        let values = self.get_all(&keys).await?;
-        let counter = match values.get(1).and_then(|v| v.as_deref()).and_then(parse_u64) {
-            Some(counter) => counter,
-            // Lost: start it again (and raise the floor) before reading on.
-            None => self.counter().await?,
-        };
-        Ok(self.answer(key, &values, counter, 2))
     }
 
     /// A [`Read`] from the values of a read: the entry first, the floor and
@@ -600,6 +707,50 @@ impl RedisAdapter {
         }
         invocation.arg(self.inner.marker_ttl_ms);
         self.eval("invalidate", &invocation).await
+    }
+
+    /// Extends (`ttl_ms`) or releases (`None`) both leases a fetch of `key`
+    /// may hold under `token`: the one standing in the entry's place and the
+    /// lease key. One round trip on one node.
+    async fn on_both_leases(
+        &self,
+        what: &str,
+        key: EntryKey<'_>,
+        token: u64,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), AdapterError> {
+        let command = |target: String, value: String| match ttl_ms {
+            Some(ttl) => {
+                let mut cmd = eval_cmd(EXTEND, &target, value);
+                cmd.arg(ttl);
+                cmd
+            }
+            None => eval_cmd(RELEASE, &target, value),
+        };
+        let in_place = command(self.entry_key(key), lease_value(token));
+        let lease_key = command(self.lease_key(key), token.to_string());
+        self.inner
+            .link
+            .call(what, |conn| async move {
+                match conn {
+                    Conn::Single(mut conn) => {
+                        let mut pipe = redis::pipe();
+                        pipe.add_command(in_place).ignore();
+                        pipe.add_command(lease_key).ignore();
+                        pipe.query_async::<()>(&mut conn).await
+                    }
+                    Conn::Cluster(conn) => {
+                        let (mut a, mut b) = (conn.clone(), conn);
+                        let (x, y) = futures_util::future::join(
+                            in_place.query_async::<i64>(&mut a),
+                            lease_key.query_async::<i64>(&mut b),
+                        )
+                        .await;
+                        x.and(y).map(drop)
+                    }
+                }
+            })
+            .await
     }
 
     async fn lease_inner(&self, key: EntryKey<'_>, ask: LeaseAsk) -> Result<Lease, AdapterError> {
@@ -666,6 +817,81 @@ impl RedisAdapter {
         let _: i64 = self.eval("invalidate", &invocation).await?;
         Ok(())
     }
+}
+
+/// What a plain read returns: the entry (or a lease in its place), the
+/// refresh lease's holder, then the counter, the floor and the markers; or
+/// `None` when the entry key holds another Redis type.
+type Parts = Option<(Option<Vec<u8>>, Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>;
+
+/// The commands of a plain read (see `RedisAdapter::read_inner`).
+async fn read_parts(
+    conn: Conn,
+    entry_key: &str,
+    lease_key: &str,
+    rest: &[String],
+    ask: Option<LeaseAsk>,
+) -> Result<Parts, RedisError> {
+    let entry_cmd = || match ask {
+        Some(ask) => {
+            let mut cmd = Cmd::set(entry_key, lease_value(ask.token));
+            cmd.arg("NX").arg("PX").arg(ask.ttl_ms).arg("GET");
+            cmd
+        }
+        None => Cmd::get(entry_key),
+    };
+    let answer = match conn {
+        Conn::Single(mut conn) => {
+            let mut pipe = redis::pipe();
+            pipe.add_command(entry_cmd()).get(lease_key);
+            pipe.cmd("MGET").arg(rest);
+            pipe.query_async(&mut conn).await
+        }
+        Conn::Cluster(conn) => {
+            let gets = rest.iter().map(|key| {
+                let mut conn = conn.clone();
+                async move {
+                    Cmd::get(key)
+                        .query_async::<Option<Vec<u8>>>(&mut conn)
+                        .await
+                }
+            });
+            let (mut entry_conn, mut lease_conn) = (conn.clone(), conn.clone());
+            let (entry, held, values) = futures_util::future::join3(
+                async move { entry_cmd().query_async(&mut entry_conn).await },
+                async move { Cmd::get(lease_key).query_async(&mut lease_conn).await },
+                join_all(gets),
+            )
+            .await;
+            let values: Result<Vec<_>, _> = values.into_iter().collect();
+            entry.and_then(|e| Ok((e, held?, values?)))
+        }
+    };
+    match answer {
+        Ok(parts) => Ok(Some(parts)),
+        // A pipeline's error carries the failing command's: matched by text.
+        Err(error) if error.to_string().contains("WRONGTYPE") => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// `EVAL` of a small script on one key with one argument: for pipelines,
+/// where an `EVALSHA` of a script the server lost could not be retried.
+fn eval_cmd(script: &str, key: &str, value: impl redis::ToRedisArgs) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(1).arg(key).arg(value);
+    cmd
+}
+
+/// What stands in an entry's place while a process fetches it: `t87s2L
+/// {token}`.
+fn lease_value(token: u64) -> String {
+    format!("t87s2L {token}")
+}
+
+/// The token of a lease standing in an entry's place.
+fn lease_token(bytes: &[u8]) -> Option<u64> {
+    parse_u64(bytes.strip_prefix(b"t87s2L ")?)
 }
 
 fn parse_u64(bytes: &[u8]) -> Option<u64> {
@@ -780,24 +1006,34 @@ impl StorageAdapter for RedisAdapter {
             let bytes = Self::encode(&entry)?;
             // Never outlive the markers that could make the entry stale.
             let ttl = entry.lifetime_ms().clamp(1, self.inner.marker_ttl_ms);
-            if self.inner.link.is_cluster() {
-                // Different slots: the entry first, then the lease.
-                let mut cmd = Cmd::set(self.entry_key(key), bytes);
-                cmd.arg("PX").arg(ttl);
-                let _: () = self.run("write", &cmd).await?;
-                return match token {
-                    Some(token) => self.release(key, token).await,
-                    None => Ok(()),
-                };
-            }
-            let mut invocation = SCRIPTS.write.key(self.entry_key(key));
-            invocation
-                .key(self.lease_key(key))
-                .arg(bytes)
-                .arg(ttl)
-                .arg(token.map(|t| t.to_string()).unwrap_or_default());
-            let _: i64 = self.eval("write", &invocation).await?;
-            Ok(())
+            let entry_key = self.entry_key(key);
+            let mut set = Cmd::set(&entry_key, bytes);
+            set.arg("PX").arg(ttl);
+            // The entry replaces a lease standing in its place; the refresh
+            // lease key goes after it, in the same round trip on one node.
+            let release = token.map(|token| eval_cmd(RELEASE, &self.lease_key(key), token));
+            self.inner
+                .link
+                .call("write", |conn| async move {
+                    match conn {
+                        Conn::Single(mut conn) => {
+                            let mut pipe = redis::pipe();
+                            pipe.add_command(set).ignore();
+                            if let Some(release) = release {
+                                pipe.add_command(release).ignore();
+                            }
+                            pipe.query_async::<()>(&mut conn).await
+                        }
+                        Conn::Cluster(mut conn) => {
+                            set.query_async::<()>(&mut conn).await?;
+                            match release {
+                                Some(release) => release.query_async::<()>(&mut conn).await,
+                                None => Ok(()),
+                            }
+                        }
+                    }
+                })
+                .await
         })
     }
 
@@ -843,21 +1079,11 @@ impl StorageAdapter for RedisAdapter {
     }
 
     fn extend_lease<'a>(&'a self, key: EntryKey<'a>, ask: LeaseAsk) -> AdapterFuture<'a, ()> {
-        Box::pin(async move {
-            let mut invocation = SCRIPTS.extend.key(self.lease_key(key));
-            invocation.arg(ask.token).arg(ask.ttl_ms);
-            let _: i64 = self.eval("lease", &invocation).await?;
-            Ok(())
-        })
+        Box::pin(self.on_both_leases("lease", key, ask.token, Some(ask.ttl_ms)))
     }
 
     fn release<'a>(&'a self, key: EntryKey<'a>, token: u64) -> AdapterFuture<'a, ()> {
-        Box::pin(async move {
-            let mut invocation = SCRIPTS.release.key(self.lease_key(key));
-            invocation.arg(token);
-            let _: i64 = self.eval("release", &invocation).await?;
-            Ok(())
-        })
+        Box::pin(self.on_both_leases("release", key, token, None))
     }
 }
 

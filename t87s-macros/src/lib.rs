@@ -5,6 +5,7 @@
 mod cached;
 mod errors;
 mod invalidates;
+mod method;
 mod schema;
 
 use proc_macro::TokenStream;

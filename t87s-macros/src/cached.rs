@@ -347,7 +347,8 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
         .map(|(_, tags)| tags.clone())
         .unwrap_or_default();
     let tag_items = tag_exprs.iter().map(|tag| {
-        quote_spanned! {tag.span()=> ::t87s::__private::tag_path(#cache, #tag) }
+        let built = method::with_no_id_calls(tag);
+        quote_spanned! {tag.span()=> ::t87s::__private::tag_path(#cache, #built) }
     });
 
     let duration = |name: &str, value: &Expr| -> TokenStream {

@@ -176,7 +176,8 @@ fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
     let items = args.tags.iter().map(|tag| {
         let (inner, exact) = unwrap_exact(tag);
         let build = if exact { quote!(exact) } else { quote!(prefix) };
-        quote_spanned! {inner.span()=> ::t87s::__private::Mark::#build(#cache, #inner) }
+        let built = method::with_no_id_calls(inner);
+        quote_spanned! {inner.span()=> ::t87s::__private::Mark::#build(#cache, #built) }
     });
     let ret = method::return_type(&method.sig);
     let on_error = if args.log {

@@ -5,7 +5,9 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, ToTokens};
 use syn::parse::Parser;
+use syn::parse_quote_spanned;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::{Expr, ImplItemFn, MetaNameValue, Pat, PatType, ReturnType, Signature, Token, Type};
 
 use crate::errors::Errors;
@@ -126,6 +128,48 @@ pub(crate) fn return_type(sig: &Signature) -> TokenStream {
     match &sig.output {
         ReturnType::Type(_, ty) => ty.to_token_stream(),
         ReturnType::Default => quote!(()),
+    }
+}
+
+/// A tag as the macros emit it: on a builder chain from `t`, every method
+/// called without arguments (`t.global()`, `t.posts(1).settings()`) is
+/// called through `::t87s::__private::NoId`, so that a `Wild` field's
+/// method without an id (`t.posts()`) is an error that says to write
+/// `t.posts(id)` or `t.posts(..)`, at the method's name, rather than a
+/// count of arguments. `into_tag()` and anything else is left as written.
+pub(crate) fn with_no_id_calls(tag: &Expr) -> Expr {
+    fn from_t(expr: &Expr) -> bool {
+        match expr {
+            Expr::Path(path) => path.qself.is_none() && path.path.is_ident("t"),
+            Expr::MethodCall(call) => from_t(&call.receiver),
+            Expr::Paren(paren) => from_t(&paren.expr),
+            Expr::Group(group) => from_t(&group.expr),
+            _ => false,
+        }
+    }
+    fn rewrite(expr: Expr) -> Expr {
+        match expr {
+            Expr::MethodCall(mut call) => {
+                let receiver = rewrite(*call.receiver);
+                // `into_tag` takes its tag by value: not through a view.
+                let no_id =
+                    call.args.is_empty() && call.turbofish.is_none() && call.method != "into_tag";
+                call.receiver = if no_id {
+                    Box::new(parse_quote_spanned! {receiver.span()=>
+                        ::t87s::__private::NoId::no_id(&#receiver)
+                    })
+                } else {
+                    Box::new(receiver)
+                };
+                Expr::MethodCall(call)
+            }
+            other => other,
+        }
+    }
+    if from_t(tag) {
+        rewrite(tag.clone())
+    } else {
+        tag.clone()
     }
 }
 

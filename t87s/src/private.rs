@@ -53,6 +53,45 @@ pub fn tag_path<S: TagSchema, C: Codec>(
     tag.into_tag().into_path()
 }
 
+/// A tag builder seen through its methods that take no id: in `tags = [...]`,
+/// `#[cached]` and `#[invalidates]` write `t.posts()` as
+/// `NoId::no_id(&t).posts()`. `#[derive(TagSchema)]` gives the view a
+/// method for each `Wild` field, with a bound that never holds, so a `Wild`
+/// field called without an id is an error that says to write `(id)` or
+/// `(..)`; every other method is the builder's own (the view derefs to it;
+/// `into_tag()` is called on the builder itself).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tag builder",
+    label = "no tags below this",
+    note = "tags are built from `t`: `t.posts(id)`, `t.posts(id).comments(..)`, `t.global()`"
+)]
+pub trait NoId {
+    /// The view.
+    type View<'a>
+    where
+        Self: 'a;
+
+    /// `self` through the view.
+    fn no_id(&self) -> Self::View<'_>;
+}
+
+/// No schema: `#[derive(TagSchema)]` implements the bound of each `Wild`
+/// field's method on the `NoId` view for it alone, so that the error for a
+/// missing id does not suggest implementing that bound.
+pub enum NoSchema {}
+
+/// A tag has nothing below it: its view is itself.
+impl<R> NoId for Tag<R> {
+    type View<'a>
+        = &'a Tag<R>
+    where
+        Self: 'a;
+
+    fn no_id(&self) -> &Tag<R> {
+        self
+    }
+}
+
 /// The path of a named child below `parent` (or at the top when `None`).
 pub fn child(parent: Option<&TagPath>, segment: &str) -> TagPath {
     match parent {

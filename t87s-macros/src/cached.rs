@@ -321,7 +321,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
     let ret_local = proc_macro2::Ident::new("__t87s_ret", mixed);
     let t = proc_macro2::Ident::new("t", Span::call_site());
 
-    let field = method::field_or_default(args.cache.as_ref());
+    let cache_of_self = method::cache_of_self(&method::field_or_default(args.cache.as_ref()));
     let names: Vec<&Ident> = inputs.iter().map(|a| &a.ident).collect();
     let scope_local = proc_macro2::Ident::new("__t87s_scope", mixed);
     let key_name = proc_macro2::Ident::new("__T87S_KEY_NAME", mixed);
@@ -422,7 +422,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
     let block = quote! {
         {
             #key_consts
-            let #cache = &self.#field;
+            let #cache = #cache_of_self;
             #scope_let
             let #options = ::t87s::__private::QueryOptions::new() #ttl #grace #on_refresh;
             ::t87s::__private::query(

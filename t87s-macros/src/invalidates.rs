@@ -172,7 +172,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
     let ret_local = syn::Ident::new("__t87s_ret", mixed);
     let value = syn::Ident::new("__t87s_value", mixed);
     let t = syn::Ident::new("t", Span::call_site());
-    let field = method::field_or_default(args.cache.as_ref());
+    let cache_of_self = method::cache_of_self(&method::field_or_default(args.cache.as_ref()));
     let items = args.tags.iter().map(|tag| {
         let (inner, exact) = unwrap_exact(tag);
         let build = if exact { quote!(exact) } else { quote!(prefix) };
@@ -193,7 +193,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
     let block = quote! {
         {
             let #marks = {
-                let #cache = &self.#field;
+                let #cache = #cache_of_self;
                 #[allow(unused_variables)]
                 let #t = ::t87s::__private::root(#cache);
                 [ #(#items),* ]
@@ -201,7 +201,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
             let #ret_local: #ret = async #body.await;
             match #ret_local {
                 ::core::result::Result::Ok(#value) => {
-                    ::t87s::__private::after_write(&self.#field, &#marks, #on_error)
+                    ::t87s::__private::after_write(#cache_of_self, &#marks, #on_error)
                         .await
                         .map(|()| #value)
                 }

@@ -3,7 +3,7 @@
 //! rules for `tags = [...]`.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::Parser;
 use syn::parse_quote_spanned;
 use syn::punctuated::Punctuated;
@@ -73,6 +73,14 @@ pub(crate) fn field_or_default(cache: Option<&Ident>) -> Ident {
     cache
         .cloned()
         .unwrap_or_else(|| Ident::new("cache", Span::call_site()))
+}
+
+/// The `QueryCache` in `field` of `self`, through
+/// `::t87s::__private::cache_field` (a field access once inlined): a field
+/// that is not a `QueryCache` is an error at its name that says to name the
+/// right one with `cache = field_name`.
+pub(crate) fn cache_of_self(field: &Ident) -> TokenStream {
+    quote_spanned! {field.span()=> ::t87s::__private::cache_field(&self.#field) }
 }
 
 /// An error at `fn` unless the method is an `async fn`.

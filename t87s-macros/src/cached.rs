@@ -311,21 +311,20 @@ fn looks_like_result(ty: &Type) -> bool {
 }
 
 fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
-    let mixed = Span::mixed_site();
-    let cache = proc_macro2::Ident::new("__t87s_cache", mixed);
-    let key = proc_macro2::Ident::new("__t87s_key", mixed);
-    let args_local = proc_macro2::Ident::new("__t87s_args", mixed);
-    let options = proc_macro2::Ident::new("__t87s_options", mixed);
-    let this = proc_macro2::Ident::new("__t87s_self", mixed);
-    let owned_this = proc_macro2::Ident::new("__t87s_owned_self", mixed);
-    let ret_local = proc_macro2::Ident::new("__t87s_ret", mixed);
-    let t = proc_macro2::Ident::new("t", Span::call_site());
+    let cache = method::local("__t87s_cache");
+    let key = method::local("__t87s_key");
+    let args_local = method::local("__t87s_args");
+    let options = method::local("__t87s_options");
+    let this = method::local("__t87s_self");
+    let owned_this = method::local("__t87s_owned_self");
+    let ret_local = method::local("__t87s_ret");
+    let t = method::tag_root();
 
     let cache_of_self = method::cache_of_self(&method::field_or_default(args.cache.as_ref()));
     let names: Vec<&Ident> = inputs.iter().map(|a| &a.ident).collect();
-    let scope_local = proc_macro2::Ident::new("__t87s_scope", mixed);
-    let key_name = proc_macro2::Ident::new("__T87S_KEY_NAME", mixed);
-    let key_hex = proc_macro2::Ident::new("__T87S_KEY_HEX", mixed);
+    let scope_local = method::local("__t87s_scope");
+    let key_name = method::local("__T87S_KEY_NAME");
+    let key_hex = method::local("__T87S_KEY_HEX");
     let scope_part = args
         .scope
         .as_ref()
@@ -504,12 +503,11 @@ fn key_consts(method: &ImplItemFn, args: &Args, key_name: &Ident, key_hex: &Iden
     };
     let line = quote_spanned!(span=> ::core::line!());
     let column = quote_spanned!(span=> ::core::column!());
-    let mixed = Span::mixed_site();
-    let label_const = Ident::new("__T87S_LABEL", mixed);
-    let head_parts = Ident::new("__T87S_HEAD_PARTS", mixed);
-    let head = Ident::new("__T87S_HEAD", mixed);
-    let tail_parts = Ident::new("__T87S_TAIL_PARTS", mixed);
-    let tail = Ident::new("__T87S_TAIL", mixed);
+    let label_const = method::local("__T87S_LABEL");
+    let head_parts = method::local("__T87S_HEAD_PARTS");
+    let head = method::local("__T87S_HEAD");
+    let tail_parts = method::local("__T87S_TAIL_PARTS");
+    let tail = method::local("__T87S_TAIL");
     let sep = if shown_method.is_empty() { "" } else { "::" };
     quote! {
         const #key_hex: [u8; 16] = ::t87s::__private::identity_hex(

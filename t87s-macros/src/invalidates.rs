@@ -166,12 +166,11 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
 }
 
 fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
-    let mixed = Span::mixed_site();
-    let cache = syn::Ident::new("__t87s_cache", mixed);
-    let marks = syn::Ident::new("__t87s_marks", mixed);
-    let ret_local = syn::Ident::new("__t87s_ret", mixed);
-    let value = syn::Ident::new("__t87s_value", mixed);
-    let t = syn::Ident::new("t", Span::call_site());
+    let cache = method::local("__t87s_cache");
+    let marks = method::local("__t87s_marks");
+    let ret_local = method::local("__t87s_ret");
+    let value = method::local("__t87s_value");
+    let t = method::tag_root();
     let cache_of_self = method::cache_of_self(&method::field_or_default(args.cache.as_ref()));
     let items = args.tags.iter().map(|tag| {
         let (inner, exact) = unwrap_exact(tag);

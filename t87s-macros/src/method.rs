@@ -75,6 +75,17 @@ pub(crate) fn field_or_default(cache: Option<&Ident>) -> Ident {
         .unwrap_or_else(|| Ident::new("cache", Span::call_site()))
 }
 
+/// A local of the generated code, `__t87s_*`: at `Span::mixed_site()`, so
+/// user code can neither see nor clash with it.
+pub(crate) fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// The tag root `t` of `tags = [...]`: at the call site, it is the user's.
+pub(crate) fn tag_root() -> Ident {
+    Ident::new("t", Span::call_site())
+}
+
 /// The `QueryCache` in `field` of `self`, through
 /// `::t87s::__private::cache_field` (a field access once inlined): a field
 /// that is not a `QueryCache` is an error at its name that says to name the

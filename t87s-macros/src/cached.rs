@@ -35,12 +35,11 @@
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::parse::Parser;
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, FnArg, ImplItemFn, Lit, MetaNameValue, Pat, ReturnType, Token, Type};
+use syn::{Expr, ExprLit, FnArg, ImplItemFn, Lit, Pat, ReturnType, Type};
 
 use crate::errors::Errors;
+use crate::method::{self, check_tag, Arg};
 
 const ARGUMENTS: &str = "`tags`, `ttl`, `grace`, `on_refresh`, `cache`, `name`, `version`, `scope`";
 
@@ -56,23 +55,10 @@ struct Args {
     scope: Option<Expr>,
 }
 
-pub(crate) struct Arg {
-    pub(crate) ident: Ident,
-    pub(crate) ty: Type,
-    pub(crate) mutable: bool,
-}
-
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let method: ImplItemFn = match syn::parse2(item.clone()) {
+    let method = match method::parse_method("cached", item) {
         Ok(method) => method,
-        Err(_) => {
-            let error = syn::Error::new(
-                Span::call_site(),
-                "`#[cached]` goes on an `async fn` method inside an `impl` block",
-            );
-            let error = error.to_compile_error();
-            return quote! { #error #item };
-        }
+        Err(tokens) => return tokens,
     };
     let mut errors = Errors::default();
     let args = parse_args(args, &mut errors);
@@ -83,25 +69,16 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
     if !errors.is_empty() {
-        // Give the method back untouched, so the rest of the crate (and the
-        // IDE) still sees it, with every error at once.
-        let errors = errors.into_compile_errors();
-        return quote! { #errors #method };
+        // Every error at once, with the method as it was.
+        return errors.with_item(method);
     }
     rewrite(method, &args, &inputs)
 }
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
     let mut out = Args::default();
-    let list = match Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args.clone()) {
-        Ok(list) => list,
-        Err(e) => {
-            errors.push(syn::Error::new(
-                e.span(),
-                format!("{e}; `#[cached]` takes `name = value` arguments: {ARGUMENTS}"),
-            ));
-            return out;
-        }
+    let Some(list) = method::parse_list("cached", ARGUMENTS, args, errors) else {
+        return out;
     };
     for nv in list {
         let Some(name) = nv.path.get_ident().map(Ident::to_string) else {
@@ -161,18 +138,10 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
                     false
                 }
             },
-            "cache" => {
-                match &nv.value {
-                    Expr::Path(p) if p.path.get_ident().is_some() => {
-                        let ident = p.path.get_ident().cloned();
-                        std::mem::replace(&mut out.cache, ident).is_some()
-                    }
-                    other => {
-                        errors.at(other, "`cache` names the field that holds the `QueryCache`, like `cache = cache`");
-                        false
-                    }
-                }
-            }
+            "cache" => match method::cache_field(&nv.value, errors) {
+                Some(ident) => out.cache.replace(ident).is_some(),
+                None => false,
+            },
             _ => {
                 errors.at(
                     &nv.path,
@@ -196,9 +165,7 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
 
 fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
     let sig = &method.sig;
-    if sig.asyncness.is_none() {
-        errors.at(sig.fn_token, "`#[cached]` requires an `async fn`");
-    }
+    method::check_async("cached", sig, errors);
     let generic = sig
         .generics
         .params
@@ -232,46 +199,27 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
                 }
             }
             FnArg::Typed(pat_ty) => {
-                let Pat::Ident(pat) = &*pat_ty.pat else {
-                    errors.at(
-                        &pat_ty.pat,
-                        "`#[cached]` needs plainly named arguments, like `id: u64`",
-                    );
-                    continue;
-                };
-                if pat.by_ref.is_some() || pat.subpat.is_some() {
-                    errors.at(
-                        &pat_ty.pat,
-                        "`#[cached]` needs plainly named arguments, like `id: u64`",
-                    );
-                    continue;
-                }
-                if matches!(&*pat_ty.ty, Type::ImplTrait(_)) {
-                    errors.at(
-                        &pat_ty.ty,
-                        "`#[cached]` does not support `impl Trait` arguments; name the type",
-                    );
-                    continue;
-                }
-                if borrows_inside(&pat_ty.ty) {
-                    errors.at(
-                        &pat_ty.ty,
-                        format!(
-                            "`#[cached]` arguments own their data or are a plain reference `&T`; `{}` borrows inside, and the fetch may outlive the call: take an owned type (`Option<String>` for `Option<&str>`, `String` for `Cow<str>`, `&[String]` or `Vec<String>` for `&[&str]`)",
-                            compact(pat_ty.ty.to_token_stream())
-                        ),
-                    );
-                    continue;
-                }
-                if pat.ident == "t" {
-                    errors.at(&pat.ident, "an argument named `t` would hide the tag root `t` of `tags = [...]`; rename the argument");
-                    continue;
-                }
-                args.push(Arg {
-                    ident: pat.ident.clone(),
-                    ty: (*pat_ty.ty).clone(),
-                    mutable: pat.mutability.is_some(),
+                let arg = method::argument("cached", pat_ty, true, errors, |ty, errors| {
+                    if matches!(ty, Type::ImplTrait(_)) {
+                        errors.at(
+                            ty,
+                            "`#[cached]` does not support `impl Trait` arguments; name the type",
+                        );
+                        return false;
+                    }
+                    if borrows_inside(ty) {
+                        errors.at(
+                            ty,
+                            format!(
+                                "`#[cached]` arguments own their data or are a plain reference `&T`; `{}` borrows inside, and the fetch may outlive the call: take an owned type (`Option<String>` for `Option<&str>`, `String` for `Cow<str>`, `&[String]` or `Vec<String>` for `&[&str]`)",
+                                compact(ty.to_token_stream())
+                            ),
+                        );
+                        return false;
+                    }
+                    true
                 });
+                args.extend(arg);
             }
         }
     }
@@ -362,94 +310,21 @@ fn looks_like_result(ty: &Type) -> bool {
     }
 }
 
-/// Tags see the method's arguments and `t`, nothing else: the arguments
-/// decide the key, so a tag built from anything else (a `const`, a
-/// `static`, a free function, `self`, a macro) could change while the key
-/// does not. Literals are fine. Every offence is reported at its span.
-pub(crate) fn check_tag(tag: &Expr, arguments: &[Arg], errors: &mut Errors) {
-    const ONLY: &str = "tags can use only the method's arguments and `t`";
-    let known = |ident: &Ident| ident == "t" || arguments.iter().any(|a| a.ident == *ident);
-    match tag {
-        Expr::Lit(_) => {}
-        Expr::Path(path) => match (path.qself.is_none(), path.path.get_ident()) {
-            (true, Some(ident)) if ident == "self" => errors.at(
-                ident,
-                format!("{ONLY}, not `self`: the same arguments decide the key and the tags (put what the tag needs of `self` in `scope = ...` and an argument)"),
-            ),
-            (true, Some(ident)) if known(ident) => {}
-            (true, Some(ident)) => errors.at(
-                ident,
-                format!("{ONLY}; `{ident}` is neither (the key would not see it)"),
-            ),
-            _ => errors.at(
-                path,
-                format!("{ONLY}; a path like `{}` names something the key does not see", path.to_token_stream().to_string().replace(' ', "")),
-            ),
-        },
-        Expr::MethodCall(call) => {
-            check_tag(&call.receiver, arguments, errors);
-            for arg in &call.args {
-                check_tag(arg, arguments, errors);
-            }
-        }
-        Expr::Field(field) => check_tag(&field.base, arguments, errors),
-        Expr::Reference(reference) => check_tag(&reference.expr, arguments, errors),
-        Expr::Unary(unary) => check_tag(&unary.expr, arguments, errors),
-        Expr::Paren(paren) => check_tag(&paren.expr, arguments, errors),
-        Expr::Group(group) => check_tag(&group.expr, arguments, errors),
-        Expr::Cast(cast) => check_tag(&cast.expr, arguments, errors),
-        Expr::Binary(binary) => {
-            check_tag(&binary.left, arguments, errors);
-            check_tag(&binary.right, arguments, errors);
-        }
-        Expr::Index(index) => {
-            check_tag(&index.expr, arguments, errors);
-            check_tag(&index.index, arguments, errors);
-        }
-        Expr::Range(range) => {
-            for end in [&range.start, &range.end].into_iter().flatten() {
-                check_tag(end, arguments, errors);
-            }
-        }
-        Expr::Tuple(tuple) => {
-            for elem in &tuple.elems {
-                check_tag(elem, arguments, errors);
-            }
-        }
-        Expr::Call(call) => errors.at(
-            &call.func,
-            format!("{ONLY}; a function call can read anything (call methods on the arguments instead)"),
-        ),
-        Expr::Macro(mac) => errors.at(
-            &mac.mac.path,
-            format!("{ONLY}; a macro can read anything"),
-        ),
-        other => errors.at(
-            other,
-            format!("{ONLY}, literals and method calls on them, like `t.posts(id).comments(..)`"),
-        ),
-    }
-}
-
 fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
-    let mixed = Span::mixed_site();
-    let cache = proc_macro2::Ident::new("__t87s_cache", mixed);
-    let key = proc_macro2::Ident::new("__t87s_key", mixed);
-    let args_local = proc_macro2::Ident::new("__t87s_args", mixed);
-    let options = proc_macro2::Ident::new("__t87s_options", mixed);
-    let this = proc_macro2::Ident::new("__t87s_self", mixed);
-    let owned_this = proc_macro2::Ident::new("__t87s_owned_self", mixed);
-    let ret_local = proc_macro2::Ident::new("__t87s_ret", mixed);
-    let t = proc_macro2::Ident::new("t", Span::call_site());
+    let cache = method::local("__t87s_cache");
+    let key = method::local("__t87s_key");
+    let args_local = method::local("__t87s_args");
+    let options = method::local("__t87s_options");
+    let this = method::local("__t87s_self");
+    let owned_this = method::local("__t87s_owned_self");
+    let ret_local = method::local("__t87s_ret");
+    let t = method::tag_root();
 
-    let field = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| Ident::new("cache", Span::call_site()));
+    let cache_of_self = method::cache_of_self(&method::field_or_default(args.cache.as_ref()));
     let names: Vec<&Ident> = inputs.iter().map(|a| &a.ident).collect();
-    let scope_local = proc_macro2::Ident::new("__t87s_scope", mixed);
-    let key_name = proc_macro2::Ident::new("__T87S_KEY_NAME", mixed);
-    let key_hex = proc_macro2::Ident::new("__T87S_KEY_HEX", mixed);
+    let scope_local = method::local("__t87s_scope");
+    let key_name = method::local("__T87S_KEY_NAME");
+    let key_hex = method::local("__T87S_KEY_HEX");
     let scope_part = args
         .scope
         .as_ref()
@@ -471,7 +346,8 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
         .map(|(_, tags)| tags.clone())
         .unwrap_or_default();
     let tag_items = tag_exprs.iter().map(|tag| {
-        quote_spanned! {tag.span()=> ::t87s::__private::tag_path(#cache, #tag) }
+        let built = method::with_no_id_calls(tag);
+        quote_spanned! {tag.span()=> ::t87s::__private::tag_path(#cache, #built) }
     });
 
     let duration = |name: &str, value: &Expr| -> TokenStream {
@@ -539,16 +415,13 @@ fn rewrite(mut method: ImplItemFn, args: &Args, inputs: &[Arg]) -> TokenStream {
         quote! { #[allow(unused_mut)] let mut #ident = #ident; }
     });
 
-    let ret = match &method.sig.output {
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
-        ReturnType::Default => quote!(()),
-    };
+    let ret = method::return_type(&method.sig);
     let body = replace_self(method.block.to_token_stream(), &this);
 
     let block = quote! {
         {
             #key_consts
-            let #cache = &self.#field;
+            let #cache = #cache_of_self;
             #scope_let
             let #options = ::t87s::__private::QueryOptions::new() #ttl #grace #on_refresh;
             ::t87s::__private::query(
@@ -630,12 +503,11 @@ fn key_consts(method: &ImplItemFn, args: &Args, key_name: &Ident, key_hex: &Iden
     };
     let line = quote_spanned!(span=> ::core::line!());
     let column = quote_spanned!(span=> ::core::column!());
-    let mixed = Span::mixed_site();
-    let label_const = Ident::new("__T87S_LABEL", mixed);
-    let head_parts = Ident::new("__T87S_HEAD_PARTS", mixed);
-    let head = Ident::new("__T87S_HEAD", mixed);
-    let tail_parts = Ident::new("__T87S_TAIL_PARTS", mixed);
-    let tail = Ident::new("__T87S_TAIL", mixed);
+    let label_const = method::local("__T87S_LABEL");
+    let head_parts = method::local("__T87S_HEAD_PARTS");
+    let head = method::local("__T87S_HEAD");
+    let tail_parts = method::local("__T87S_TAIL_PARTS");
+    let tail = method::local("__T87S_TAIL");
     let sep = if shown_method.is_empty() { "" } else { "::" };
     quote! {
         const #key_hex: [u8; 16] = ::t87s::__private::identity_hex(

@@ -1,7 +1,7 @@
 //! Collects every error of one expansion so the user sees them all at once.
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
+use quote::{quote, ToTokens};
 use std::fmt::Display;
 
 #[derive(Default)]
@@ -28,5 +28,12 @@ impl Errors {
             .into_iter()
             .map(|e| e.to_compile_error())
             .collect()
+    }
+
+    /// Every error, then `item` given back untouched, so the rest of the
+    /// crate (and the IDE) still sees it.
+    pub(crate) fn with_item(self, item: impl ToTokens) -> TokenStream {
+        let errors = self.into_compile_errors();
+        quote! { #errors #item }
     }
 }

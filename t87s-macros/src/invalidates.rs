@@ -24,13 +24,11 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::parse::Parser;
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, FnArg, ImplItemFn, Lit, MetaNameValue, Pat, ReturnType, Token};
+use syn::{Expr, ExprLit, FnArg, ImplItemFn, Lit, ReturnType};
 
-use crate::cached::{check_tag, Arg};
 use crate::errors::Errors;
+use crate::method::{self, check_tag, Arg};
 
 const ARGUMENTS: &str = "`tags`, `on_error`, `cache`";
 
@@ -43,16 +41,9 @@ struct Args {
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let method: ImplItemFn = match syn::parse2(item.clone()) {
+    let method = match method::parse_method("invalidates", item) {
         Ok(method) => method,
-        Err(_) => {
-            let error = syn::Error::new(
-                Span::call_site(),
-                "`#[invalidates]` goes on an `async fn` method inside an `impl` block",
-            )
-            .to_compile_error();
-            return quote! { #error #item };
-        }
+        Err(tokens) => return tokens,
     };
     let mut errors = Errors::default();
     let args = parse_args(args, &mut errors);
@@ -61,8 +52,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         check_tag(unwrap_exact(tag).0, &inputs, &mut errors);
     }
     if !errors.is_empty() {
-        let errors = errors.into_compile_errors();
-        return quote! { #errors #method };
+        return errors.with_item(method);
     }
     rewrite(method, &args)
 }
@@ -83,15 +73,8 @@ fn unwrap_exact(tag: &Expr) -> (&Expr, bool) {
 
 fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
     let mut out = Args::default();
-    let list = match Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args) {
-        Ok(list) => list,
-        Err(e) => {
-            errors.push(syn::Error::new(
-                e.span(),
-                format!("{e}; `#[invalidates]` takes `name = value` arguments: {ARGUMENTS}"),
-            ));
-            return out;
-        }
+    let Some(list) = method::parse_list("invalidates", ARGUMENTS, args, errors) else {
+        return out;
     };
     let mut seen_error_mode = false;
     for nv in list {
@@ -130,26 +113,13 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
                     ),
                 }
             }
-            Some("cache") => match &nv.value {
-                Expr::Path(p) if p.path.get_ident().is_some() => {
-                    if out
-                        .cache
-                        .replace(
-                            p.path
-                                .get_ident()
-                                .cloned()
-                                .unwrap_or_else(|| syn::Ident::new("cache", Span::call_site())),
-                        )
-                        .is_some()
-                    {
+            Some("cache") => {
+                if let Some(ident) = method::cache_field(&nv.value, errors) {
+                    if out.cache.replace(ident).is_some() {
                         errors.at(&nv.path, "duplicate `cache` argument");
                     }
                 }
-                other => errors.at(
-                    other,
-                    "`cache` names the field that holds the `QueryCache`, like `cache = cache`",
-                ),
-            },
+            }
             _ => errors.at(
                 &nv.path,
                 format!("unknown `#[invalidates]` argument; expected one of {ARGUMENTS}"),
@@ -167,9 +137,7 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
 
 fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
     let sig = &method.sig;
-    if sig.asyncness.is_none() {
-        errors.at(sig.fn_token, "`#[invalidates]` requires an `async fn`");
-    }
+    method::check_async("invalidates", sig, errors);
     if matches!(sig.output, ReturnType::Default) {
         errors.at(
             &sig.ident,
@@ -183,46 +151,34 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
                 errors.at(r, "`#[invalidates]` methods take `&self` or `&mut self`");
             }
             FnArg::Receiver(_) => {}
-            FnArg::Typed(pat_ty) => match &*pat_ty.pat {
-                Pat::Ident(pat) if pat.ident != "t" => args.push(Arg {
-                    ident: pat.ident.clone(),
-                    ty: (*pat_ty.ty).clone(),
-                    mutable: pat.mutability.is_some(),
-                }),
-                Pat::Ident(pat) => errors.at(
-                    &pat.ident,
-                    "an argument named `t` would hide the tag root `t` of `tags = [...]`; rename the argument",
-                ),
-                other => errors.at(
-                    other,
-                    "`#[invalidates]` needs plainly named arguments, like `id: u64`",
-                ),
-            },
+            FnArg::Typed(pat_ty) => {
+                args.extend(method::argument(
+                    "invalidates",
+                    pat_ty,
+                    false,
+                    errors,
+                    |_, _| true,
+                ));
+            }
         }
     }
     args
 }
 
 fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
-    let mixed = Span::mixed_site();
-    let cache = syn::Ident::new("__t87s_cache", mixed);
-    let marks = syn::Ident::new("__t87s_marks", mixed);
-    let ret_local = syn::Ident::new("__t87s_ret", mixed);
-    let value = syn::Ident::new("__t87s_value", mixed);
-    let t = syn::Ident::new("t", Span::call_site());
-    let field = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| syn::Ident::new("cache", Span::call_site()));
+    let cache = method::local("__t87s_cache");
+    let marks = method::local("__t87s_marks");
+    let ret_local = method::local("__t87s_ret");
+    let value = method::local("__t87s_value");
+    let t = method::tag_root();
+    let cache_of_self = method::cache_of_self(&method::field_or_default(args.cache.as_ref()));
     let items = args.tags.iter().map(|tag| {
         let (inner, exact) = unwrap_exact(tag);
         let build = if exact { quote!(exact) } else { quote!(prefix) };
-        quote_spanned! {inner.span()=> ::t87s::__private::Mark::#build(#cache, #inner) }
+        let built = method::with_no_id_calls(inner);
+        quote_spanned! {inner.span()=> ::t87s::__private::Mark::#build(#cache, #built) }
     });
-    let ret = match &method.sig.output {
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
-        ReturnType::Default => quote!(()),
-    };
+    let ret = method::return_type(&method.sig);
     let on_error = if args.log {
         quote!(::t87s::__private::OnError::Log)
     } else {
@@ -236,7 +192,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
     let block = quote! {
         {
             let #marks = {
-                let #cache = &self.#field;
+                let #cache = #cache_of_self;
                 #[allow(unused_variables)]
                 let #t = ::t87s::__private::root(#cache);
                 [ #(#items),* ]
@@ -244,7 +200,7 @@ fn rewrite(mut method: ImplItemFn, args: &Args) -> TokenStream {
             let #ret_local: #ret = async #body.await;
             match #ret_local {
                 ::core::result::Result::Ok(#value) => {
-                    ::t87s::__private::after_write(&self.#field, &#marks, #on_error)
+                    ::t87s::__private::after_write(#cache_of_self, &#marks, #on_error)
                         .await
                         .map(|()| #value)
                 }

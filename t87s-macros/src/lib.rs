@@ -5,6 +5,7 @@
 mod cached;
 mod errors;
 mod invalidates;
+mod method;
 mod schema;
 
 use proc_macro::TokenStream;
@@ -18,7 +19,10 @@ use proc_macro::TokenStream;
 ///   returns), with one method per field;
 /// - `AppTagsNode<R>`, an `AppTags` node inside a schema rooted at `R`, with
 ///   the same methods, and itself a tag;
-/// - `impl t87s::TagSchema for AppTags`.
+/// - `impl t87s::TagSchema for AppTags`;
+/// - hidden items for `tags = [...]` of `#[cached]` and `#[invalidates]`,
+///   where `t.posts()` (a `Wild` field without an id) is an error that says
+///   to write `t.posts(id)` for one post or `t.posts(..)` for every post.
 ///
 /// Field methods:
 ///

@@ -3,7 +3,10 @@
 //! For `struct AppTags { posts: Wild<PostTags>, global: Static }` it emits
 //! `AppTagsRoot` (the top level, from `QueryCache::tags()`), `AppTagsNode<R>`
 //! (an `AppTags` node inside a schema rooted at `R`; itself a tag), a method
-//! per field on both, and `impl TagSchema for AppTags`.
+//! per field on both, and `impl TagSchema for AppTags`. For `tags = [...]`
+//! it also emits the hidden `AppTagsNoId` view (see `t87s::__private::NoId`):
+//! a `Wild` field called without an id there (`t.posts()`) is an error that
+//! says to write `t.posts(id)` or `t.posts(..)`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -146,6 +149,17 @@ fn generate(input: &DeriveInput, fields: &[Field]) -> TokenStream {
         "The top level of the [`{name}`] tag schema: what `QueryCache::<{name}>::tags()` returns.\n\n\
          Each method builds a tag (or a node that is itself a tag) from one field of [`{name}`]."
     );
+    let view = format_ident!("{}NoId", name);
+    let view_doc = format!(
+        "An [`{name}`] builder in `tags = [...]` of `#[cached]` or `#[invalidates]`, called \
+         without arguments: a `Wild` field without an id is an error that says to write `(id)` \
+         or `(..)`. Everything else is the builder's own (it derefs to it)."
+    );
+    let (needs_id, no_id_methods): (Vec<TokenStream>, Vec<TokenStream>) = fields
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Wild(_)))
+        .map(|f| no_id(f, name, vis, &r))
+        .unzip();
     let node_doc = format!(
         "A node of the [`{name}`] tag schema inside a schema rooted at `R`.\n\n\
          It is itself a tag (see `t87s::IntoTag`); its methods build the tags below it."
@@ -172,6 +186,49 @@ fn generate(input: &DeriveInput, fields: &[Field]) -> TokenStream {
         #[automatically_derived]
         impl<#r: 'static> #node<#r> {
             #(#node_methods)*
+        }
+
+        #[doc = #view_doc]
+        #[doc(hidden)]
+        #vis struct #view<'a, N, #r: 'static> {
+            node: &'a N,
+            #[allow(dead_code)] // read by `Wild` fields' methods only
+            parent: ::core::option::Option<&'a ::t87s::__private::TagPath>,
+            schema: ::core::marker::PhantomData<fn() -> #r>,
+        }
+
+        #(#needs_id)*
+
+        #[automatically_derived]
+        impl<'a, N, #r: 'static> #view<'a, N, #r> {
+            #(#no_id_methods)*
+        }
+
+        #[automatically_derived]
+        impl<'a, N, #r: 'static> ::core::ops::Deref for #view<'a, N, #r> {
+            type Target = N;
+
+            fn deref(&self) -> &N {
+                self.node
+            }
+        }
+
+        #[automatically_derived]
+        impl ::t87s::__private::NoId for #root {
+            type View<'a> = #view<'a, #root, #name>;
+
+            fn no_id(&self) -> #view<'_, #root, #name> {
+                #view { node: self, parent: ::core::option::Option::None, schema: ::core::marker::PhantomData }
+            }
+        }
+
+        #[automatically_derived]
+        impl<#r: 'static> ::t87s::__private::NoId for #node<#r> {
+            type View<'a> = #view<'a, #node<#r>, #r>;
+
+            fn no_id(&self) -> #view<'_, #node<#r>, #r> {
+                #view { node: self, parent: ::core::option::Option::Some(&self.path), schema: ::core::marker::PhantomData }
+            }
         }
 
         #[automatically_derived]
@@ -234,6 +291,53 @@ fn generate(input: &DeriveInput, fields: &[Field]) -> TokenStream {
             }
         }
     }
+}
+
+/// For a `Wild` field, on the `NoId` view: the trait whose message is the
+/// error for its method called without an id, and that method, bound by it
+/// (no schema implements it).
+fn no_id(
+    field: &Field,
+    schema: &Ident,
+    vis: &syn::Visibility,
+    r: &Ident,
+) -> (TokenStream, TokenStream) {
+    let ident = &field.ident;
+    let segment = &field.segment;
+    let needs_id = format_ident!("{}_{}_needs_an_id", schema, segment);
+    let message = format!(
+        "`{segment}()` needs an id: write `{segment}(id)` for one item or `{segment}(..)` for all of them"
+    );
+    let label = format!("`{segment}` is `Wild`: it takes an id, or `..`");
+    let note = format!(
+        "`{segment}(..)` is every item of `{segment}`, like `Vec::drain(..)`; `{segment}(id)` is one of them"
+    );
+    let trait_doc = format!(
+        "`{segment}()` (field `{segment}` of [`{schema}`], `Wild`) without an id: never implemented."
+    );
+    let trait_item = quote! {
+        #[doc = #trait_doc]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+        #vis trait #needs_id {}
+
+        // One impl, for no schema, so the error does not suggest adding one.
+        #[diagnostic::do_not_recommend]
+        impl #needs_id for ::t87s::__private::NoSchema {}
+    };
+    let method = quote! {
+        #[doc(hidden)]
+        #[inline]
+        #[must_use]
+        pub fn #ident(&self) -> ::t87s::Tag<#r>
+        where
+            #r: #needs_id,
+        {
+            ::t87s::Tag::new(::t87s::__private::child(self.parent, #segment))
+        }
+    };
+    (trait_item, method)
 }
 
 /// The builder method for one field; `schema_root` is the `R` of the tags it

@@ -40,6 +40,58 @@ pub const fn const_duration(text: &str) -> Option<Duration> {
     crate::duration::duration_from_str(text)
 }
 
+/// What the field named by `cache = field` of `#[cached]` and
+/// `#[invalidates]` (default `cache`) must be: a [`QueryCache`], or behind
+/// a pointer to one (`Arc<QueryCache<S>>`).
+#[diagnostic::on_unimplemented(
+    message = "this field of `self` is not a `QueryCache`",
+    label = "not a `QueryCache`",
+    note = "`#[cached]` and `#[invalidates]` read the cache from `self.cache`, or from the field named with `cache = field_name`, like `#[cached(tags = [...], cache = field_name)]`: name the field that holds the `QueryCache`"
+)]
+pub trait CacheField {
+    /// The cache's schema.
+    type Schema: TagSchema;
+    /// The cache's codec.
+    type Codec: Codec;
+
+    /// The cache.
+    fn query_cache(&self) -> &QueryCache<Self::Schema, Self::Codec>;
+}
+
+impl<S: TagSchema, C: Codec> CacheField for QueryCache<S, C> {
+    type Schema = S;
+    type Codec = C;
+
+    #[inline(always)]
+    fn query_cache(&self) -> &Self {
+        self
+    }
+}
+
+/// A pointer to a cache (`Arc<QueryCache<S>>`, `Box`, any `Deref`). Not
+/// recommended in errors, which then speak of the field's type.
+#[diagnostic::do_not_recommend]
+impl<P> CacheField for P
+where
+    P: std::ops::Deref,
+    P::Target: CacheField,
+{
+    type Schema = <P::Target as CacheField>::Schema;
+    type Codec = <P::Target as CacheField>::Codec;
+
+    #[inline(always)]
+    fn query_cache(&self) -> &QueryCache<Self::Schema, Self::Codec> {
+        (**self).query_cache()
+    }
+}
+
+/// `&self.cache` in a `#[cached]` or `#[invalidates]` method: the field
+/// itself once inlined.
+#[inline(always)]
+pub fn cache_field<F: CacheField + ?Sized>(field: &F) -> &QueryCache<F::Schema, F::Codec> {
+    field.query_cache()
+}
+
 /// The schema root for the `t` of `tags = [...]`.
 pub fn root<S: TagSchema, C: Codec>(_cache: &QueryCache<S, C>) -> S::Root {
     S::root()
@@ -51,6 +103,45 @@ pub fn tag_path<S: TagSchema, C: Codec>(
     tag: impl IntoTag<S>,
 ) -> TagPath {
     tag.into_tag().into_path()
+}
+
+/// A tag builder seen through its methods that take no id: in `tags = [...]`,
+/// `#[cached]` and `#[invalidates]` write `t.posts()` as
+/// `NoId::no_id(&t).posts()`. `#[derive(TagSchema)]` gives the view a
+/// method for each `Wild` field, with a bound that never holds, so a `Wild`
+/// field called without an id is an error that says to write `(id)` or
+/// `(..)`; every other method is the builder's own (the view derefs to it;
+/// `into_tag()` is called on the builder itself).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tag builder",
+    label = "no tags below this",
+    note = "tags are built from `t`: `t.posts(id)`, `t.posts(id).comments(..)`, `t.global()`"
+)]
+pub trait NoId {
+    /// The view.
+    type View<'a>
+    where
+        Self: 'a;
+
+    /// `self` through the view.
+    fn no_id(&self) -> Self::View<'_>;
+}
+
+/// No schema: `#[derive(TagSchema)]` implements the bound of each `Wild`
+/// field's method on the `NoId` view for it alone, so that the error for a
+/// missing id does not suggest implementing that bound.
+pub enum NoSchema {}
+
+/// A tag has nothing below it: its view is itself.
+impl<R> NoId for Tag<R> {
+    type View<'a>
+        = &'a Tag<R>
+    where
+        Self: 'a;
+
+    fn no_id(&self) -> &Tag<R> {
+        self
+    }
 }
 
 /// The path of a named child below `parent` (or at the top when `None`).

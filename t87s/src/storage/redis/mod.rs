@@ -497,8 +497,8 @@ impl RedisAdapter {
     ///   ttl GET`, which reads the entry and, only when there is none, puts
     ///   this instance's lease in its place (a miss takes its lease in the
     ///   read, with no script);
-    /// - the refresh lease key, for entries that exist but want a fetch;
-    /// - the counter, the floor and every marker, in one `MGET`.
+    /// - in one `MGET`: the refresh lease key (for entries that exist but
+    ///   want a fetch), the counter, the floor and every marker.
     ///
     /// An entry that exists but wants a fetch (past its TTL, invalidated)
     /// takes the lease key in a second round trip, a script that also reads
@@ -842,10 +842,21 @@ async fn read_parts(
     };
     let answer = match conn {
         Conn::Single(mut conn) => {
+            // Two commands: the entry, then one MGET of the lease key, the
+            // counter, the floor and the markers.
             let mut pipe = redis::pipe();
-            pipe.add_command(entry_cmd()).get(lease_key);
-            pipe.cmd("MGET").arg(rest);
-            pipe.query_async(&mut conn).await
+            pipe.add_command(entry_cmd());
+            pipe.cmd("MGET").arg(lease_key).arg(rest);
+            pipe.query_async::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&mut conn)
+                .await
+                .map(|(entry, mut values)| {
+                    let held = if values.is_empty() {
+                        None
+                    } else {
+                        values.remove(0)
+                    };
+                    (entry, held, values)
+                })
         }
         Conn::Cluster(conn) => {
             let gets = rest.iter().map(|key| {

@@ -198,19 +198,26 @@ const MAGIC: u32 = 0x7438_7301;
 /// A [`StorageAdapter`] on Redis, shared by every process that uses the same
 /// server (or Cluster) and prefix.
 ///
-/// - A hit costs one round trip: the entry, the version counter, the floor and
-///   every marker of the query's tags are read together (one pipeline on a
-///   single node; concurrent reads on a Cluster, where the keys live in
-///   different slots).
+/// - A hit costs one round trip of two plain commands: `SET key <lease> NX
+///   PX ttl GET` (the entry; when there is none, this process's lease takes
+///   its place) and one `MGET` of the refresh lease, the version counter,
+///   the floor and every marker of the query's tags. On a Cluster, where the
+///   keys live in different slots, the reads are concurrent.
+/// - A miss costs two: that read (which took the lease), then the store,
+///   which replaces the lease, with the release of the refresh lease in the
+///   same pipeline. An entry that exists but wants a fetch takes the refresh
+///   lease in a script of its own (one more round trip). The lease holder
+///   extends its lease while it fetches; a lease whose holder died expires.
 /// - Invalidation stamps markers with versions from one counter in Redis, so
-///   app servers whose clocks disagree agree on what is stale.
-/// - A miss takes a lease (`SET NX PX` with a token) so one process fetches
-///   while the others wait for its value; a lease whose holder died expires.
-/// - Every command has a timeout; a query whose store fails or is slow runs
-///   its fetch (the engine fails open), an invalidation returns the error.
-///   The connection reconnects by itself when Redis comes back.
+///   app servers whose clocks disagree agree on what is stale: one script on
+///   one node. A lost counter starts again at the server's time, with the
+///   floor raised to it.
+/// - Every command has a timeout and goes through a circuit breaker; a query
+///   whose store fails or is slow runs its fetch (the engine fails open), an
+///   invalidation returns the error (and the engine retries it). The adapter
+///   connects on first use and reconnects by itself.
 /// - Bytes under our keys that are not our envelope, or that do not decode,
-///   read as a miss.
+///   and keys of another Redis type, read as a miss.
 /// - `clear` deletes with `SCAN MATCH P:*` (never `KEYS`), on every master.
 ///
 /// **Eviction policy.** Markers must outlive the entries they cover: use

@@ -140,25 +140,7 @@ impl RedisCluster {
         for port in &ports {
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server on the PATH");
-            children.push(child);
+            children.push(cluster_node(*port, &node_dir));
         }
         let cluster = Self {
             ports,
@@ -227,24 +209,7 @@ impl RedisCluster {
         let child = &mut self.children[holder];
         let _ = child.kill();
         let _ = child.wait();
-        *child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-            .arg("--dir")
-            .arg(self.dir.join(port.to_string()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on the PATH");
+        *child = cluster_node(port, &self.dir.join(port.to_string()));
         wait_for_port(port);
         self.wait_ok();
         port
@@ -257,6 +222,29 @@ impl RedisCluster {
             .map(|p| format!("redis://127.0.0.1:{p}"))
             .collect()
     }
+}
+
+/// One Cluster node on `port`, keeping its cluster state in `dir` (no data
+/// is persisted).
+fn cluster_node(port: u16, dir: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server on the PATH")
 }
 
 impl Drop for RedisCluster {

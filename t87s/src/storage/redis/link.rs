@@ -29,6 +29,38 @@ pub(super) enum Conn {
     Cluster(ClusterConnection),
 }
 
+/// Commands go to whichever connection this is (the `match` lives here).
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(conn) => conn.get_db(),
+            Conn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
 /// What the first connection learned.
 pub(super) struct Connected {
     pub(super) conn: Conn,
@@ -222,11 +254,8 @@ async fn eviction_warning(conn: Conn) -> Option<String> {
     let mut cmd = redis::cmd("CONFIG");
     cmd.arg("GET").arg("maxmemory*");
     // Managed services may refuse CONFIG: then we cannot tell, and say nothing.
-    let pairs: Vec<String> = match conn {
-        Conn::Single(mut conn) => cmd.query_async(&mut conn).await,
-        Conn::Cluster(mut conn) => cmd.query_async(&mut conn).await,
-    }
-    .ok()?;
+    let mut conn = conn;
+    let pairs: Vec<String> = cmd.query_async(&mut conn).await.ok()?;
     let get = |name: &str| {
         pairs
             .chunks(2)

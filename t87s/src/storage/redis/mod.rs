@@ -400,12 +400,10 @@ impl RedisAdapter {
     ) -> Result<T, AdapterError> {
         self.inner
             .link
-            .call(what, |conn| async move {
-                match conn {
-                    Conn::Single(mut conn) => cmd.query_async(&mut conn).await,
-                    Conn::Cluster(mut conn) => cmd.query_async(&mut conn).await,
-                }
-            })
+            .call(
+                what,
+                |mut conn| async move { cmd.query_async(&mut conn).await },
+            )
             .await
     }
 
@@ -417,11 +415,8 @@ impl RedisAdapter {
     ) -> Result<T, AdapterError> {
         self.inner
             .link
-            .call(what, |conn| async move {
-                match conn {
-                    Conn::Single(mut conn) => invocation.invoke_async(&mut conn).await,
-                    Conn::Cluster(mut conn) => invocation.invoke_async(&mut conn).await,
-                }
+            .call(what, |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
             })
             .await
     }

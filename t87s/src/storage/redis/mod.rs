@@ -363,33 +363,11 @@ impl RedisAdapter {
         }
     }
 
-    /// `GET` of every key in one round trip: a pipeline on one node,
-    /// concurrent commands on a Cluster (the keys are in different slots).
+    /// `GET` of every key in one round trip (see [`get_each`]).
     async fn get_all(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, AdapterError> {
         self.inner
             .link
-            .call("read", |conn| async move {
-                match conn {
-                    Conn::Single(mut conn) => {
-                        let mut pipe = redis::pipe();
-                        for key in keys {
-                            pipe.get(key);
-                        }
-                        pipe.query_async(&mut conn).await
-                    }
-                    Conn::Cluster(conn) => {
-                        let gets = keys.iter().map(|key| {
-                            let mut conn = conn.clone();
-                            async move {
-                                Cmd::get(key)
-                                    .query_async::<Option<Vec<u8>>>(&mut conn)
-                                    .await
-                            }
-                        });
-                        join_all(gets).await.into_iter().collect()
-                    }
-                }
-            })
+            .call("read", |conn| get_each(conn, keys))
             .await
     }
 
@@ -821,6 +799,31 @@ impl RedisAdapter {
     }
 }
 
+/// `GET` of every key in one round trip: a pipeline on one node, concurrent
+/// commands on a Cluster (the keys are in different slots).
+async fn get_each(conn: Conn, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
+    match conn {
+        Conn::Single(mut conn) => {
+            let mut pipe = redis::pipe();
+            for key in keys {
+                pipe.get(key);
+            }
+            pipe.query_async(&mut conn).await
+        }
+        Conn::Cluster(conn) => {
+            let gets = keys.iter().map(|key| {
+                let mut conn = conn.clone();
+                async move {
+                    Cmd::get(key)
+                        .query_async::<Option<Vec<u8>>>(&mut conn)
+                        .await
+                }
+            });
+            join_all(gets).await.into_iter().collect()
+        }
+    }
+}
+
 /// What a plain read returns: the entry (or a lease in its place), the
 /// refresh lease's holder, then the counter, the floor and the markers; or
 /// `None` when the entry key holds another Redis type.
@@ -861,22 +864,13 @@ async fn read_parts(
                 })
         }
         Conn::Cluster(conn) => {
-            let gets = rest.iter().map(|key| {
-                let mut conn = conn.clone();
-                async move {
-                    Cmd::get(key)
-                        .query_async::<Option<Vec<u8>>>(&mut conn)
-                        .await
-                }
-            });
             let (mut entry_conn, mut lease_conn) = (conn.clone(), conn.clone());
             let (entry, held, values) = futures_util::future::join3(
                 async move { entry_cmd().query_async(&mut entry_conn).await },
                 async move { Cmd::get(lease_key).query_async(&mut lease_conn).await },
-                join_all(gets),
+                get_each(Conn::Cluster(conn), rest),
             )
             .await;
-            let values: Result<Vec<_>, _> = values.into_iter().collect();
             entry.and_then(|e| Ok((e, held?, values?)))
         }
     };

@@ -39,7 +39,10 @@ fn main() {
         Some(a) if a.parse::<u64>().is_err() => args.next().unwrap_or_default(),
         _ => "cached".to_owned(),
     };
-    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5_000_000);
+    let n: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5_000_000);
     let rt = if std::env::var_os("T87S_PROF_MT").is_some() {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -119,6 +122,8 @@ fn main() {
                 std::hint::black_box(cached_crate_post(1).await);
             }
         }),
-        other => panic!("unknown WHAT {other:?}: cached, query, marked, quick, moka or cached_crate"),
+        other => {
+            panic!("unknown WHAT {other:?}: cached, query, marked, quick, moka or cached_crate")
+        }
     }
 }

@@ -114,7 +114,10 @@ impl<C: Codec> Primitives<C> {
                 return Some(Ok((first, newest)));
             }
         };
-        let second = match read(self.markers(&entry.tags))? {
+        // Every marker older than the entry's fetch, or than its last clean
+        // check, is known not to make it stale.
+        let since = entry.version.max(entry.checked_at.get());
+        let second = match read(self.markers(&entry.tags).since(since))? {
             Ok(read) => read,
             Err(error) => return Some(Err(error)),
         };

@@ -19,6 +19,9 @@ use crate::key::{self, KeyProbe};
 
 const DEFAULT_MAX_ENTRIES: usize = 10_000;
 const DEFAULT_MAX_MARKERS: usize = 100_000;
+/// Up to how many markers set since a reader's last check are tested
+/// against its tags one by one, rather than looked up by key.
+const RECENT_MARKERS: usize = 8;
 
 /// The embedded store: entries in a bounded concurrent map with O(1)
 /// eviction ([`quick_cache`]), invalidation markers in a bounded table.
@@ -305,6 +308,19 @@ impl MemoryAdapter {
         if table.map.is_empty() {
             return newest;
         }
+        // The reader checked every marker set before `since`: when few were
+        // set after it (an entry read again after an invalidation or two),
+        // test just those against its tags, with no marker key hashed.
+        let since = markers.checked_before();
+        let recent = || table.order.iter().rev().take_while(|(v, _)| *v >= since);
+        if recent().nth(RECENT_MARKERS).is_none() {
+            for (version, marker) in recent() {
+                if markers.contains(&marker.prefix, &marker.path, marker.scope) {
+                    newest = newest.max(*version);
+                }
+            }
+            return newest;
+        }
         for marker in markers.iter() {
             if let Some(record) = table.map.get(&marker) {
                 newest = newest.max(record.version);
@@ -589,9 +605,54 @@ impl MemoryAdapterBuilder {
 mod tests {
     use std::sync::Arc;
 
-    use super::{ByText, MemoryAdapter};
+    use super::{ByText, MemoryAdapter, RECENT_MARKERS};
     use crate::entry::{StoredEntry, StoredValue};
-    use crate::storage::{EntryKey, MarkerSet, StorageAdapter};
+    use crate::storage::{EntryKey, MarkerKey, MarkerScope, MarkerSet, StorageAdapter};
+    use crate::tag::TagPath;
+
+    /// A reader that checked its markers at some version tests only the
+    /// markers set since against its tags; the answer is the one the full
+    /// lookup gives.
+    #[test]
+    fn markers_set_since_a_check_are_tested_against_the_tags() {
+        let adapter = MemoryAdapter::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let set = |path: &str, scope| {
+            let marker = [MarkerKey {
+                prefix: "t87s",
+                path,
+                scope,
+            }];
+            runtime.block_on(adapter.invalidate(&marker)).expect("set");
+        };
+        let tags = [TagPath::new(["posts", "1"]).expect("tag")];
+        let markers = MarkerSet::new("t87s", &tags);
+        set("unrelated", MarkerScope::Prefix); // version 1
+        assert_eq!(adapter.newest(markers.since(1)), 0);
+        set("posts", MarkerScope::Prefix); // 2: an ancestor
+        assert_eq!(adapter.newest(markers.since(1)), 2);
+        set("posts/1", MarkerScope::Exact); // 3: the tag itself
+        assert_eq!(adapter.newest(markers.since(3)), 3);
+        set("posts/1/x", MarkerScope::Prefix); // 4: below the tag
+        set("posts/10", MarkerScope::Prefix); // 5: not an ancestor
+        set("posts/1", MarkerScope::Exact); // 6, under another prefix
+        let other = [MarkerKey {
+            prefix: "other",
+            path: "posts/1",
+            scope: MarkerScope::Exact,
+        }];
+        runtime.block_on(adapter.invalidate(&other)).expect("set");
+        assert_eq!(adapter.newest(markers.since(4)), 6);
+        assert_eq!(adapter.newest(markers.since(7)), 0);
+        // Past the window, every marker of the tags is looked up by key.
+        for i in 0..=RECENT_MARKERS {
+            set(&format!("other/{i}"), MarkerScope::Prefix);
+        }
+        assert_eq!(adapter.newest(markers.since(4)), 6);
+        assert_eq!(adapter.newest(markers), 6);
+    }
 
     /// Two keys whose digests collide are still told apart by their text:
     /// a collision costs a comparison, never a wrong value.

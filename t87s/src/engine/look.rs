@@ -39,7 +39,7 @@ pub(crate) type Seen = (Read, u64);
 impl<C: Codec> Primitives<C> {
     /// Decides what `entry` is at `now`, given the newest marker of its tags.
     /// Time first: an entry past its grace is dead whatever its markers say.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn classify<T: Cacheable>(
         &self,
         entry: Option<Arc<StoredEntry>>,
@@ -63,7 +63,7 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// Reads `key` with no I/O, if the store can (an in-process store).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn look_now(&self, key: &str, now: u64) -> Option<Result<Seen, AdapterError>> {
         let key = self.key(key);
         match &self.inner.settings.memory {
@@ -78,7 +78,7 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// Reads a typed call's key from the memory store by its probe.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn look_probe(
         &self,
         memory: &MemoryAdapter,
@@ -96,7 +96,7 @@ impl<C: Codec> Primitives<C> {
     /// fetch began (or since it was last checked), no marker can be as new
     /// as it and none is read; otherwise its own tags' markers are, and a
     /// clean check is remembered on the entry.
-    #[inline]
+    #[inline(always)]
     fn look_now_by(
         &self,
         read: impl Fn(MarkerSet<'_>) -> Option<Result<Read, AdapterError>>,

@@ -101,40 +101,45 @@ impl<C: Codec> Primitives<C> {
         &self,
         read: impl Fn(MarkerSet<'_>) -> Option<Result<Read, AdapterError>>,
     ) -> Option<Result<Seen, AdapterError>> {
-        let first = match read(MarkerSet::empty())? {
-            Ok(read) => read,
-            Err(error) => return Some(Err(error)),
-        };
-        let entry = match &first.entry {
-            Some(e) if e.version < first.version && e.checked_at.get() < first.version => {
-                Arc::clone(e)
+        // One call of `read` in the loop (so it is inlined): first the entry
+        // alone, then, if it must be checked, with its markers.
+        let mut checking: Option<Arc<StoredEntry>> = None;
+        loop {
+            let markers = match &checking {
+                None => MarkerSet::empty(),
+                // Every marker older than the entry's fetch, or than its last
+                // clean check, is known not to make it stale.
+                Some(entry) => self
+                    .markers(&entry.tags)
+                    .since(entry.version.max(entry.checked_at.get())),
+            };
+            let read = match read(markers)? {
+                Ok(read) => read,
+                Err(error) => return Some(Err(error)),
+            };
+            let Some(entry) = checking.take() else {
+                match &read.entry {
+                    Some(e) if e.version < read.version && e.checked_at.get() < read.version => {
+                        checking = Some(Arc::clone(e));
+                        continue;
+                    }
+                    _ => {
+                        let newest = read.newest_marker;
+                        return Some(Ok((read, newest)));
+                    }
+                }
+            };
+            if !read.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                // Replaced between the two reads: the markers read were the
+                // old entry's. Read again, the slow way.
+                return None;
             }
-            _ => {
-                let newest = first.newest_marker;
-                return Some(Ok((first, newest)));
+            if read.newest_marker < entry.version {
+                entry.checked_at.raise(read.version);
             }
-        };
-        // Every marker older than the entry's fetch, or than its last clean
-        // check, is known not to make it stale.
-        let since = entry.version.max(entry.checked_at.get());
-        let second = match read(self.markers(&entry.tags).since(since))? {
-            Ok(read) => read,
-            Err(error) => return Some(Err(error)),
-        };
-        if !second
-            .entry
-            .as_ref()
-            .is_some_and(|e| Arc::ptr_eq(e, &entry))
-        {
-            // Replaced between the two reads: the markers read were the old
-            // entry's. Read again, the slow way.
-            return None;
+            let newest = read.newest_marker;
+            return Some(Ok((read, newest)));
         }
-        if second.newest_marker < entry.version {
-            entry.checked_at.raise(second.version);
-        }
-        let newest = second.newest_marker;
-        Some(Ok((second, newest)))
     }
 
     /// Reads `key` and the markers that decide it. `tags` are the query's

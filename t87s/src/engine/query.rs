@@ -68,6 +68,7 @@ impl<C: Codec> Primitives<C> {
                     match self.classify::<T>(read.entry, newest, now) {
                         Look::Fresh(stored, value) => {
                             self.emit(EventKind::Hit, key, None);
+                            self.keep_decoded(key, &stored, &value);
                             if self.inner.verify {
                                 self.maybe_verify(key, &value, call);
                             }

@@ -95,7 +95,7 @@ pub use observer::{Event, EventKind, Observer};
 pub use schema::{IntoTag, Leaf, Static, Tag, TagId, TagSchema, Wild, WildArg};
 pub use storage::{MemoryAdapter, MemoryAdapterBuilder};
 #[cfg(feature = "redis")]
-pub use storage::{NearCache, NearMode, RedisAdapter, RedisAdapterBuilder};
+pub use storage::{NearCache, NearMode, NearStatus, RedisAdapter, RedisAdapterBuilder};
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 #[cfg(feature = "redis")]
-pub use self::redis::{NearCache, NearMode, RedisAdapter, RedisAdapterBuilder};
+pub use self::redis::{NearCache, NearMode, NearStatus, RedisAdapter, RedisAdapterBuilder};
 pub use memory::{MemoryAdapter, MemoryAdapterBuilder};
 
 use crate::entry::StoredEntry;

@@ -40,7 +40,7 @@ mod link;
 mod near;
 pub use self::builder::RedisAdapterBuilder;
 use self::link::{Conn, Link};
-pub use self::near::{NearCache, NearMode};
+pub use self::near::{NearCache, NearMode, NearStatus};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -822,6 +822,24 @@ impl RedisAdapter {
         if let Err(error) = self.run::<i64>("near ack", &cmd).await {
             tracing::debug!(target: "t87s", %error, "near cache: acknowledgement not sent; the invalidator waits for the lease");
         }
+    }
+
+    /// The near cache's state, if this adapter has one (see
+    /// [`RedisAdapterBuilder::near_cache`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), t87s::Error> {
+    /// let adapter = t87s::RedisAdapter::builder("redis://127.0.0.1:6379")
+    ///     .near_cache(t87s::NearCache::new())
+    ///     .connect()
+    ///     .await?;
+    /// if let Some(status) = adapter.near_status() {
+    ///     println!("serving from memory: {}", status.serving);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn near_status(&self) -> Option<NearStatus> {
+        self.inner.near.as_ref().map(|near| near.status())
     }
 
     fn from_inner(inner: Arc<Inner>) -> Self {

@@ -224,6 +224,19 @@ pub(super) struct Near {
     task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
+/// A near cache's state, for health checks and tests
+/// ([`RedisAdapter::near_status`](super::RedisAdapter::near_status)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NearStatus {
+    /// Whether this process holds its lease and serves from memory now.
+    pub serving: bool,
+    /// The newest invalidation (a Redis version) applied with none missed.
+    pub applied: u64,
+    /// Entries held in memory (fresh or not).
+    pub entries: usize,
+}
+
 /// What travels on the invalidation channel after the version: the markers.
 #[derive(Serialize, Deserialize)]
 struct Message<'a> {
@@ -257,6 +270,14 @@ impl Near {
         let serve_ns = self.lease_ms.saturating_mul(750_000);
         self.serving_until
             .store(sent_ns.saturating_add(serve_ns).max(1), Ordering::Release);
+    }
+
+    pub(super) fn status(&self) -> NearStatus {
+        NearStatus {
+            serving: self.serving(),
+            applied: self.applied(),
+            entries: self.l1.entry_count(),
+        }
     }
 
     pub(super) fn applied(&self) -> u64 {

@@ -11,8 +11,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use t87s_tests::proxy::Proxy;
-use t87s_tests::{redis_available, redis_url};
 use t87s_tests::servers::RedisServer;
+use t87s_tests::{redis_available, redis_url};
 
 const LEASE_MS: u64 = 1_000;
 
@@ -46,7 +46,9 @@ impl Peer {
 
     fn line(&mut self) -> String {
         let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("a line from the peer");
+        self.stdout
+            .read_line(&mut line)
+            .expect("a line from the peer");
         line.trim_end().to_owned()
     }
 
@@ -233,7 +235,11 @@ fn redis_restarted_floors_every_near_cache() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(landed, "the invalidation never landed after the restart");
-    assert_eq!(b.get("1"), "v1", "a near cache served across a Redis restart");
+    assert_eq!(
+        b.get("1"),
+        "v1",
+        "a near cache served across a Redis restart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

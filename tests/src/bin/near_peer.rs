@@ -43,7 +43,10 @@ fn main() {
             .expect("adapter");
         let started = Instant::now();
         while !adapter.near_status().is_some_and(|s| s.serving) {
-            assert!(started.elapsed() < Duration::from_secs(10), "near cache never served");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "near cache never served"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let cache = Primitives::builder(adapter.clone())

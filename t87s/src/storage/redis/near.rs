@@ -195,7 +195,6 @@ impl NearCache {
             id: fastrand::u64(1..),
             lease_ms: u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX),
             strict: self.mode == NearMode::Strict,
-            base: Instant::now(),
             serving_until: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             acks: Mutex::new(HashMap::new()),
@@ -213,8 +212,7 @@ pub(super) struct Near {
     pub(super) id: u64,
     pub(super) lease_ms: u64,
     pub(super) strict: bool,
-    base: Instant,
-    /// Until when (ns since `base`) L1 may serve; 0: not serving.
+    /// Until when (coarse clock ticks) L1 may serve; 0: not serving.
     serving_until: AtomicU64,
     /// The newest invalidation applied with none missed before it.
     applied: AtomicU64,
@@ -249,8 +247,12 @@ struct Message<'a> {
 pub(super) type Peer = (u64, u64);
 
 impl Near {
+    /// The coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, a few ns to
+    /// read, a tick of 1 to 4 ms behind the precise clock): a lease counted
+    /// from an earlier tick ends earlier, and serving up to a tick late is
+    /// inside the quarter lease kept for drift.
     fn now_ns(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        coarsetime::Instant::now_without_cache_update().as_ticks()
     }
 
     /// Whether this process may serve from L1 now.
@@ -267,7 +269,8 @@ impl Near {
     /// A granted renewal sent at `sent_ns`: serve for three quarters of the
     /// lease from then.
     fn serve_from(&self, sent_ns: u64) {
-        let serve_ns = self.lease_ms.saturating_mul(750_000);
+        let serve_ns =
+            coarsetime::Duration::from_millis(self.lease_ms.saturating_mul(3) / 4).as_ticks();
         self.serving_until
             .store(sent_ns.saturating_add(serve_ns).max(1), Ordering::Release);
     }

@@ -21,6 +21,7 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+#[cfg(feature = "redis-cluster")]
 use futures_util::future::join_all;
 use redis::{Cmd, RedisError, Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
@@ -273,7 +274,7 @@ impl RedisAdapter {
         RedisAdapterBuilder::new(vec![url.into()], false)
     }
 
-    /// Options for a Redis Cluster reached through any of `urls`.
+    /// Options for a Redis Cluster reached through any of `urls`. (feature `redis-cluster`).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), t87s::Error> {
@@ -282,6 +283,8 @@ impl RedisAdapter {
     ///     .await?;
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn cluster_builder<I, S>(urls: I) -> RedisAdapterBuilder
     where
         I: IntoIterator<Item = S>,
@@ -719,6 +722,7 @@ impl RedisAdapter {
                         pipe.add_command(lease_key).ignore();
                         pipe.query_async::<()>(&mut conn).await
                     }
+                    #[cfg(feature = "redis-cluster")]
                     Conn::Cluster(conn) => {
                         let (mut a, mut b) = (conn.clone(), conn);
                         let (x, y) = futures_util::future::join(
@@ -810,6 +814,7 @@ async fn get_each(conn: Conn, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, R
             }
             pipe.query_async(&mut conn).await
         }
+        #[cfg(feature = "redis-cluster")]
         Conn::Cluster(conn) => {
             let gets = keys.iter().map(|key| {
                 let mut conn = conn.clone();
@@ -863,6 +868,7 @@ async fn read_parts(
                     (entry, held, values)
                 })
         }
+        #[cfg(feature = "redis-cluster")]
         Conn::Cluster(conn) => {
             let (mut entry_conn, mut lease_conn) = (conn.clone(), conn.clone());
             let (entry, held, values) = futures_util::future::join3(
@@ -1031,6 +1037,7 @@ impl StorageAdapter for RedisAdapter {
                             }
                             pipe.query_async::<()>(&mut conn).await
                         }
+                        #[cfg(feature = "redis-cluster")]
                         Conn::Cluster(mut conn) => {
                             set.query_async::<()>(&mut conn).await?;
                             match release {
@@ -1063,10 +1070,13 @@ impl StorageAdapter for RedisAdapter {
             }
             // A Cluster: the keys live in different slots, so no one script
             // can touch them all. The counter first, then the markers at once.
-            let version = self.bump(&[]).await?;
-            let stamps = keys.into_iter().map(|key| self.set_max(key, version));
-            for stamped in join_all(stamps).await {
-                stamped?;
+            #[cfg(feature = "redis-cluster")]
+            {
+                let version = self.bump(&[]).await?;
+                let stamps = keys.into_iter().map(|key| self.set_max(key, version));
+                for stamped in join_all(stamps).await {
+                    stamped?;
+                }
             }
             Ok(())
         })

@@ -49,7 +49,7 @@ pub use engine::Cacheable;
 pub use entry::{CacheEntry, Entries};
 pub use error::{AdapterError, ConfigError, Error};
 pub use observer::{Event, EventKind, Observer};
-pub use schema::{IntoTag, Leaf, Static, Tag, TagId, TagSchema, Wild, WildArg};
+pub use schema::{IntoTag, Leaf, Mark, Static, Tag, TagId, TagSchema, Wild, WildArg};
 pub use storage::{MemoryAdapter, MemoryAdapterBuilder};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -22,6 +22,9 @@ pub mod engine;
 mod entry;
 mod error;
 mod key;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod observer;
 mod schema;
 mod storage;

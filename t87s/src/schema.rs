@@ -293,10 +293,26 @@ impl<R> fmt::Debug for Mark<R> {
 
 impl<R> fmt::Display for Mark<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.scope {
-            MarkerScope::Prefix => write!(f, "{}", self.tag),
-            MarkerScope::Exact => write!(f, "exact({})", self.tag),
+        let mark = (self.tag.path().clone(), self.scope);
+        fmt::Display::fmt(&Shown(std::slice::from_ref(&mark)), f)
+    }
+}
+
+/// Marks as people read them: `posts/1, exact(posts)`.
+pub(crate) struct Shown<'a>(pub(crate) &'a [(TagPath, MarkerScope)]);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (at, (tag, scope)) in self.0.iter().enumerate() {
+            if at > 0 {
+                f.write_str(", ")?;
+            }
+            match scope {
+                MarkerScope::Prefix => write!(f, "{tag}")?,
+                MarkerScope::Exact => write!(f, "exact({tag})")?,
+            }
         }
+        Ok(())
     }
 }
 

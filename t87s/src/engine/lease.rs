@@ -110,7 +110,16 @@ impl<C: Codec> Primitives<C> {
             }
             match lease {
                 Some(Lease::Held) => {}
-                Some(lease) => return Waited::Lease(lease, Some(version)),
+                Some(lease) => {
+                    if lease == Lease::Acquired {
+                        tracing::info!(
+                            target: "t87s",
+                            key,
+                            "took over the fetch lease: its holder let it go without storing a value (it failed or died)"
+                        );
+                    }
+                    return Waited::Lease(lease, Some(version));
+                }
                 // The store saw a fresh entry the engine cannot use (another
                 // value type): ask for the lease on its own.
                 None => return Waited::Lease(self.lease(key).await, Some(version)),

@@ -56,8 +56,10 @@ impl<C: Codec> Primitives<C> {
             Ok(stored) => {
                 let token = (lease == Lease::Acquired).then_some(self.inner.lease_token);
                 let adapter = &self.inner.settings.adapter;
-                if let Err(error) = adapter.write_releasing(self.key(key), stored, token).await {
-                    self.emit(EventKind::AdapterError, key, Some(&error));
+                let started = std::time::Instant::now();
+                match adapter.write_releasing(self.key(key), stored, token).await {
+                    Ok(()) => self.emit_timed(EventKind::Stored, key, started.elapsed()),
+                    Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
                 }
                 return object;
             }

@@ -151,11 +151,41 @@ fn with<H: Default>(map: &RwLock<HashMap<Box<str>, H>>, label: &str, use_it: imp
     use_it(map.entry(label.into()).or_default());
 }
 
+/// The help text of every series, given to the recorder when a handle is
+/// first registered (exporters show it as `# HELP`).
+fn describe() {
+    use metrics::Unit;
+    metrics::describe_counter!(EVENTS, "t87s cache events by query name and kind (hit, miss, stale_served, coalesced, fail_safe, fetch_error, adapter_error, not_stored, ...)");
+    metrics::describe_histogram!(
+        FETCH_SECONDS,
+        Unit::Seconds,
+        "t87s fetch durations by query name"
+    );
+    metrics::describe_histogram!(
+        STORE_SECONDS,
+        Unit::Seconds,
+        "t87s store write durations by query name"
+    );
+    metrics::describe_counter!(INVALIDATIONS, "t87s tags invalidated, by tag root");
+    metrics::describe_histogram!(
+        INVALIDATE_SECONDS,
+        Unit::Seconds,
+        "t87s invalidation durations, per tag, by tag root"
+    );
+    metrics::describe_counter!(
+        INVALIDATIONS_GIVEN_UP,
+        "t87s failed invalidations given up on, by tag root"
+    );
+}
+
 impl Metrics {
     /// Counts `event` (and records its duration, if it has one).
     pub(crate) fn record(&self, event: &Event<'_>) {
         let label = event.query();
-        let name = || label.to_owned();
+        let name = || {
+            describe();
+            label.to_owned()
+        };
         match series(event.kind) {
             Series::Event => with(&self.queries, label, |q| {
                 q.events[slot(event.kind)]

@@ -227,7 +227,7 @@ impl fmt::Display for Event<'_> {
 ///
 /// Called inline on the query path: keep it cheap and never block.
 /// Every event is also emitted as a `tracing` event at debug level, and
-/// with the `metrics` feature counted (see [`metrics`](crate::metrics)).
+/// with the `metrics` feature counted (see the `t87s::metrics` module).
 /// [`Event::query`] is a bounded name to group by; never label by the key.
 ///
 /// ```

@@ -23,11 +23,32 @@
 //! event: install the recorder before the cache's first query.
 //!
 //! ```
-//! // With the Prometheus exporter (metrics-exporter-prometheus):
-//! // let prometheus = PrometheusBuilder::new().install_recorder()?;
-//! // ... queries ...
-//! // let text = prometheus.render();
-//! assert_eq!(t87s::metrics::EVENTS, "t87s_events_total");
+//! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+//! use t87s::engine::{Primitives, QueryOptions};
+//!
+//! // Any recorder: here the debugging one of `metrics-util`; in a service,
+//! // `PrometheusBuilder::new().install_recorder()?` and `handle.render()`.
+//! let recorder = DebuggingRecorder::new();
+//! let snapshotter = recorder.snapshotter();
+//! metrics::with_local_recorder(&recorder, || {
+//!     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//!     runtime.block_on(async {
+//!         let cache = Primitives::new(t87s::MemoryAdapter::new());
+//!         for _ in 0..3 {
+//!             let fetch = || async { Ok::<_, std::io::Error>("ada".to_string()) };
+//!             cache.query("user:1", &[], QueryOptions::new(), fetch).await.unwrap();
+//!         }
+//!     })
+//! });
+//! let hits = snapshotter.snapshot().into_vec().into_iter().find_map(|(key, _, _, value)| {
+//!     let key = key.key();
+//!     let label = |name: &str| key.labels().find(|l| l.key() == name).map(|l| l.value().to_owned());
+//!     let wanted = key.name() == t87s::metrics::EVENTS
+//!         && label("query").as_deref() == Some("user")
+//!         && label("event").as_deref() == Some("hit");
+//!     wanted.then_some(value)
+//! });
+//! assert_eq!(hits, Some(DebugValue::Counter(2)));
 //! ```
 
 use std::collections::HashMap;

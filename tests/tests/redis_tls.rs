@@ -17,8 +17,15 @@ use t87s_tests::{redis_available, tag, unique_prefix, Recorder, Source};
 fn certificate(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         // A server's certificate, not a CA's (webpki refuses a CA as the peer).
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .args(["-addext", "extendedKeyUsage=serverAuth"])
@@ -73,7 +80,12 @@ async fn a_rediss_url_caches_over_tls() {
             .unwrap();
         assert_eq!(value, 7);
     }
-    assert_eq!(src.calls(), 1, "the second read is a hit from Redis: {:?}", events.kinds());
+    assert_eq!(
+        src.calls(),
+        1,
+        "the second read is a hit from Redis: {:?}",
+        events.kinds()
+    );
     assert_eq!(events.count(EventKind::AdapterError), 0);
     cache.invalidate(&tags).await.unwrap();
     src.set(8);

@@ -56,11 +56,14 @@ impl<C: Codec> Primitives<C> {
             Ok(stored) => {
                 let token = (lease == Lease::Acquired).then_some(self.inner.lease_token);
                 let adapter = &self.inner.settings.adapter;
+                let started = std::time::Instant::now();
                 match adapter.write_releasing(self.key(key), stored, token).await {
-                    Ok(()) if adapter.keeps_objects() => {
-                        adapter.keep_object(self.key(key), &object)
+                    Ok(()) => {
+                        self.emit_timed(EventKind::Stored, key, started.elapsed());
+                        if adapter.keeps_objects() {
+                            adapter.keep_object(self.key(key), &object);
+                        }
                     }
-                    Ok(()) => {}
                     Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
                 }
                 return object;

@@ -317,6 +317,7 @@ impl MemoryAdapter {
         self.inner.entries.remove(&key);
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn invalidate_at(&self, markers: &[MarkerKey<'_>], version: u64) {
         let inner = &*self.inner;
         let now_ms = inner.clock.now_ms();

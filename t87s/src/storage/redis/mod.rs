@@ -23,6 +23,7 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "redis-cluster")]
 use futures_util::future::join_all;
 use redis::{Cmd, RedisError, Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
@@ -320,7 +321,7 @@ impl RedisAdapter {
         RedisAdapterBuilder::new(vec![url.into()], false)
     }
 
-    /// Options for a Redis Cluster reached through any of `urls`.
+    /// Options for a Redis Cluster reached through any of `urls`. (feature `redis-cluster`).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), t87s::Error> {
@@ -329,6 +330,8 @@ impl RedisAdapter {
     ///     .await?;
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn cluster_builder<I, S>(urls: I) -> RedisAdapterBuilder
     where
         I: IntoIterator<Item = S>,
@@ -876,6 +879,7 @@ impl RedisAdapter {
                         pipe.add_command(lease_key).ignore();
                         pipe.query_async::<()>(&mut conn).await
                     }
+                    #[cfg(feature = "redis-cluster")]
                     Conn::Cluster(conn) => {
                         let (mut a, mut b) = (conn.clone(), conn);
                         let (x, y) = futures_util::future::join(
@@ -969,6 +973,7 @@ async fn get_each(conn: Conn, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, R
             }
             pipe.query_async(&mut conn).await
         }
+        #[cfg(feature = "redis-cluster")]
         Conn::Cluster(conn) => {
             let gets = keys.iter().map(|key| {
                 let mut conn = conn.clone();
@@ -1022,6 +1027,7 @@ async fn read_parts(
                     (entry, held, values)
                 })
         }
+        #[cfg(feature = "redis-cluster")]
         Conn::Cluster(conn) => {
             let (mut entry_conn, mut lease_conn) = (conn.clone(), conn.clone());
             let (entry, held, values) = futures_util::future::join3(
@@ -1220,6 +1226,7 @@ impl StorageAdapter for RedisAdapter {
                             }
                             pipe.query_async::<()>(&mut conn).await
                         }
+                        #[cfg(feature = "redis-cluster")]
                         Conn::Cluster(mut conn) => {
                             set.query_async::<()>(&mut conn).await?;
                             match release {
@@ -1261,10 +1268,13 @@ impl StorageAdapter for RedisAdapter {
             // markers are not in place yet when the message goes out).
             let bumped = self.bump(&[], &[]).await?;
             let answered = Instant::now();
-            let version = bumped.0;
-            let stamps = keys.into_iter().map(|key| self.set_max(key, version));
-            for stamped in join_all(stamps).await {
-                stamped?;
+            #[cfg(feature = "redis-cluster")]
+            {
+                let version = bumped.0;
+                let stamps = keys.into_iter().map(|key| self.set_max(key, version));
+                for stamped in join_all(stamps).await {
+                    stamped?;
+                }
             }
             self.after_bump(markers, bumped, answered).await;
             Ok(())

@@ -70,6 +70,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use futures_util::future::Either;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -434,13 +435,10 @@ impl Near {
                 let silent: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
                 tracing::info!(target: "t87s", version, ?silent, wait = ?next.saturating_duration_since(now), "invalidation waits for near-cache peers to acknowledge or lose their lease");
             }
-            let sleep = tokio::time::sleep_until(next.into());
+            let sleep = std::pin::pin!(tokio::time::sleep_until(next.into()));
             match notified.as_pin_mut() {
                 Some(n) => {
-                    tokio::select! {
-                        _ = n => {}
-                        _ = sleep => {}
-                    }
+                    futures_util::future::select(n, sleep).await;
                 }
                 None => sleep.await,
             }
@@ -545,8 +543,16 @@ pub(super) async fn run(
         tick.tick().await;
         let mut behind_since: Option<Instant> = None;
         loop {
-            tokio::select! {
-                message = stream.next() => {
+            let event = {
+                let next = std::pin::pin!(stream.next());
+                let tick = std::pin::pin!(tick.tick());
+                match futures_util::future::select(next, tick).await {
+                    Either::Left((message, _)) => Some(message),
+                    Either::Right(_) => None,
+                }
+            };
+            match event {
+                Some(message) => {
                     let Some(message) = message else {
                         tracing::info!(target: "t87s", "near cache: subscription lost; serving from Redis until it is back");
                         break;
@@ -555,12 +561,18 @@ pub(super) async fn run(
                     if message.get_channel_name() == acks {
                         near.on_ack(bytes);
                     } else if let Some(version) = near.on_invalidation(bytes) {
-                        let Some(acker) = adapter.upgrade().map(super::RedisAdapter::from_inner) else { return };
+                        let Some(acker) = adapter.upgrade().map(super::RedisAdapter::from_inner)
+                        else {
+                            return;
+                        };
                         tokio::spawn(async move { acker.near_ack(version).await });
                     }
                 }
-                _ = tick.tick() => {
-                    let Some(renewer) = adapter.upgrade().map(super::RedisAdapter::from_inner) else { return };
+                None => {
+                    let Some(renewer) = adapter.upgrade().map(super::RedisAdapter::from_inner)
+                    else {
+                        return;
+                    };
                     let sent = near.now_ns();
                     match renewer.near_renew(false).await {
                         Ok((true, _)) => {

@@ -85,6 +85,8 @@ pub(crate) struct KeyParts {
     pub(crate) text: String,
     /// Where the readable arguments start in `text`.
     start: usize,
+    /// Canonical bytes only, no text: what a typed hit looks a key up by.
+    silent: bool,
 }
 
 impl KeyParts {
@@ -95,13 +97,67 @@ impl KeyParts {
         self.text.clear();
         self.text.push_str(head);
         self.start = self.text.len();
+        self.silent = false;
+    }
+
+    /// Starts the canonical bytes of a key alone (no readable text), for
+    /// [`probe`](Self::probe).
+    #[inline]
+    pub(crate) fn begin_silent(&mut self) {
+        self.bytes.clear();
+        self.text.clear();
+        self.start = 0;
+        self.silent = true;
+    }
+
+    /// Appends readable text (nothing when silent).
+    #[inline]
+    fn say(&mut self, text: &str) {
+        if !self.silent {
+            self.text.push_str(text);
+        }
+    }
+
+    #[inline]
+    fn say_char(&mut self, c: char) {
+        if !self.silent {
+            self.text.push(c);
+        }
+    }
+
+    /// Writes readable text with `write`, which runs only when not silent.
+    #[inline]
+    fn say_with(&mut self, write: impl FnOnce(&mut String)) {
+        if !self.silent {
+            write(&mut self.text);
+        }
+    }
+
+    /// What the key begun with [`begin_silent`](Self::begin_silent) is looked
+    /// up by, for the method with the fixed `head` and `tail` (see
+    /// [`finish`](Self::finish)); `None` if `tail` is not `)@` + 16 hex
+    /// digits + `:` (never, for keys the macros build).
+    #[inline]
+    pub(crate) fn probe(&self, head: &'static str, tail: &'static str) -> Option<KeyProbe<'_>> {
+        let identity = tail.strip_prefix(")@")?.strip_suffix(':')?;
+        let form = if self.bytes.len() <= RAW_BYTES {
+            Form::Raw(&self.bytes)
+        } else {
+            Form::Hashed(xxhash_rust::xxh3::xxh3_128(&self.bytes).to_be_bytes())
+        };
+        Some(KeyProbe {
+            head,
+            tail,
+            digest: digest_of(identity.as_bytes(), &form)?,
+            form,
+        })
     }
 
     /// Appends one argument: its canonical bytes, and its readable form
     /// after a `, ` if it is not the first.
     pub(crate) fn arg<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
         if !self.bytes.is_empty() {
-            self.text.push_str(", ");
+            self.say(", ");
         }
         value.serialize(Encoder { parts: self })
     }
@@ -193,7 +249,8 @@ impl<'a> Encoder<'a> {
     fn uint(self, tag: u8, v: u64) -> Result<(), KeyError> {
         self.parts.bytes.push(tag);
         varint64(&mut self.parts.bytes, v);
-        self.parts.text.push_str(itoa::Buffer::new().format(v));
+        self.parts
+            .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())
     }
 
@@ -202,13 +259,14 @@ impl<'a> Encoder<'a> {
         self.parts.bytes.push(tag);
         // Zigzag: small magnitudes stay small either sign.
         varint64(&mut self.parts.bytes, ((v << 1) ^ (v >> 63)) as u64);
-        self.parts.text.push_str(itoa::Buffer::new().format(v));
+        self.parts
+            .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())
     }
 
     fn compound(self, tag: u8, open: &str) -> Compound<'a> {
         self.parts.bytes.push(tag);
-        self.parts.text.push_str(open);
+        self.parts.say(open);
         Compound {
             parts: self.parts,
             first: true,
@@ -234,7 +292,7 @@ impl<'a> ser::Serializer for Encoder<'a> {
         self.parts
             .bytes
             .push(if v { tag::TRUE } else { tag::FALSE });
-        self.parts.text.push_str(if v { "true" } else { "false" });
+        self.parts.say(if v { "true" } else { "false" });
         Ok(())
     }
     fn serialize_i8(self, v: i8) -> Result<(), KeyError> {
@@ -252,7 +310,8 @@ impl<'a> ser::Serializer for Encoder<'a> {
     fn serialize_i128(self, v: i128) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::I128);
         varint(&mut self.parts.bytes, ((v << 1) ^ (v >> 127)) as u128);
-        self.parts.text.push_str(itoa::Buffer::new().format(v));
+        self.parts
+            .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())
     }
     fn serialize_u8(self, v: u8) -> Result<(), KeyError> {
@@ -270,7 +329,8 @@ impl<'a> ser::Serializer for Encoder<'a> {
     fn serialize_u128(self, v: u128) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::U128);
         varint(&mut self.parts.bytes, v);
-        self.parts.text.push_str(itoa::Buffer::new().format(v));
+        self.parts
+            .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())
     }
     fn serialize_f32(self, v: f32) -> Result<(), KeyError> {
@@ -278,7 +338,7 @@ impl<'a> ser::Serializer for Encoder<'a> {
         self.parts
             .bytes
             .extend_from_slice(&v.to_bits().to_le_bytes());
-        self.parts.text.push_str(&v.to_string());
+        self.parts.say_with(|t| t.push_str(&v.to_string()));
         Ok(())
     }
     fn serialize_f64(self, v: f64) -> Result<(), KeyError> {
@@ -286,55 +346,56 @@ impl<'a> ser::Serializer for Encoder<'a> {
         self.parts
             .bytes
             .extend_from_slice(&v.to_bits().to_le_bytes());
-        self.parts.text.push_str(&v.to_string());
+        self.parts.say_with(|t| t.push_str(&v.to_string()));
         Ok(())
     }
     fn serialize_char(self, v: char) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::CHAR);
         varint(&mut self.parts.bytes, u32::from(v).into());
-        self.parts.text.push('\'');
-        self.parts.text.extend(v.escape_debug());
-        self.parts.text.push('\'');
+        self.parts.say_with(|t| {
+            t.push('\'');
+            t.extend(v.escape_debug());
+            t.push('\'');
+        });
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::STR);
         name(&mut self.parts.bytes, v);
-        quoted(&mut self.parts.text, v);
+        self.parts.say_with(|t| quoted(t, v));
         Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::BYTES);
         varint(&mut self.parts.bytes, v.len() as u128);
         self.parts.bytes.extend_from_slice(v);
-        self.parts.text.push_str("b[");
+        self.parts.say("b[");
         self.parts
-            .text
-            .push_str(itoa::Buffer::new().format(v.len()));
-        self.parts.text.push_str(" bytes]");
+            .say_with(|t| t.push_str(itoa::Buffer::new().format(v.len())));
+        self.parts.say(" bytes]");
         Ok(())
     }
     fn serialize_none(self) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::NONE);
-        self.parts.text.push_str("None");
+        self.parts.say("None");
         Ok(())
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::SOME);
-        self.parts.text.push_str("Some(");
+        self.parts.say("Some(");
         value.serialize(Encoder { parts: self.parts })?;
-        self.parts.text.push(')');
+        self.parts.say_char(')');
         Ok(())
     }
     fn serialize_unit(self) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::UNIT);
-        self.parts.text.push_str("()");
+        self.parts.say("()");
         Ok(())
     }
     fn serialize_unit_struct(self, n: &'static str) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::UNIT_STRUCT);
         name(&mut self.parts.bytes, n);
-        self.parts.text.push_str(n);
+        self.parts.say(n);
         Ok(())
     }
     fn serialize_unit_variant(
@@ -347,7 +408,7 @@ impl<'a> ser::Serializer for Encoder<'a> {
         name(&mut self.parts.bytes, n);
         varint(&mut self.parts.bytes, index.into());
         name(&mut self.parts.bytes, variant);
-        self.parts.text.push_str(variant);
+        self.parts.say(variant);
         Ok(())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -357,10 +418,10 @@ impl<'a> ser::Serializer for Encoder<'a> {
     ) -> Result<(), KeyError> {
         self.parts.bytes.push(tag::NEWTYPE_STRUCT);
         name(&mut self.parts.bytes, n);
-        self.parts.text.push_str(n);
-        self.parts.text.push('(');
+        self.parts.say(n);
+        self.parts.say_char('(');
         value.serialize(Encoder { parts: self.parts })?;
-        self.parts.text.push(')');
+        self.parts.say_char(')');
         Ok(())
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -374,10 +435,10 @@ impl<'a> ser::Serializer for Encoder<'a> {
         name(&mut self.parts.bytes, n);
         varint(&mut self.parts.bytes, index.into());
         name(&mut self.parts.bytes, variant);
-        self.parts.text.push_str(variant);
-        self.parts.text.push('(');
+        self.parts.say(variant);
+        self.parts.say_char('(');
         value.serialize(Encoder { parts: self.parts })?;
-        self.parts.text.push(')');
+        self.parts.say_char(')');
         Ok(())
     }
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>, KeyError> {
@@ -389,7 +450,7 @@ impl<'a> ser::Serializer for Encoder<'a> {
     fn serialize_tuple(self, len: usize) -> Result<Compound<'a>, KeyError> {
         self.parts.bytes.push(tag::TUPLE);
         varint(&mut self.parts.bytes, len as u128);
-        self.parts.text.push('(');
+        self.parts.say_char('(');
         Ok(Compound {
             parts: self.parts,
             first: true,
@@ -402,8 +463,8 @@ impl<'a> ser::Serializer for Encoder<'a> {
         self.parts.bytes.push(tag::TUPLE_STRUCT);
         name(&mut self.parts.bytes, n);
         varint(&mut self.parts.bytes, len as u128);
-        self.parts.text.push_str(n);
-        self.parts.text.push('(');
+        self.parts.say(n);
+        self.parts.say_char('(');
         Ok(Compound {
             parts: self.parts,
             first: true,
@@ -424,8 +485,8 @@ impl<'a> ser::Serializer for Encoder<'a> {
         varint(&mut self.parts.bytes, index.into());
         name(&mut self.parts.bytes, variant);
         varint(&mut self.parts.bytes, len as u128);
-        self.parts.text.push_str(variant);
-        self.parts.text.push('(');
+        self.parts.say(variant);
+        self.parts.say_char('(');
         Ok(Compound {
             parts: self.parts,
             first: true,
@@ -444,8 +505,8 @@ impl<'a> ser::Serializer for Encoder<'a> {
     fn serialize_struct(self, n: &'static str, _len: usize) -> Result<Compound<'a>, KeyError> {
         self.parts.bytes.push(tag::STRUCT);
         name(&mut self.parts.bytes, n);
-        self.parts.text.push_str(n);
-        self.parts.text.push_str(" { ");
+        self.parts.say(n);
+        self.parts.say(" { ");
         Ok(Compound {
             parts: self.parts,
             first: true,
@@ -465,8 +526,8 @@ impl<'a> ser::Serializer for Encoder<'a> {
         name(&mut self.parts.bytes, n);
         varint(&mut self.parts.bytes, index.into());
         name(&mut self.parts.bytes, variant);
-        self.parts.text.push_str(variant);
-        self.parts.text.push_str(" { ");
+        self.parts.say(variant);
+        self.parts.say(" { ");
         Ok(Compound {
             parts: self.parts,
             first: true,
@@ -497,7 +558,7 @@ struct Compound<'a> {
 impl Compound<'_> {
     fn separate(&mut self) {
         if !self.first {
-            self.parts.text.push_str(", ");
+            self.parts.say(", ");
         }
         self.first = false;
     }
@@ -515,8 +576,8 @@ impl Compound<'_> {
         self.separate();
         self.parts.bytes.push(tag::FIELD);
         name(&mut self.parts.bytes, key);
-        self.parts.text.push_str(key);
-        self.parts.text.push_str(": ");
+        self.parts.say(key);
+        self.parts.say(": ");
         value.serialize(Encoder { parts: self.parts })
     }
 
@@ -531,7 +592,7 @@ impl Compound<'_> {
             for entry in entries {
                 self.separate();
                 self.parts.bytes.extend_from_slice(&entry.bytes);
-                self.parts.text.push_str(&entry.text);
+                self.parts.say(&entry.text);
             }
         }
         if self.end {
@@ -539,10 +600,12 @@ impl Compound<'_> {
         }
         if self.first && self.close == " }" {
             // `Name { }` reads better as `Name {}`.
-            self.parts.text.pop();
-            self.parts.text.push('}');
+            self.parts.say_with(|t| {
+                t.pop();
+                t.push('}');
+            });
         } else {
-            self.parts.text.push_str(self.close);
+            self.parts.say(self.close);
         }
         Ok(())
     }
@@ -596,9 +659,12 @@ impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
     type Error = KeyError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), KeyError> {
-        let mut entry = KeyParts::default();
+        let mut entry = KeyParts {
+            silent: self.parts.silent,
+            ..KeyParts::default()
+        };
         key.serialize(Encoder { parts: &mut entry })?;
-        entry.text.push_str(": ");
+        entry.say(": ");
         if let Some(entries) = &mut self.entries {
             entries.push(Entry {
                 bytes: entry.bytes,
@@ -615,6 +681,7 @@ impl ser::SerializeMap for Compound<'_> {
             bytes: std::mem::take(&mut entry.bytes),
             text: std::mem::take(&mut entry.text),
             start: 0,
+            silent: self.parts.silent,
         };
         let done = value.serialize(Encoder { parts: &mut parts });
         entry.bytes = parts.bytes;
@@ -668,9 +735,198 @@ impl ser::SerializeStructVariant for Compound<'_> {
 /// a 128-bit hash of them.
 const RAW_BYTES: usize = 24;
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// How a key holds its canonical bytes: as they are (hex in its text), or,
+/// past [`RAW_BYTES`], as their 128-bit hash (`#` and hex).
+pub(crate) enum Form<'a> {
+    Raw(&'a [u8]),
+    Hashed([u8; 16]),
+}
+
+impl Form<'_> {
+    /// How long the form is in a key's text.
+    fn text_len(&self) -> usize {
+        match self {
+            Form::Raw(bytes) => 2 * bytes.len(),
+            Form::Hashed(_) => 33,
+        }
+    }
+
+    /// Whether `text` is this form as [`KeyParts::finish`] writes it.
+    #[inline]
+    fn written_as(&self, text: &[u8]) -> bool {
+        let (hex, bytes) = match self {
+            Form::Raw(bytes) => (text, *bytes),
+            Form::Hashed(hash) => match text.split_first() {
+                Some((b'#', hex)) => (hex, &hash[..]),
+                _ => return false,
+            },
+        };
+        if hex.len() != 2 * bytes.len() {
+            return false;
+        }
+        let mut i = 0;
+        for byte in bytes {
+            let pair = [
+                DIGITS[usize::from(byte >> 4)],
+                DIGITS[usize::from(byte & 0xf)],
+            ];
+            if hex.get(i..i + 2) != Some(&pair[..]) {
+                return false;
+            }
+            i += 2;
+        }
+        true
+    }
+}
+
+/// The key of one `#[cached]` call as a hit looks it up, without building
+/// its text: the method's fixed head and tail, the canonical bytes of the
+/// arguments, and the key's digest (the same [`digest`] its text has).
+///
+/// The readable arguments are not part of it: they are a function of the
+/// canonical bytes, which (with the method's identity in the tail) are what
+/// make a key unique. A probe [`matches`](Self::matches) a stored key's text
+/// exactly on everything else, so a digest collision is never a hit.
+pub(crate) struct KeyProbe<'a> {
+    head: &'static str,
+    tail: &'static str,
+    form: Form<'a>,
+    digest: u64,
+}
+
+impl KeyProbe<'_> {
+    /// The digest of the key's text (see [`digest`]).
+    #[inline]
+    pub(crate) fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Whether `text` is this call's key: it starts with the head, and ends
+    /// with the tail followed by the canonical bytes as `finish` writes them.
+    #[inline]
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        let text = text.as_bytes();
+        let head = self.head.as_bytes();
+        let tail = self.tail.as_bytes();
+        let Some(form_at) = text.len().checked_sub(self.form.text_len()) else {
+            return false;
+        };
+        let Some(tail_at) = form_at.checked_sub(tail.len()) else {
+            return false;
+        };
+        tail_at >= head.len()
+            && text
+                .get(form_at..)
+                .is_some_and(|form| self.form.written_as(form))
+            && text.get(tail_at..form_at).is_some_and(|t| same(t, tail))
+            && text.get(..head.len()).is_some_and(|h| same(h, head))
+    }
+}
+
+/// Whether two short byte strings are equal, compared a word at a time in
+/// line (a call to `memcmp` costs more than the comparison, for keys).
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // The last word, overlapping the one before it.
+    word(a, n - 8) == word(b, n - 8)
+}
+
+/// A 64-bit digest of a key's text, for in-process maps to hash instead of
+/// the whole text. A `#[cached]` key (`…)@` + 16 hex digits of identity +
+/// `:` + its canonical bytes) digests its identity and canonical bytes only,
+/// so a [`KeyProbe`] gets the same digest without the text; any other key
+/// digests its whole text. Equal texts always have equal digests.
+pub(crate) fn digest(text: &str) -> u64 {
+    typed_digest(text).unwrap_or_else(|| xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+/// The digest of a text that ends like a `#[cached]` key. Read from the
+/// end, so any other key is told apart in a character or two.
+fn typed_digest(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let is_hex = |c: &u8| matches!(c, b'0'..=b'9' | b'a'..=b'f');
+    // The form: hex digits, or `#` and 32 of them, after the `:`.
+    let digits = bytes
+        .iter()
+        .rev()
+        .take(2 * RAW_BYTES + 1)
+        .take_while(|c| is_hex(c))
+        .count();
+    let mut colon = bytes.len().checked_sub(digits + 1)?;
+    let mut raw = [0u8; RAW_BYTES];
+    let form = if bytes.get(colon) == Some(&b'#') {
+        let mut hash = [0u8; 16];
+        (digits == 32).then_some(())?;
+        unhex(bytes.get(colon + 1..)?, &mut hash)?;
+        colon = colon.checked_sub(1)?;
+        Form::Hashed(hash)
+    } else {
+        let len = unhex(bytes.get(colon + 1..)?, &mut raw)?;
+        Form::Raw(raw.get(..len)?)
+    };
+    let at = colon.checked_sub(17)?;
+    if bytes.get(colon) != Some(&b':') || bytes.get(at) != Some(&b'@') {
+        return None;
+    }
+    let identity = bytes.get(at + 1..colon)?;
+    if !identity.iter().all(is_hex) {
+        return None;
+    }
+    digest_of(identity, &form)
+}
+
+/// Decodes lowercase hex into `out` (all of it, for a 16-byte hash; up to
+/// its length otherwise): how many bytes were written, or `None`.
+fn unhex(hex: &[u8], out: &mut [u8]) -> Option<usize> {
+    if !hex.len().is_multiple_of(2) || hex.len() / 2 > out.len() {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(hex.len() / 2)
+}
+
+/// The digest of a typed key from its identity (16 hex digits) and its form.
+#[inline]
+fn digest_of(identity: &[u8], form: &Form<'_>) -> Option<u64> {
+    let (high, low) = identity.split_at_checked(8)?;
+    let seed = u64::from_le_bytes(high.try_into().ok()?)
+        ^ u64::from_le_bytes(low.try_into().ok()?).rotate_left(32);
+    Some(match form {
+        Form::Raw(bytes) => xxhash_rust::xxh3::xxh3_64_with_seed(bytes, seed),
+        Form::Hashed(hash) => xxhash_rust::xxh3::xxh3_64_with_seed(hash, !seed),
+    })
+}
+
 #[inline]
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
         out.push(char::from(DIGITS[usize::from(byte >> 4)]));
         out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
@@ -760,7 +1016,75 @@ pub(crate) const fn last_segment(path: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{concat, last_segment, push_hex};
+    use super::{concat, digest, last_segment, push_hex, KeyParts};
+
+    const HEAD: &str = "blog::post(";
+    const TAIL: &str = ")@0123456789abcdef:";
+
+    /// The text of a key with `args`, and its parts begun silent for a probe.
+    fn both(args: &[&str]) -> (String, KeyParts) {
+        let mut text = KeyParts::default();
+        text.begin(HEAD);
+        let mut silent = KeyParts::default();
+        silent.begin_silent();
+        for arg in args {
+            text.arg(arg).expect("encodes");
+            silent.arg(arg).expect("encodes");
+        }
+        text.finish(TAIL);
+        assert!(silent.text.is_empty(), "a silent key writes no text");
+        (text.text, silent)
+    }
+
+    #[test]
+    fn a_probe_finds_the_text_it_stands_for() {
+        let long = "x".repeat(100); // past the raw bytes: hashed in the key
+        let cases: [&[&str]; 5] = [
+            &[],
+            &["1"],
+            &["a@b", ":c"],
+            &[")@0123456789abcdef:07"],
+            &[&long],
+        ];
+        for args in cases {
+            let (text, silent) = both(args);
+            let probe = silent.probe(HEAD, TAIL).expect("a macro tail");
+            assert_eq!(probe.digest(), digest(&text), "{text}");
+            assert!(probe.matches(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_probe_never_matches_another_key() {
+        let (_, silent) = both(&["1"]);
+        let probe = silent.probe(HEAD, TAIL).expect("a macro tail");
+        for (other, _) in [both(&["2"]), both(&["1", "1"]), both(&["11"])] {
+            assert!(!probe.matches(&other), "{other}");
+        }
+        let (text, _) = both(&["1"]);
+        for other in [
+            text.replace("blog::post(", "blog::posts("),
+            text.replace("0123456789abcdef", "0123456789abcdee"),
+            format!("{text}0"),
+            text.get(1..).unwrap_or_default().to_owned(),
+            String::new(),
+        ] {
+            assert!(!probe.matches(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn other_keys_digest_their_whole_text() {
+        assert_ne!(digest("user:1"), digest("user:2"));
+        assert_ne!(
+            digest("a@0123456789abcdef:07"),
+            digest("b@0123456789abcdef:08")
+        );
+        // A key that ends like a typed one digests like it (equal texts,
+        // equal digests, whatever their source).
+        let (text, _) = both(&["1"]);
+        assert_eq!(digest(&text), digest(&text.clone()));
+    }
 
     #[test]
     fn hex_matches_formatting() {

@@ -237,27 +237,6 @@ pub const fn last_segment(path: &str) -> &str {
     crate::key::last_segment(path)
 }
 
-/// Builds the key of one call into `parts.text`; the error of the first
-/// argument that could not be encoded.
-#[inline]
-fn build_key(
-    parts: &mut KeyParts,
-    name: &KeyName,
-    key_of: impl FnOnce(&mut KeyBuilder<'_>),
-) -> Result<(), KeyError> {
-    parts.begin(name.head);
-    let mut builder = KeyBuilder {
-        parts,
-        failed: None,
-    };
-    key_of(&mut builder);
-    if let Some(error) = builder.failed {
-        return Err(error);
-    }
-    parts.finish(name.tail);
-    Ok(())
-}
-
 /// What `#[cached]` needs of `Self` to run refreshes after the call returns.
 #[diagnostic::on_unimplemented(
     message = "`#[cached]` methods need `{Self}: Clone + Send + Sync + 'static`",
@@ -354,12 +333,14 @@ impl<T, E> Fallible for Result<T, E> {
 /// `tags` builds the tags from them (only when needed: a memory hit builds
 /// none); `make` turns them into the fetch (only when one runs: a hit never
 /// clones `self` or the arguments). A hit on a store that answers at once
-/// allocates nothing: its key is built in a reused thread-local buffer. A
-/// key that cannot be built (an argument's `Serialize` failed) bypasses the
-/// cache.
+/// is answered here, in the call (which runs when the method's future is
+/// first polled), with no future of its own and no allocation; anything
+/// else is one boxed future. A key that cannot be built (an argument's
+/// `Serialize` failed) bypasses the cache.
 #[allow(clippy::too_many_arguments)]
-pub async fn query<S, C, T, E, K, A, TG, TT, SH, M, F, Fut>(
-    cache: &QueryCache<S, C>,
+#[inline]
+pub fn query<'a, S, C, T, E, K, A, TG, TT, SH, M, F, Fut>(
+    cache: &'a QueryCache<S, C>,
     name: &'static KeyName,
     key_of: K,
     args: A,
@@ -367,52 +348,89 @@ pub async fn query<S, C, T, E, K, A, TG, TT, SH, M, F, Fut>(
     options: QueryOptions<T>,
     share: SH,
     make: M,
-) -> Result<T, E>
+) -> Answer<T, E, impl Future<Output = Result<T, E>> + 'a>
 where
     S: TagSchema,
     C: Codec,
     T: Cacheable,
     E: fmt::Display + Send + 'static,
-    K: Fn(&mut KeyBuilder<'_>, &A),
-    TG: Fn(&A) -> TT,
-    TT: AsRef<[TagPath]>,
-    SH: FnOnce() -> Share<E>,
-    M: FnOnce(A) -> F,
+    K: Fn(&mut KeyBuilder<'_>, &A) + 'a,
+    A: 'a,
+    TG: Fn(&A) -> TT + 'a,
+    TT: AsRef<[TagPath]> + 'a,
+    SH: FnOnce() -> Share<E> + 'a,
+    M: FnOnce(A) -> F + 'a,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
     let engine = cache.primitives();
     let capturing = capturing_entries();
     let mut failure = None;
-    let first = engine.first_look(!capturing, |parts| {
-        match build_key(parts, name, |k| key_of(k, &args)) {
-            Ok(()) => true,
-            Err(error) => {
+    let first = engine.first_look(!capturing, (name.head, name.tail), |parts| {
+        let mut builder = KeyBuilder {
+            parts,
+            failed: None,
+        };
+        key_of(&mut builder, &args);
+        match builder.failed {
+            None => true,
+            Some(error) => {
                 failure = Some(error);
                 false
             }
         }
     });
     let key = match first {
-        First::Hit(value) => return Ok(value),
-        First::Miss(key) => key,
-        First::NoKey => {
+        First::Hit(value) => return Answer::Ready(Some(Ok(value))),
+        First::Miss(key) => Some(key),
+        First::NoKey => None,
+    };
+    Answer::Pending(Box::pin(async move {
+        let Some(key) = key else {
             let error = failure.unwrap_or_else(|| KeyError::custom("unknown"));
             engine.uncached(name.label(), &error);
             return make(args)().await;
+        };
+        let call = Call::new(args, tags, make);
+        let served = engine.run(&key, call, options, share()).await?;
+        if capturing {
+            let entries = engine.entries_of(served);
+            let value = entries.after.value.clone();
+            deposit_entries(entries);
+            Ok(value)
+        } else {
+            Ok(served.value)
         }
-    };
-    // Boxed: the full path's future is large, and the hit path above should
-    // not pay for moving it around.
-    let call = Call::new(args, tags, make);
-    let served = Box::pin(engine.run(&key, call, options, share())).await?;
-    if capturing {
-        let entries = engine.entries_of(served);
-        let value = entries.after.value.clone();
-        deposit_entries(entries);
-        Ok(value)
-    } else {
-        Ok(served.value)
+    }))
+}
+
+/// What a `#[cached]` call awaits: its answer already (a hit), or the boxed
+/// future of the rest of the query.
+pub enum Answer<T, E, F> {
+    /// Answered in the call (taken by the first poll).
+    Ready(Option<Result<T, E>>),
+    /// The rest of the query.
+    Pending(std::pin::Pin<Box<F>>),
+}
+
+// Nothing in it is pinned in place: the future is boxed.
+impl<T, E, F> Unpin for Answer<T, E, F> {}
+
+impl<T, E, F: Future<Output = Result<T, E>>> Future for Answer<T, E, F> {
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled again after it answered: it never answers twice.
+            Answer::Ready(answer) => answer
+                .take()
+                .map_or(std::task::Poll::Pending, std::task::Poll::Ready),
+            Answer::Pending(future) => future.as_mut().poll(cx),
+        }
     }
 }
 

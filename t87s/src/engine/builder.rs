@@ -1,5 +1,6 @@
 //! [`PrimitivesBuilder`]: the engine's options, checked once when it is built.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use crate::codec::{Codec, Postcard};
 use crate::duration::IntoDuration;
 use crate::error::ConfigError;
 use crate::observer::{NoObserver, Observer};
-use crate::storage::StorageAdapter;
+use crate::storage::{MemoryAdapter, StorageAdapter};
 
 /// Options for [`Primitives`]; every error is reported by [`build`](Self::build).
 ///
@@ -33,6 +34,10 @@ pub struct PrimitivesBuilder<C: Codec = Postcard> {
     codec: C,
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
+    /// Whether an observer was set (else no one hears a hit).
+    observed: bool,
+    /// The adapter, when it is a [`MemoryAdapter`]: hits call it directly.
+    memory: Option<MemoryAdapter>,
     prefix: Box<str>,
     default_ttl: Result<Duration, ConfigError>,
     default_grace: Result<Option<Duration>, ConfigError>,
@@ -48,6 +53,8 @@ pub(crate) struct Settings<C> {
     pub(crate) codec: C,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) observer: Arc<dyn Observer>,
+    pub(crate) observed: bool,
+    pub(crate) memory: Option<MemoryAdapter>,
     pub(crate) prefix: Box<str>,
     pub(crate) default_ttl_ms: u64,
     pub(crate) default_grace_ms: Option<u64>,
@@ -68,11 +75,16 @@ fn duration_option(
 
 impl PrimitivesBuilder<Postcard> {
     pub(crate) fn new(adapter: impl StorageAdapter) -> Self {
+        let memory = (&adapter as &dyn Any)
+            .downcast_ref::<MemoryAdapter>()
+            .cloned();
         Self {
             adapter: Arc::new(adapter),
             codec: Postcard,
             clock: Arc::new(SystemClock),
             observer: Arc::new(NoObserver),
+            observed: false,
+            memory,
             prefix: "t87s".into(),
             default_ttl: Ok(Duration::from_secs(30)),
             default_grace: Ok(None),
@@ -198,6 +210,7 @@ impl<C: Codec> PrimitivesBuilder<C> {
     /// ```
     pub fn observer(mut self, observer: impl Observer) -> Self {
         self.observer = Arc::new(observer);
+        self.observed = true;
         self
     }
 
@@ -214,6 +227,8 @@ impl<C: Codec> PrimitivesBuilder<C> {
             codec,
             clock: self.clock,
             observer: self.observer,
+            observed: self.observed,
+            memory: self.memory,
             prefix: self.prefix,
             default_ttl: self.default_ttl,
             default_grace: self.default_grace,
@@ -243,6 +258,8 @@ impl<C: Codec> PrimitivesBuilder<C> {
             codec: self.codec,
             clock: self.clock,
             observer: self.observer,
+            observed: self.observed,
+            memory: self.memory,
             prefix: self.prefix,
             default_ttl_ms: millis(self.default_ttl?),
             default_grace_ms: self.default_grace?.map(millis),

@@ -6,8 +6,9 @@ use std::cell::RefCell;
 use super::look::Look;
 use super::{Cacheable, Primitives};
 use crate::codec::Codec;
-use crate::key::{KeyError, KeyParts};
+use crate::key::{KeyError, KeyParts, KeyProbe};
 use crate::observer::EventKind;
+use crate::storage::MemoryAdapter;
 
 thread_local! {
     /// Where hit-path keys are built: no allocation per call.
@@ -38,20 +39,41 @@ impl<C: Codec> Primitives<C> {
         let (read, newest) = self.look_now(key, now)?.ok()?;
         match self.classify::<T>(read.entry, newest, now) {
             Look::Fresh(_, value) => {
-                self.emit(EventKind::Hit, key, None);
+                if self.listening() {
+                    self.emit(EventKind::Hit, key, None);
+                }
                 Some(value)
             }
             _ => None,
         }
     }
 
-    /// Builds a key into a reused thread-local buffer with `build` (which
-    /// says whether it could), then tries [`hit_now`](Self::hit_now) with it
-    /// if `try_hit`. Only a miss allocates its key.
+    /// [`hit_now`](Self::hit_now) in the memory store, by a typed call's
+    /// probe; the caller emits the hit (it has no key text yet).
+    #[inline]
+    fn hit_probe<T: Cacheable>(&self, memory: &MemoryAdapter, probe: &KeyProbe<'_>) -> Option<T> {
+        let now = self.inner.settings.clock.now_ms();
+        let (read, newest) = self.look_probe(memory, probe, now)?.ok()?;
+        match self.classify::<T>(read.entry, newest, now) {
+            Look::Fresh(_, value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The first look of a typed call whose key is `head`, the arguments
+    /// `args` appends (saying whether it could), and `tail` (see
+    /// [`KeyParts::finish`]), built in a reused thread-local buffer; tries a
+    /// hit first if `try_hit`.
+    ///
+    /// On a memory store the hit is looked up by the canonical bytes of the
+    /// arguments alone ([`KeyParts::probe`]): the readable key is built only
+    /// for a miss, or for a hit that someone listens to. Only a miss
+    /// allocates its key.
     pub(crate) fn first_look<T: Cacheable>(
         &self,
         try_hit: bool,
-        build: impl FnOnce(&mut KeyParts) -> bool,
+        (head, tail): (&'static str, &'static str),
+        mut args: impl FnMut(&mut KeyParts) -> bool,
     ) -> First<T> {
         SCRATCH.with(|scratch| {
             let mut fresh = KeyParts::default();
@@ -61,12 +83,35 @@ impl<C: Codec> Primitives<C> {
                 Ok(scratch) => scratch,
                 Err(_) => &mut fresh,
             };
-            if !build(parts) {
-                return First::NoKey;
-            }
-            if try_hit {
-                if let Some(value) = self.hit_now(&parts.text) {
-                    return First::Hit(value);
+            let memory = self.inner.settings.memory.as_ref();
+            match memory.filter(|_| try_hit && !self.inner.verify) {
+                Some(memory) => {
+                    parts.begin_silent();
+                    if !args(parts) {
+                        return First::NoKey;
+                    }
+                    let hit = parts
+                        .probe(head, tail)
+                        .and_then(|probe| self.hit_probe::<T>(memory, &probe));
+                    if let Some(value) = hit {
+                        if self.listening() && text(parts, (head, tail), &mut args) {
+                            self.emit(EventKind::Hit, &parts.text, None);
+                        }
+                        return First::Hit(value);
+                    }
+                    if !text(parts, (head, tail), &mut args) {
+                        return First::NoKey;
+                    }
+                }
+                None => {
+                    if !text(parts, (head, tail), &mut args) {
+                        return First::NoKey;
+                    }
+                    if try_hit {
+                        if let Some(value) = self.hit_now(&parts.text) {
+                            return First::Hit(value);
+                        }
+                    }
                 }
             }
             First::Miss(parts.text.clone())
@@ -83,4 +128,19 @@ impl<C: Codec> Primitives<C> {
         );
         self.emit(EventKind::Uncached, label, Some(error));
     }
+}
+
+/// Builds the whole key (its readable text) into `parts`: whether `args`
+/// could append the arguments.
+fn text(
+    parts: &mut KeyParts,
+    (head, tail): (&str, &str),
+    args: &mut impl FnMut(&mut KeyParts) -> bool,
+) -> bool {
+    parts.begin(head);
+    let built = args(parts);
+    if built {
+        parts.finish(tail);
+    }
+    built
 }

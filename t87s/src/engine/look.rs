@@ -12,7 +12,8 @@ use super::{Cacheable, Primitives};
 use crate::codec::{Codec, CodecError};
 use crate::entry::StoredEntry;
 use crate::error::AdapterError;
-use crate::storage::{MarkerSet, Read};
+use crate::key::KeyProbe;
+use crate::storage::{MarkerSet, MemoryAdapter, Read};
 use crate::tag::TagPath;
 
 /// What a read found, once freshness is decided.
@@ -62,15 +63,45 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// Reads `key` with no I/O, if the store can (an in-process store).
+    #[inline]
+    pub(crate) fn look_now(&self, key: &str, now: u64) -> Option<Result<Seen, AdapterError>> {
+        let key = self.key(key);
+        match &self.inner.settings.memory {
+            Some(memory) => {
+                self.look_now_by(|markers| Some(Ok(memory.read_text(key, markers, now))))
+            }
+            None => {
+                let adapter = &self.inner.settings.adapter;
+                self.look_now_by(|markers| adapter.try_read_now(key, markers, now))
+            }
+        }
+    }
+
+    /// Reads a typed call's key from the memory store by its probe.
+    #[inline]
+    pub(crate) fn look_probe(
+        &self,
+        memory: &MemoryAdapter,
+        probe: &KeyProbe<'_>,
+        now: u64,
+    ) -> Option<Result<Seen, AdapterError>> {
+        let prefix = &*self.inner.settings.prefix;
+        self.look_now_by(|markers| Some(Ok(memory.read_probe(prefix, probe, markers, now))))
+    }
+
+    /// A read with no I/O through `read` (which reads one key with the given
+    /// markers, or answers `None` when it cannot without I/O).
     ///
     /// The entry is read first. Unless something was invalidated since its
     /// fetch began (or since it was last checked), no marker can be as new
     /// as it and none is read; otherwise its own tags' markers are, and a
     /// clean check is remembered on the entry.
     #[inline]
-    pub(crate) fn look_now(&self, key: &str, now: u64) -> Option<Result<Seen, AdapterError>> {
-        let adapter = &self.inner.settings.adapter;
-        let first = match adapter.try_read_now(self.key(key), MarkerSet::empty(), now)? {
+    fn look_now_by(
+        &self,
+        read: impl Fn(MarkerSet<'_>) -> Option<Result<Read, AdapterError>>,
+    ) -> Option<Result<Seen, AdapterError>> {
+        let first = match read(MarkerSet::empty())? {
             Ok(read) => read,
             Err(error) => return Some(Err(error)),
         };
@@ -83,7 +114,10 @@ impl<C: Codec> Primitives<C> {
                 return Some(Ok((first, newest)));
             }
         };
-        let second = match adapter.try_read_now(self.key(key), self.markers(&entry.tags), now)? {
+        // Every marker older than the entry's fetch, or than its last clean
+        // check, is known not to make it stale.
+        let since = entry.version.max(entry.checked_at.get());
+        let second = match read(self.markers(&entry.tags).since(since))? {
             Ok(read) => read,
             Err(error) => return Some(Err(error)),
         };

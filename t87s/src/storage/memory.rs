@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,9 +15,13 @@ use super::{
 use crate::clock::{Clock, SystemClock};
 use crate::entry::StoredEntry;
 use crate::error::{AdapterError, ConfigError};
+use crate::key::{self, KeyProbe};
 
 const DEFAULT_MAX_ENTRIES: usize = 10_000;
 const DEFAULT_MAX_MARKERS: usize = 100_000;
+/// Up to how many markers set since a reader's last check are tested
+/// against its tags one by one, rather than looked up by key.
+const RECENT_MARKERS: usize = 8;
 
 /// The embedded store: entries in a bounded concurrent map with O(1)
 /// eviction ([`quick_cache`]), invalidation markers in a bounded table.
@@ -79,15 +84,103 @@ struct MarkerRecord {
     set_at_ms: u64,
 }
 
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// A stored entry's address: the prefix and the key in one allocation.
+/// Hashed by the digest of its key alone ([`key::digest`]), which a typed
+/// hit computes without the key's text.
+#[derive(Debug)]
 struct OwnedKey {
-    prefix: Box<str>,
-    key: Box<str>,
+    digest: u64,
+    /// `prefix` then `key`.
+    text: Box<str>,
+    prefix_len: usize,
 }
 
-impl Equivalent<OwnedKey> for EntryKey<'_> {
+impl OwnedKey {
+    fn new(key: EntryKey<'_>) -> Self {
+        let mut text = String::with_capacity(key.prefix.len() + key.key.len());
+        text.push_str(key.prefix);
+        text.push_str(key.key);
+        Self {
+            digest: key::digest(key.key),
+            text: text.into_boxed_str(),
+            prefix_len: key.prefix.len(),
+        }
+    }
+
+    #[inline]
+    fn prefix(&self) -> &[u8] {
+        self.text
+            .as_bytes()
+            .get(..self.prefix_len)
+            .unwrap_or_default()
+    }
+
+    #[inline]
+    fn key(&self) -> &str {
+        self.text.get(self.prefix_len..).unwrap_or_default()
+    }
+}
+
+impl PartialEq for OwnedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.prefix_len == other.prefix_len && self.text == other.text
+    }
+}
+
+impl Eq for OwnedKey {}
+
+impl Hash for OwnedKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
+}
+
+/// An entry looked up by its text (hashes like the [`OwnedKey`] it finds).
+struct ByText<'a> {
+    digest: u64,
+    key: EntryKey<'a>,
+}
+
+impl<'a> ByText<'a> {
+    #[inline]
+    fn new(key: EntryKey<'a>) -> Self {
+        Self {
+            digest: key::digest(key.key),
+            key,
+        }
+    }
+}
+
+impl Hash for ByText<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
+}
+
+impl Equivalent<OwnedKey> for ByText<'_> {
+    #[inline]
     fn equivalent(&self, owned: &OwnedKey) -> bool {
-        *owned.key == *self.key && *owned.prefix == *self.prefix
+        key::same(owned.prefix(), self.key.prefix.as_bytes())
+            && key::same(owned.key().as_bytes(), self.key.key.as_bytes())
+    }
+}
+
+/// An entry looked up by a typed call's [`KeyProbe`], whose text is not built.
+struct ByProbe<'a> {
+    prefix: &'a str,
+    probe: &'a KeyProbe<'a>,
+}
+
+impl Hash for ByProbe<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.probe.digest());
+    }
+}
+
+impl Equivalent<OwnedKey> for ByProbe<'_> {
+    #[inline]
+    fn equivalent(&self, owned: &OwnedKey) -> bool {
+        key::same(owned.prefix(), self.prefix.as_bytes()) && self.probe.matches(owned.key())
     }
 }
 
@@ -160,12 +253,35 @@ impl MemoryAdapter {
         self.inner.markers.read().map.len()
     }
 
-    pub(crate) fn read_now(&self, key: EntryKey<'_>, markers: MarkerSet<'_>, now_ms: u64) -> Read {
+    /// [`StorageAdapter::try_read_now`] for a typed call's key, found by its
+    /// probe (its text is never built).
+    #[inline]
+    pub(crate) fn read_probe(
+        &self,
+        prefix: &str,
+        probe: &KeyProbe<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+    ) -> Read {
+        self.read_now(&ByProbe { prefix, probe }, markers, now_ms)
+    }
+
+    /// [`StorageAdapter::try_read_now`], without the dynamic call.
+    #[inline]
+    pub(crate) fn read_text(&self, key: EntryKey<'_>, markers: MarkerSet<'_>, now_ms: u64) -> Read {
+        self.read_now(&ByText::new(key), markers, now_ms)
+    }
+
+    #[inline]
+    fn read_now<Q>(&self, key: &Q, markers: MarkerSet<'_>, now_ms: u64) -> Read
+    where
+        Q: Hash + Equivalent<OwnedKey>,
+    {
         let inner = &*self.inner;
         // Take the version first: a fetch stamped with it must see every
         // invalidation that completes after this point.
         let version = inner.version.load(Ordering::Acquire);
-        let entry = inner.entries.get(&key);
+        let entry = inner.entries.get(key);
         let entry = match entry {
             Some(entry) if entry.live_until() > now_ms => entry,
             Some(dead) => {
@@ -174,7 +290,7 @@ impl MemoryAdapter {
                 // written since must survive.
                 inner
                     .entries
-                    .remove_if(&key, |held| Arc::ptr_eq(held, &dead));
+                    .remove_if(key, |held| Arc::ptr_eq(held, &dead));
                 return Read::new(None, 0, version);
             }
             None => return Read::new(None, 0, version),
@@ -190,6 +306,19 @@ impl MemoryAdapter {
         let table = self.inner.markers.read();
         let mut newest = table.floor;
         if table.map.is_empty() {
+            return newest;
+        }
+        // The reader checked every marker set before `since`: when few were
+        // set after it (an entry read again after an invalidation or two),
+        // test just those against its tags, with no marker key hashed.
+        let since = markers.checked_before();
+        let recent = || table.order.iter().rev().take_while(|(v, _)| *v >= since);
+        if recent().nth(RECENT_MARKERS).is_none() {
+            for (version, marker) in recent() {
+                if markers.contains(&marker.prefix, &marker.path, marker.scope) {
+                    newest = newest.max(*version);
+                }
+            }
             return newest;
         }
         for marker in markers.iter() {
@@ -306,15 +435,11 @@ impl MemoryAdapter {
         inner
             .max_lifetime_ms
             .fetch_max(entry.lifetime_ms(), Ordering::AcqRel);
-        let owned = OwnedKey {
-            prefix: key.prefix.into(),
-            key: key.key.into(),
-        };
-        inner.entries.insert(owned, entry);
+        inner.entries.insert(OwnedKey::new(key), entry);
     }
 
     pub(crate) fn remove(&self, key: EntryKey<'_>) {
-        self.inner.entries.remove(&key);
+        self.inner.entries.remove(&ByText::new(key));
     }
 
     #[cfg(feature = "redis")]
@@ -360,7 +485,7 @@ impl StorageAdapter for MemoryAdapter {
         markers: MarkerSet<'a>,
         now_ms: u64,
     ) -> AdapterFuture<'a, Read> {
-        Box::pin(std::future::ready(Ok(self.read_now(key, markers, now_ms))))
+        Box::pin(std::future::ready(Ok(self.read_text(key, markers, now_ms))))
     }
 
     fn try_read_now(
@@ -369,7 +494,7 @@ impl StorageAdapter for MemoryAdapter {
         markers: MarkerSet<'_>,
         now_ms: u64,
     ) -> Option<Result<Read, AdapterError>> {
-        Some(Ok(self.read_now(key, markers, now_ms)))
+        Some(Ok(self.read_text(key, markers, now_ms)))
     }
 
     fn newest_marker<'a>(&'a self, markers: MarkerSet<'a>) -> AdapterFuture<'a, u64> {
@@ -522,5 +647,103 @@ impl MemoryAdapterBuilder {
             return Err(ConfigError::ZeroCapacity("max_markers"));
         }
         Ok(MemoryAdapter::from_builder(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{ByText, MemoryAdapter, RECENT_MARKERS};
+    use crate::entry::{StoredEntry, StoredValue};
+    use crate::storage::{EntryKey, MarkerKey, MarkerScope, MarkerSet, StorageAdapter};
+    use crate::tag::TagPath;
+
+    /// A reader that checked its markers at some version tests only the
+    /// markers set since against its tags; the answer is the one the full
+    /// lookup gives.
+    #[test]
+    fn markers_set_since_a_check_are_tested_against_the_tags() {
+        let adapter = MemoryAdapter::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let set = |path: &str, scope| {
+            let marker = [MarkerKey {
+                prefix: "t87s",
+                path,
+                scope,
+            }];
+            runtime.block_on(adapter.invalidate(&marker)).expect("set");
+        };
+        let tags = [TagPath::new(["posts", "1"]).expect("tag")];
+        let markers = MarkerSet::new("t87s", &tags);
+        set("unrelated", MarkerScope::Prefix); // version 1
+        assert_eq!(adapter.newest(markers.since(1)), 0);
+        set("posts", MarkerScope::Prefix); // 2: an ancestor
+        assert_eq!(adapter.newest(markers.since(1)), 2);
+        set("posts/1", MarkerScope::Exact); // 3: the tag itself
+        assert_eq!(adapter.newest(markers.since(3)), 3);
+        set("posts/1/x", MarkerScope::Prefix); // 4: below the tag
+        set("posts/10", MarkerScope::Prefix); // 5: not an ancestor
+        set("posts/1", MarkerScope::Exact); // 6, under another prefix
+        let other = [MarkerKey {
+            prefix: "other",
+            path: "posts/1",
+            scope: MarkerScope::Exact,
+        }];
+        runtime.block_on(adapter.invalidate(&other)).expect("set");
+        assert_eq!(adapter.newest(markers.since(4)), 6);
+        assert_eq!(adapter.newest(markers.since(7)), 0);
+        // Past the window, every marker of the tags is looked up by key.
+        for i in 0..=RECENT_MARKERS {
+            set(&format!("other/{i}"), MarkerScope::Prefix);
+        }
+        assert_eq!(adapter.newest(markers.since(4)), 6);
+        assert_eq!(adapter.newest(markers), 6);
+    }
+
+    /// Two keys whose digests collide are still told apart by their text:
+    /// a collision costs a comparison, never a wrong value.
+    #[test]
+    fn a_digest_collision_is_never_a_hit() {
+        let adapter = MemoryAdapter::new();
+        let stored = EntryKey {
+            prefix: "t87s",
+            key: "user:1",
+        };
+        let entry = StoredEntry::new(
+            StoredValue::Bytes(Arc::from(&b"1"[..])),
+            Arc::from(vec![]),
+            1,
+        )
+        .lifetime(0, u64::MAX, None);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime
+            .block_on(adapter.write(stored, Arc::new(entry)))
+            .expect("written");
+        let colliding = ByText {
+            digest: ByText::new(stored).digest,
+            key: EntryKey {
+                prefix: "t87s",
+                key: "user:2",
+            },
+        };
+        let read = adapter.read_now(&colliding, MarkerSet::empty(), 0);
+        assert!(read.entry.is_none());
+        let other_prefix = ByText::new(EntryKey {
+            prefix: "t88s",
+            key: "user:1",
+        });
+        assert!(adapter
+            .read_now(&other_prefix, MarkerSet::empty(), 0)
+            .entry
+            .is_none());
+        assert!(adapter
+            .read_text(stored, MarkerSet::empty(), 0)
+            .entry
+            .is_some());
     }
 }

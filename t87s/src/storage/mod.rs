@@ -113,6 +113,9 @@ pub struct MarkerKey<'a> {
 pub struct MarkerSet<'a> {
     prefix: &'a str,
     tags: &'a [TagPath],
+    /// Markers older than this are known not to make the reader stale (it
+    /// checked them): a store may test only newer ones. `0`: test all.
+    since: u64,
 }
 
 impl<'a> MarkerSet<'a> {
@@ -124,7 +127,42 @@ impl<'a> MarkerSet<'a> {
     /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn new(prefix: &'a str, tags: &'a [TagPath]) -> Self {
-        Self { prefix, tags }
+        Self {
+            prefix,
+            tags,
+            since: 0,
+        }
+    }
+
+    /// The same markers, for a reader that has checked every marker older
+    /// than version `since` (an entry checked clean at that version, or
+    /// fetched at it).
+    pub(crate) fn since(self, since: u64) -> Self {
+        Self { since, ..self }
+    }
+
+    /// See [`since`](Self::since).
+    pub(crate) fn checked_before(&self) -> u64 {
+        self.since
+    }
+
+    /// Whether the marker at `path` with `scope`, under `prefix`, is one of
+    /// these, tested on the tags' text (no marker key is built or hashed):
+    /// a prefix marker covers a tag it is an ancestor of (or equal to), an
+    /// exact one a tag equal to it.
+    pub(crate) fn contains(&self, prefix: &str, path: &str, scope: MarkerScope) -> bool {
+        self.prefix == prefix
+            && self.tags.iter().any(|tag| {
+                let tag = tag.as_str();
+                match scope {
+                    MarkerScope::Exact => tag == path,
+                    MarkerScope::Prefix => {
+                        tag.starts_with(path)
+                            && (tag.len() == path.len()
+                                || tag.as_bytes().get(path.len()) == Some(&b'/'))
+                    }
+                }
+            })
     }
 
     /// No markers at all.
@@ -136,6 +174,7 @@ impl<'a> MarkerSet<'a> {
         Self {
             prefix: "",
             tags: &[],
+            since: 0,
         }
     }
 

@@ -296,7 +296,7 @@ impl Near {
         if !self.serving() {
             return None;
         }
-        let first = self.l1.read_now(key, MarkerSet::empty(), now_ms);
+        let first = self.l1.read_text(key, MarkerSet::empty(), now_ms);
         let entry = first.entry?;
         if now_ms >= entry.expires_at || first.newest_marker >= entry.version {
             return None;
@@ -305,7 +305,7 @@ impl Near {
         // checked: no marker can be as new as it.
         if entry.version < first.version && entry.checked_at.get() < first.version {
             let markers = MarkerSet::new(key.prefix, &entry.tags);
-            let second = self.l1.read_now(key, markers, now_ms);
+            let second = self.l1.read_text(key, markers, now_ms);
             if second.newest_marker >= entry.version {
                 return None;
             }

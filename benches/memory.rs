@@ -200,6 +200,65 @@ fn tag_depth(c: &mut Criterion) {
                     .iter(|| engine.query(&key, &tags, QueryOptions::new(), fetch))
             },
         );
+        // 1,000 keys with this tag depth, one unrelated invalidation before
+        // each round of hits on all of them: every hit is its key's first
+        // since an invalidation, so it checks its markers (the invalidation
+        // itself is 1/1,000 of each hit).
+        let keys: Vec<(String, [TagPath; 1])> = (0..1_000)
+            .map(|i| {
+                let mut segments = segments.clone();
+                segments.push(format!("{i}"));
+                let tag = TagPath::new(&segments).expect("tag");
+                (format!("depth:{depth}:{i}"), [tag])
+            })
+            .collect();
+        rt.block_on(async {
+            for (key, tags) in &keys {
+                engine
+                    .query(key, tags, QueryOptions::new(), fetch)
+                    .await
+                    .expect("warm");
+            }
+        });
+        group.bench_with_input(
+            BenchmarkId::new("hit, no invalidation since (1,000 keys)", depth),
+            &depth,
+            |b, _| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let (engine, keys) = (&engine, &keys);
+                    async move {
+                        let started = Instant::now();
+                        for i in 0..iters {
+                            let (key, tags) = &keys[(i % 1_000) as usize];
+                            let hit = engine.query(key, tags, QueryOptions::new(), fetch);
+                            std::hint::black_box(hit.await.expect("hit"));
+                        }
+                        started.elapsed()
+                    }
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("hit after an unrelated invalidation (1,000 keys)", depth),
+            &depth,
+            |b, _| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let (engine, keys, unrelated) = (&engine, &keys, &unrelated);
+                    async move {
+                        let started = Instant::now();
+                        for i in 0..iters {
+                            if i % 1_000 == 0 {
+                                engine.invalidate(unrelated).await.expect("invalidate");
+                            }
+                            let (key, tags) = &keys[(i % 1_000) as usize];
+                            let hit = engine.query(key, tags, QueryOptions::new(), fetch);
+                            std::hint::black_box(hit.await.expect("hit"));
+                        }
+                        started.elapsed()
+                    }
+                })
+            },
+        );
         // An (unrelated) invalidation before every hit: each hit reads the
         // marker of every prefix of its tag plus its exact marker. Includes
         // the invalidation itself (see the `invalidate` group).
@@ -280,12 +339,128 @@ fn stampede(c: &mut Criterion) {
     group.finish();
 }
 
+/// Hits on 1 and on 2 threads, each thread on keys of its own (512 each):
+/// the time per hit with all hits split over the threads, so 1-thread time
+/// over 2-thread time is the throughput gained (2.00x at best).
+fn threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hits_by_threads");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    const KEYS: u64 = 512;
+
+    let blog = blog(10_000);
+    let engine = Primitives::builder(MemoryAdapter::new())
+        .verify_percent(0.0)
+        .build()
+        .expect("engine");
+    let tags: Vec<[TagPath; 1]> = (0..2 * KEYS)
+        .map(|i| [TagPath::new(["posts".to_owned(), i.to_string()]).expect("tag")])
+        .collect();
+    let names: Vec<String> = (0..2 * KEYS).map(|i| format!("post:{i}")).collect();
+    let fetch = || async { Ok::<_, std::io::Error>(Payload::new()) };
+    let quick: quick_cache::sync::Cache<String, Payload> = quick_cache::sync::Cache::new(10_000);
+    let moka: moka::future::Cache<String, Payload> = moka::future::Cache::new(10_000);
+    let rt = runtime();
+    rt.block_on(async {
+        for i in 0..2 * KEYS {
+            let name = &names[i as usize];
+            blog.post(i).await.expect("warm");
+            engine
+                .query(name, &tags[i as usize], QueryOptions::new(), fetch)
+                .await
+                .expect("warm");
+            quick.insert(name.clone(), Payload::new());
+            moka.insert(name.clone(), Payload::new()).await;
+        }
+    });
+
+    // Runs `hits(thread, n)` on `threads` threads at once, n = iters/threads
+    // each, each thread with a current-thread runtime of its own.
+    fn split<F, Fut>(threads: u64, iters: u64, hits: F) -> Duration
+    where
+        F: Fn(u64, u64) -> Fut + Sync,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let start = std::sync::Barrier::new(threads as usize + 1);
+        std::thread::scope(|scope| {
+            for thread in 0..threads {
+                let (start, hits) = (&start, &hits);
+                scope.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .expect("runtime");
+                    start.wait();
+                    rt.block_on(hits(thread, iters / threads));
+                });
+            }
+            start.wait();
+            let started = Instant::now();
+            started
+        })
+        .elapsed()
+    }
+
+    for n in [1u64, 2] {
+        let (blog, engine, quick, moka) = (&blog, &engine, &quick, &moka);
+        let (tags, names) = (&tags, &names);
+        group.bench_with_input(BenchmarkId::new("t87s #[cached]", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                split(n, iters, |t, k| async move {
+                    for i in 0..k {
+                        let id = t * KEYS + i % KEYS;
+                        std::hint::black_box(blog.post(id).await.expect("hit"));
+                    }
+                })
+            })
+        });
+        group.bench_with_input(
+            BenchmarkId::new("t87s Primitives::query", n),
+            &n,
+            |b, &n| {
+                b.iter_custom(|iters| {
+                    split(n, iters, |t, k| async move {
+                        for i in 0..k {
+                            let id = (t * KEYS + i % KEYS) as usize;
+                            let hit =
+                                engine.query(&names[id], &tags[id], QueryOptions::new(), fetch);
+                            std::hint::black_box(hit.await.expect("hit"));
+                        }
+                    })
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("quick_cache get", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                split(n, iters, |t, k| async move {
+                    for i in 0..k {
+                        let id = (t * KEYS + i % KEYS) as usize;
+                        std::hint::black_box(quick.get(names[id].as_str()));
+                    }
+                })
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("moka future get", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                split(n, iters, |t, k| async move {
+                    for i in 0..k {
+                        let id = (t * KEYS + i % KEYS) as usize;
+                        std::hint::black_box(moka.get(names[id].as_str()).await);
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     memory_hit,
     memory_miss,
     invalidate,
     tag_depth,
+    threads,
     stampede
 );
 criterion_main!(benches);

@@ -143,7 +143,7 @@ impl KeyParts {
         let form = if self.bytes.len() <= RAW_BYTES {
             Form::Raw(&self.bytes)
         } else {
-            Form::Hashed(xxhash_rust::xxh3::xxh3_128(&self.bytes).to_be_bytes())
+            Form::Hashed(xxhash_rust::xxh3::xxh3_128(&self.bytes))
         };
         Some(KeyProbe {
             head,
@@ -741,7 +741,7 @@ const DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// past [`RAW_BYTES`], as their 128-bit hash (`#` and hex).
 pub(crate) enum Form<'a> {
     Raw(&'a [u8]),
-    Hashed([u8; 16]),
+    Hashed(u128),
 }
 
 impl Form<'_> {
@@ -756,28 +756,24 @@ impl Form<'_> {
     /// Whether `text` is this form as [`KeyParts::finish`] writes it.
     #[inline]
     fn written_as(&self, text: &[u8]) -> bool {
+        let hash;
         let (hex, bytes) = match self {
             Form::Raw(bytes) => (text, *bytes),
-            Form::Hashed(hash) => match text.split_first() {
-                Some((b'#', hex)) => (hex, &hash[..]),
+            Form::Hashed(h) => match text.split_first() {
+                Some((b'#', hex)) => {
+                    hash = h.to_be_bytes();
+                    (hex, &hash[..])
+                }
                 _ => return false,
             },
         };
-        if hex.len() != 2 * bytes.len() {
-            return false;
-        }
-        let mut i = 0;
-        for byte in bytes {
-            let pair = [
-                DIGITS[usize::from(byte >> 4)],
-                DIGITS[usize::from(byte & 0xf)],
-            ];
-            if hex.get(i..i + 2) != Some(&pair[..]) {
-                return false;
-            }
-            i += 2;
-        }
-        true
+        // Byte by byte: a pair built on the stack and compared as one load
+        // stalls store forwarding.
+        hex.len() == 2 * bytes.len()
+            && hex.chunks_exact(2).zip(bytes).all(|(pair, byte)| {
+                pair.first() == Some(&DIGITS[usize::from(byte >> 4)])
+                    && pair.get(1) == Some(&DIGITS[usize::from(byte & 0xf)])
+            })
     }
 }
 
@@ -866,25 +862,17 @@ pub(crate) fn digest(text: &str) -> u64 {
 fn typed_digest(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
     let is_hex = |c: &u8| matches!(c, b'0'..=b'9' | b'a'..=b'f');
-    // The form: hex digits, or `#` and 32 of them, after the `:`.
+    // The form: hex digits (up to the raw bytes' worth), or `#` and 32 of
+    // them, after the `:` that ends the tail `)@` + 16 hex digits + `:`.
     let digits = bytes
         .iter()
         .rev()
         .take(2 * RAW_BYTES + 1)
         .take_while(|c| is_hex(c))
         .count();
-    let mut colon = bytes.len().checked_sub(digits + 1)?;
-    let mut raw = [0u8; RAW_BYTES];
-    let form = if bytes.get(colon) == Some(&b'#') {
-        let mut hash = [0u8; 16];
-        (digits == 32).then_some(())?;
-        unhex(bytes.get(colon + 1..)?, &mut hash)?;
-        colon = colon.checked_sub(1)?;
-        Form::Hashed(hash)
-    } else {
-        let len = unhex(bytes.get(colon + 1..)?, &mut raw)?;
-        Form::Raw(raw.get(..len)?)
-    };
+    let form_at = bytes.len().checked_sub(digits)?;
+    let hashed = form_at > 0 && bytes.get(form_at - 1) == Some(&b'#');
+    let colon = form_at.checked_sub(if hashed { 2 } else { 1 })?;
     let at = colon.checked_sub(17)?;
     if bytes.get(colon) != Some(&b':') || bytes.get(at) != Some(&b'@') {
         return None;
@@ -893,6 +881,16 @@ fn typed_digest(text: &str) -> Option<u64> {
     if !identity.iter().all(is_hex) {
         return None;
     }
+    let hex = bytes.get(form_at..)?;
+    let mut raw = [0u8; RAW_BYTES];
+    let form = if hashed {
+        let mut hash = [0u8; 16];
+        (unhex(hex, &mut hash)? == 16).then_some(())?;
+        Form::Hashed(u128::from_be_bytes(hash))
+    } else {
+        let len = unhex(hex, &mut raw)?;
+        Form::Raw(raw.get(..len)?)
+    };
     digest_of(identity, &form)
 }
 
@@ -921,7 +919,7 @@ fn digest_of(identity: &[u8], form: &Form<'_>) -> Option<u64> {
         ^ u64::from_le_bytes(low.try_into().ok()?).rotate_left(32);
     Some(match form {
         Form::Raw(bytes) => xxhash_rust::xxh3::xxh3_64_with_seed(bytes, seed),
-        Form::Hashed(hash) => xxhash_rust::xxh3::xxh3_64_with_seed(hash, !seed),
+        Form::Hashed(hash) => xxhash_rust::xxh3::xxh3_64_with_seed(&hash.to_be_bytes(), !seed),
     })
 }
 

@@ -2,9 +2,9 @@
 //! facade (feature `metrics`): install any recorder (the Prometheus
 //! exporter, OpenTelemetry, StatsD) and every cache reports to it.
 //!
-//! Every [`Event`](crate::Event) is counted; [`series`] is the one place
-//! that says what each [`EventKind`] counts as. Labels are bounded:
-//! `query` is [`Event::query`](crate::Event::query) (`Blog::post`, never the
+//! Every [`Event`] is counted; one function of this module (`series`)
+//! says what each [`EventKind`] counts as. Labels are bounded:
+//! `query` is [`Event::query`] (`Blog::post`, never the
 //! key or the arguments), `root` a tag's first segment.
 //!
 //! | metric | labels | what |

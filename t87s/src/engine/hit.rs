@@ -30,7 +30,7 @@ impl<C: Codec> Primitives<C> {
     /// that no marker invalidates. `None` sends the caller down the full
     /// path (which also covers sampled verification, grace and every slower
     /// case).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn hit_now<T: Cacheable>(&self, key: &str) -> Option<T> {
         if self.inner.verify {
             return None;
@@ -50,7 +50,7 @@ impl<C: Codec> Primitives<C> {
 
     /// [`hit_now`](Self::hit_now) in the memory store, by a typed call's
     /// probe; the caller emits the hit (it has no key text yet).
-    #[inline]
+    #[inline(always)]
     fn hit_probe<T: Cacheable>(&self, memory: &MemoryAdapter, probe: &KeyProbe<'_>) -> Option<T> {
         let now = self.inner.settings.clock.now_ms();
         let (read, newest) = self.look_probe(memory, probe, now)?.ok()?;

@@ -39,7 +39,7 @@ pub(crate) type Seen = (Read, u64);
 impl<C: Codec> Primitives<C> {
     /// Decides what `entry` is at `now`, given the newest marker of its tags.
     /// Time first: an entry past its grace is dead whatever its markers say.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn classify<T: Cacheable>(
         &self,
         entry: Option<Arc<StoredEntry>>,
@@ -63,7 +63,7 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// Reads `key` with no I/O, if the store can (an in-process store).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn look_now(&self, key: &str, now: u64) -> Option<Result<Seen, AdapterError>> {
         let key = self.key(key);
         match &self.inner.settings.memory {
@@ -78,7 +78,7 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// Reads a typed call's key from the memory store by its probe.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn look_probe(
         &self,
         memory: &MemoryAdapter,
@@ -96,45 +96,50 @@ impl<C: Codec> Primitives<C> {
     /// fetch began (or since it was last checked), no marker can be as new
     /// as it and none is read; otherwise its own tags' markers are, and a
     /// clean check is remembered on the entry.
-    #[inline]
+    #[inline(always)]
     fn look_now_by(
         &self,
         read: impl Fn(MarkerSet<'_>) -> Option<Result<Read, AdapterError>>,
     ) -> Option<Result<Seen, AdapterError>> {
-        let first = match read(MarkerSet::empty())? {
-            Ok(read) => read,
-            Err(error) => return Some(Err(error)),
-        };
-        let entry = match &first.entry {
-            Some(e) if e.version < first.version && e.checked_at.get() < first.version => {
-                Arc::clone(e)
+        // One call of `read` in the loop (so it is inlined): first the entry
+        // alone, then, if it must be checked, with its markers.
+        let mut checking: Option<Arc<StoredEntry>> = None;
+        loop {
+            let markers = match &checking {
+                None => MarkerSet::empty(),
+                // Every marker older than the entry's fetch, or than its last
+                // clean check, is known not to make it stale.
+                Some(entry) => self
+                    .markers(&entry.tags)
+                    .since(entry.version.max(entry.checked_at.get())),
+            };
+            let read = match read(markers)? {
+                Ok(read) => read,
+                Err(error) => return Some(Err(error)),
+            };
+            let Some(entry) = checking.take() else {
+                match &read.entry {
+                    Some(e) if e.version < read.version && e.checked_at.get() < read.version => {
+                        checking = Some(Arc::clone(e));
+                        continue;
+                    }
+                    _ => {
+                        let newest = read.newest_marker;
+                        return Some(Ok((read, newest)));
+                    }
+                }
+            };
+            if !read.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                // Replaced between the two reads: the markers read were the
+                // old entry's. Read again, the slow way.
+                return None;
             }
-            _ => {
-                let newest = first.newest_marker;
-                return Some(Ok((first, newest)));
+            if read.newest_marker < entry.version {
+                entry.checked_at.raise(read.version);
             }
-        };
-        // Every marker older than the entry's fetch, or than its last clean
-        // check, is known not to make it stale.
-        let since = entry.version.max(entry.checked_at.get());
-        let second = match read(self.markers(&entry.tags).since(since))? {
-            Ok(read) => read,
-            Err(error) => return Some(Err(error)),
-        };
-        if !second
-            .entry
-            .as_ref()
-            .is_some_and(|e| Arc::ptr_eq(e, &entry))
-        {
-            // Replaced between the two reads: the markers read were the old
-            // entry's. Read again, the slow way.
-            return None;
+            let newest = read.newest_marker;
+            return Some(Ok((read, newest)));
         }
-        if second.newest_marker < entry.version {
-            entry.checked_at.raise(second.version);
-        }
-        let newest = second.newest_marker;
-        Some(Ok((second, newest)))
     }
 
     /// Reads `key` and the markers that decide it. `tags` are the query's

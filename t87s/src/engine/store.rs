@@ -159,7 +159,7 @@ impl<C: Codec> Primitives<C> {
     }
 
     /// The value of an entry, as `T`: a clone of an object, or decoded bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn value_of<T: Cacheable>(&self, stored: &StoredEntry) -> Result<T, CodecError> {
         let other_type = || {
             CodecError::Decode(format!(

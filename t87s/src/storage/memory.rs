@@ -655,6 +655,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::{ByText, MemoryAdapter, RECENT_MARKERS};
+    use crate::clock::ManualClock;
     use crate::entry::{StoredEntry, StoredValue};
     use crate::storage::{EntryKey, MarkerKey, MarkerScope, MarkerSet, StorageAdapter};
     use crate::tag::TagPath;
@@ -664,7 +665,11 @@ mod tests {
     /// lookup gives.
     #[test]
     fn markers_set_since_a_check_are_tested_against_the_tags() {
-        let adapter = MemoryAdapter::new();
+        // A clock that stands still: no marker ages out during the test.
+        let adapter = MemoryAdapter::builder()
+            .clock(ManualClock::new(0))
+            .build()
+            .expect("adapter");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");

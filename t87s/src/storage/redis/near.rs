@@ -1,69 +1,4 @@
-//! The near cache: entries served from process memory, kept coherent across
-//! processes through Redis, with the promise t87s makes without it: **no
-//! stale read after `invalidate` returns**, from any process.
-//!
-//! # The protocol (strict mode)
-//!
-//! Leases for cache coherence (Gray & Cheriton, SOSP 1989), held in Redis.
-//!
-//! - **Versions.** A near copy (L1) is a [`MemoryAdapter`] whose entries and
-//!   markers carry the shared store's versions. An entry is stale when a
-//!   marker of its tags (or the L1 floor) is at least its version, the rule
-//!   of the shared store.
-//! - **Subscription.** Each process subscribes to the prefix's invalidation
-//!   channel. Every invalidation, from any process, bumps the counter, stamps
-//!   the markers and publishes `version markers` in one script: a message
-//!   can never be seen before the markers it carries are in Redis.
-//! - **Applying.** A process applies each message to its L1, then publishes
-//!   an acknowledgement (`id version`). Messages arrive in order on one
-//!   connection and versions are consecutive, so a gap (a lost message, a
-//!   restarted counter) is seen: the L1 floor rises to the new version.
-//! - **Lease.** A process serves from L1 only while it holds a lease:
-//!   it sends a renewal every third of the lease; Redis grants it, stamping
-//!   an expiry by its own clock in a sorted set, only if the process has
-//!   applied every invalidation up to the current counter (a renewal that
-//!   finds it behind is refused). The process counts its lease from *before*
-//!   it sent the renewal, on its own monotonic clock, and serves for three
-//!   quarters of it: the granted expiry is later, by Redis's clock, than the
-//!   process stops serving, with a quarter of the lease for clock drift.
-//!   Only drift is assumed bounded; no two clocks are compared.
-//! - **Joining.** After (re)subscribing, a process reads the counter and
-//!   raises its L1 floor to it before it serves: anything it put in L1 while
-//!   it could miss messages (entries read from Redis while disconnected) is
-//!   stale unless no invalidation happened since it was read.
-//! - **Invalidating.** The script that publishes also returns every live
-//!   lease and Redis's time. `invalidate` applies the markers to its own L1,
-//!   then waits, for each other live process, until it acknowledged this
-//!   version or its lease has run out (the expiry minus Redis's time, counted
-//!   on the invalidator's monotonic clock from after the script answered, so
-//!   never shorter than the real remainder). Then it returns.
-//!
-//! Why no stale read is possible after `invalidate` returns: take a process
-//! P that could serve an entry the invalidation covers. If P held a lease when
-//! the script ran, the invalidator waited for P's acknowledgement (P applied
-//! the markers first) or for P's lease to run out (P stopped serving before,
-//! by its own clock, and cannot renew without having applied this version).
-//! If P held no lease then, P serves nothing until it renews, which requires
-//! having applied this version, or rejoins, which floors its L1 at a counter
-//! that includes it. An entry P puts in L1 after that carries a version read
-//! from Redis; if it was read before the invalidation, the marker is as new
-//! as it; if after, Redis already answered with the new markers.
-//!
-//! Faults this covers: a process killed or frozen (its lease runs out; a
-//! frozen process's clock keeps running, so when thawed it renews before it
-//! serves), a subscription delayed or cut (renewals are refused while
-//! behind; a cut stops serving at once and rejoins with a floor), a lost
-//! message or restarted counter (a version gap floors L1), Redis restarted
-//! (the subscription drops: rejoin). Not covered: a host whose monotonic
-//! clock stops while real time goes on (a suspended VM) for longer than a
-//! quarter lease.
-//!
-//! # Eventual mode
-//!
-//! `invalidate` returns after the script, without waiting: other processes
-//! drop the entry when the message reaches them (about one round trip later
-//! while they are connected; at most a lease later when their subscription
-//! is cut, since they stop serving when the lease runs out).
+//! The near cache: see [`NearCache`] for the protocol and the argument.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,8 +23,74 @@ const MAX_LEASE: Duration = Duration::from_secs(600);
 
 /// Options of a near cache: an in-process copy of the entries a
 /// [`RedisAdapter`](super::RedisAdapter) reads and writes, served with no
-/// I/O while this process holds its lease. See the [module docs](self) for
-/// the protocol and why no stale read is possible in strict mode.
+/// I/O while this process holds its lease.
+///
+/// Entries are served from process memory, kept coherent across
+/// processes through Redis, with the promise t87s makes without it: **no
+/// stale read after `invalidate` returns**, from any process.
+///
+/// # The protocol (strict mode)
+///
+/// Leases for cache coherence (Gray & Cheriton, SOSP 1989), held in Redis.
+///
+/// - **Versions.** A near copy (L1) is a [`MemoryAdapter`] whose entries and
+///   markers carry the shared store's versions. An entry is stale when a
+///   marker of its tags (or the L1 floor) is at least its version, the rule
+///   of the shared store.
+/// - **Subscription.** Each process subscribes to the prefix's invalidation
+///   channel. Every invalidation, from any process, bumps the counter, stamps
+///   the markers and publishes `version markers` in one script: a message
+///   can never be seen before the markers it carries are in Redis.
+/// - **Applying.** A process applies each message to its L1, then publishes
+///   an acknowledgement (`id version`). Messages arrive in order on one
+///   connection and versions are consecutive, so a gap (a lost message, a
+///   restarted counter) is seen: the L1 floor rises to the new version.
+/// - **Lease.** A process serves from L1 only while it holds a lease:
+///   it sends a renewal every third of the lease; Redis grants it, stamping
+///   an expiry by its own clock in a sorted set, only if the process has
+///   applied every invalidation up to the current counter (a renewal that
+///   finds it behind is refused). The process counts its lease from *before*
+///   it sent the renewal, on its own monotonic clock, and serves for three
+///   quarters of it: the granted expiry is later, by Redis's clock, than the
+///   process stops serving, with a quarter of the lease for clock drift.
+///   Only drift is assumed bounded; no two clocks are compared.
+/// - **Joining.** After (re)subscribing, a process reads the counter and
+///   raises its L1 floor to it before it serves: anything it put in L1 while
+///   it could miss messages (entries read from Redis while disconnected) is
+///   stale unless no invalidation happened since it was read.
+/// - **Invalidating.** The script that publishes also returns every live
+///   lease and Redis's time. `invalidate` applies the markers to its own L1,
+///   then waits, for each other live process, until it acknowledged this
+///   version or its lease has run out (the expiry minus Redis's time, counted
+///   on the invalidator's monotonic clock from after the script answered, so
+///   never shorter than the real remainder). Then it returns.
+///
+/// Why no stale read is possible after `invalidate` returns: take a process
+/// P that could serve an entry the invalidation covers. If P held a lease when
+/// the script ran, the invalidator waited for P's acknowledgement (P applied
+/// the markers first) or for P's lease to run out (P stopped serving before,
+/// by its own clock, and cannot renew without having applied this version).
+/// If P held no lease then, P serves nothing until it renews, which requires
+/// having applied this version, or rejoins, which floors its L1 at a counter
+/// that includes it. An entry P puts in L1 after that carries a version read
+/// from Redis; if it was read before the invalidation, the marker is as new
+/// as it; if after, Redis already answered with the new markers.
+///
+/// Faults this covers: a process killed or frozen (its lease runs out; a
+/// frozen process's clock keeps running, so when thawed it renews before it
+/// serves), a subscription delayed or cut (renewals are refused while
+/// behind; a cut stops serving at once and rejoins with a floor), a lost
+/// message or restarted counter (a version gap floors L1), Redis restarted
+/// (the subscription drops: rejoin). Not covered: a host whose monotonic
+/// clock stops while real time goes on (a suspended VM) for longer than a
+/// quarter lease.
+///
+/// # Eventual mode
+///
+/// `invalidate` returns after the script, without waiting: other processes
+/// drop the entry when the message reaches them (about one round trip later
+/// while they are connected; at most a lease later when their subscription
+/// is cut, since they stop serving when the lease runs out).
 ///
 /// ```no_run
 /// use std::time::Duration;

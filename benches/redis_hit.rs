@@ -201,5 +201,106 @@ fn redis_hit(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, redis_hit);
+/// A near-cache hit (served from this process's memory while it holds its
+/// lease) beside a `MemoryAdapter` hit, both through `Primitives::query`;
+/// and a strict invalidation with one live peer (another near cache on the
+/// same prefix, acknowledging) against a bare `GET`.
+fn near(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let prefix = format!("t87s-bench-near-{}", std::process::id());
+    let tags = [TagPath::new(["posts", "1", "comments"]).expect("tag")];
+    let (near, peer, memory, mut bare) = runtime.block_on(async {
+        let connect = || async {
+            let adapter = RedisAdapter::builder(redis_url())
+                .prefix(prefix.clone())
+                .near_cache(t87s::NearCache::new())
+                .connect()
+                .await
+                .expect("Redis at REDIS_URL");
+            while !adapter.near_status().is_some_and(|s| s.serving) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Primitives::builder(adapter)
+                .verify_percent(0.0)
+                .default_ttl("1h")
+                .build()
+                .expect("options")
+        };
+        let near = connect().await;
+        let peer = connect().await;
+        let memory = Primitives::builder(t87s::MemoryAdapter::new())
+            .verify_percent(0.0)
+            .default_ttl("1h")
+            .build()
+            .expect("options");
+        let client = redis::Client::open(redis_url()).expect("url");
+        let bare = client.get_connection_manager().await.expect("connection");
+        (near, peer, memory, bare)
+    });
+    let payload = Payload::new();
+    runtime.block_on(async {
+        for cache in [&near, &memory] {
+            let p = payload.clone();
+            cache
+                .query("hit", &tags, QueryOptions::new(), move || async move {
+                    Ok::<_, std::io::Error>(p)
+                })
+                .await
+                .expect("warm");
+        }
+    });
+    let mut group = c.benchmark_group("near_hit");
+    for (name, cache) in [
+        ("t87s MemoryAdapter hit", &memory),
+        ("t87s near cache hit (Redis)", &near),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                cache
+                    .query("hit", &tags, QueryOptions::new(), || async {
+                        Err::<Payload, _>(std::io::Error::other("a hit never fetches"))
+                    })
+                    .await
+                    .expect("hit")
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("near_invalidate");
+    group
+        .measurement_time(Duration::from_secs(5))
+        .sample_size(40);
+    let key = format!("{prefix}:bare");
+    group.bench_function("redis-rs GET (bare)", |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut conn = bare.clone();
+            let key = key.clone();
+            async move {
+                let v: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("get");
+                v
+            }
+        })
+    });
+    group.bench_function("t87s strict invalidate, 1 live peer", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { near.invalidate(&tags).await.expect("invalidate") })
+    });
+    group.finish();
+    runtime.block_on(async {
+        let _ = near.clear().await;
+        let _: Result<(), _> = redis::cmd("DEL").arg(&key).query_async(&mut bare).await;
+    });
+    drop(peer);
+}
+
+criterion_group!(benches, redis_hit, near);
 criterion_main!(benches);

@@ -191,7 +191,7 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => {
-                if r.reference.is_some() && r.mutability.is_none() {
+                if matches!(r.kind, syn::ReceiverKind::Reference(_, _, None)) {
                     receiver_ok = true;
                 } else {
                     errors.at(r, "`#[cached]` methods take `&self`");

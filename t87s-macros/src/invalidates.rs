@@ -147,7 +147,7 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) -> Vec<Arg> {
     let mut args = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(r) if r.reference.is_none() => {
+            FnArg::Receiver(r) if !matches!(r.kind, syn::ReceiverKind::Reference(..)) => {
                 errors.at(r, "`#[invalidates]` methods take `&self` or `&mut self`");
             }
             FnArg::Receiver(_) => {}

@@ -274,6 +274,20 @@ fn generate(input: &DeriveInput, fields: &[Field]) -> TokenStream {
         }
 
         #[automatically_derived]
+        impl<#r: 'static> ::core::convert::From<#node<#r>> for ::t87s::Mark<#r> {
+            fn from(node: #node<#r>) -> Self {
+                ::t87s::Mark::prefix(node)
+            }
+        }
+
+        #[automatically_derived]
+        impl<#r: 'static> ::core::convert::From<&#node<#r>> for ::t87s::Mark<#r> {
+            fn from(node: &#node<#r>) -> Self {
+                ::t87s::Mark::prefix(node)
+            }
+        }
+
+        #[automatically_derived]
         impl ::t87s::TagSchema for #name {
             type Root = #root;
             type Node<#r: 'static> = #node<#r>;

@@ -15,7 +15,8 @@ use crate::engine::{Cacheable, Primitives, PrimitivesBuilder};
 use crate::entry::Entries;
 use crate::error::{ConfigError, Error};
 use crate::observer::Observer;
-use crate::schema::{IntoTag, TagSchema};
+use crate::schema::{IntoTag, Mark, TagSchema};
+use crate::storage::MarkerScope;
 use crate::storage::StorageAdapter;
 use crate::tag::TagPath;
 
@@ -135,24 +136,31 @@ impl<S: TagSchema, C: Codec> QueryCache<S, C> {
         Box::pin(async move { self.primitives.invalidate(&[path]).await })
     }
 
-    /// Invalidates several tags in one call.
+    /// Invalidates several tags in one call to the store (one round trip
+    /// on Redis): plain tags reach everything below them, [`Mark::exact`]
+    /// only entries tagged exactly so, and both kinds mix.
     ///
     /// ```
-    /// # use t87s::{MemoryAdapter, QueryCache, TagSchema, Wild};
-    /// # #[derive(TagSchema)] struct AppTags { users: Wild }
+    /// # use t87s::{Mark, MemoryAdapter, QueryCache, TagSchema, Wild};
+    /// # #[derive(TagSchema)] struct AppTags { users: Wild, posts: Wild }
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), t87s::Error> {
     /// let cache: QueryCache<AppTags> = QueryCache::new(MemoryAdapter::new());
     /// let t = cache.tags();
     /// cache.invalidate_many([t.users(1), t.users(2)]).await?;
+    /// // Post 7 and everything below it, and the post list (not each post):
+    /// cache.invalidate_many([t.posts(7).into(), Mark::exact(t.posts(..))]).await?;
     /// # Ok(()) }
     /// ```
-    pub fn invalidate_many<T: IntoTag<S>>(
+    pub fn invalidate_many<M: Into<Mark<S>>>(
         &self,
-        tags: impl IntoIterator<Item = T>,
+        marks: impl IntoIterator<Item = M>,
     ) -> Invalidation<'_> {
-        let paths: Vec<TagPath> = tags.into_iter().map(|t| t.into_tag().into_path()).collect();
-        Box::pin(async move { self.primitives.invalidate(&paths).await })
+        let marks: Vec<(TagPath, MarkerScope)> = marks
+            .into_iter()
+            .map(|mark| mark.into().into_parts())
+            .collect();
+        Box::pin(async move { self.primitives.invalidate_marks(&marks).await })
     }
 
     /// Makes stale only the entries tagged with exactly `tag`.

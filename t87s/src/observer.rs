@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 /// What kind of thing happened.
 ///
@@ -53,6 +54,15 @@ pub enum EventKind {
     /// for 10 minutes, or too many were waiting): entries of the tag (the
     /// event's key) may be served stale until their TTL.
     InvalidationFailed,
+    /// A fetch returned (a value or an error), in the foreground, in a
+    /// refresh or in a verification; [`Event::elapsed`] is how long it took.
+    Fetched,
+    /// A fetched value was written to the store; [`Event::elapsed`] is how
+    /// long the write took.
+    Stored,
+    /// A tag was invalidated (the event's key is its path); one event per
+    /// tag of the call, each with the call's [`Event::elapsed`].
+    Invalidated,
 }
 
 impl EventKind {
@@ -79,24 +89,112 @@ impl EventKind {
             EventKind::NotStored => "not_stored",
             EventKind::Uncached => "uncached",
             EventKind::InvalidationFailed => "invalidation_failed",
+            EventKind::Fetched => "fetched",
+            EventKind::Stored => "stored",
+            EventKind::Invalidated => "invalidated",
         }
+    }
+
+    /// Whether the event's key is a tag path (an invalidation) rather than
+    /// a query key.
+    ///
+    /// ```
+    /// assert!(t87s::EventKind::Invalidated.is_about_a_tag());
+    /// assert!(!t87s::EventKind::Hit.is_about_a_tag());
+    /// ```
+    pub fn is_about_a_tag(&self) -> bool {
+        matches!(self, EventKind::Invalidated | EventKind::InvalidationFailed)
     }
 }
 
-/// One event: what happened, to which key, and the error behind it if any.
+/// One event: what happened, to which key, the error behind it if any, and
+/// how long it took when it is a timing.
 ///
 /// ```
-/// let event = t87s::Event { kind: t87s::EventKind::Hit, key: "user:1", error: None };
-/// assert_eq!(event.to_string(), "hit user:1");
+/// let event = t87s::Event::new(t87s::EventKind::Hit, "blog::post(5)@0c1d2e3f4a5b6c7d:07");
+/// assert_eq!(event.query(), "blog::post");
+/// assert_eq!(event.to_string(), "hit blog::post(5)@0c1d2e3f4a5b6c7d:07");
 /// ```
 #[derive(Clone, Copy)]
 pub struct Event<'a> {
     /// What happened.
     pub kind: EventKind,
-    /// The query key (without the cache's prefix).
+    /// The query key (without the cache's prefix); for
+    /// [`Invalidated`](EventKind::Invalidated) and
+    /// [`InvalidationFailed`](EventKind::InvalidationFailed), the tag's path.
     pub key: &'a str,
     /// The error, for `FetchError`, `RefreshFailed`, `AdapterError`, `Undecodable`.
     pub error: Option<&'a (dyn StdError + 'static)>,
+    /// How long it took, for `Fetched`, `Stored` and `Invalidated`.
+    pub elapsed: Option<Duration>,
+}
+
+impl<'a> Event<'a> {
+    /// An event of `kind` about `key`, with no error and no duration.
+    ///
+    /// ```
+    /// let event = t87s::Event::new(t87s::EventKind::Miss, "user:1");
+    /// assert!(event.error.is_none() && event.elapsed.is_none());
+    /// ```
+    pub fn new(kind: EventKind, key: &'a str) -> Self {
+        Self {
+            kind,
+            key,
+            error: None,
+            elapsed: None,
+        }
+    }
+
+    /// A bounded name for the event, fit for a metric label or a log field:
+    /// never the arguments.
+    ///
+    /// - a `#[cached]` query: its name, `blog::post` (module and method), or
+    ///   the pinned `name = "Blog::post"`: the key up to its `(` (an
+    ///   [`Uncached`](EventKind::Uncached) event's key is the name alone);
+    /// - a [`Primitives`](crate::engine::Primitives) query: the key up to its
+    ///   first `(` or `:` (`user:42` is `user`), so shape keys as
+    ///   `name:arguments`; a key with neither is `primitives`;
+    /// - an invalidation ([`EventKind::is_about_a_tag`]): the tag's root
+    ///   segment (`posts/1/comments` is `posts`).
+    ///
+    /// ```
+    /// use t87s::{Event, EventKind};
+    /// assert_eq!(Event::new(EventKind::Hit, "Blog::post(5)@ab:07").query(), "Blog::post");
+    /// assert_eq!(Event::new(EventKind::Hit, "user:42").query(), "user");
+    /// assert_eq!(Event::new(EventKind::Hit, "user-42").query(), "primitives");
+    /// assert_eq!(Event::new(EventKind::Invalidated, "posts/1/comments").query(), "posts");
+    /// ```
+    pub fn query(&self) -> &'a str {
+        let key = self.key;
+        if self.kind.is_about_a_tag() {
+            return key.split('/').next().unwrap_or(key);
+        }
+        // Up to the first `(`, or to a `:` before it that is not half of a
+        // path's `::` (`blog::post(5)` is `blog::post`, `user:42` is `user`).
+        let head = key.split('(').next().unwrap_or(key);
+        let bytes = head.as_bytes();
+        let mut at = 0;
+        while let Some(&byte) = bytes.get(at) {
+            if byte == b':' {
+                if bytes.get(at + 1) != Some(&b':') {
+                    return key.get(..at).unwrap_or(key);
+                }
+                at += 1;
+            }
+            at += 1;
+        }
+        if head.len() < key.len() || key.contains("::") {
+            // `blog::post(…`, or `blog::post` alone (an `Uncached` call).
+            head
+        } else {
+            "primitives"
+        }
+    }
+}
+
+/// [`Event::query`] of a query key.
+pub(crate) fn query_of(key: &str) -> &str {
+    Event::new(EventKind::Miss, key).query()
 }
 
 impl fmt::Debug for Event<'_> {
@@ -105,6 +203,7 @@ impl fmt::Debug for Event<'_> {
             .field("kind", &self.kind)
             .field("key", &self.key)
             .field("error", &self.error.map(|e| e.to_string()))
+            .field("elapsed", &self.elapsed)
             .finish()
     }
 }
@@ -112,6 +211,9 @@ impl fmt::Debug for Event<'_> {
 impl fmt::Display for Event<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.kind.name(), self.key)?;
+        if let Some(elapsed) = self.elapsed {
+            write!(f, " in {elapsed:?}")?;
+        }
         if let Some(error) = self.error {
             write!(f, ": {error}")?;
         }
@@ -124,7 +226,9 @@ impl fmt::Display for Event<'_> {
 /// count hits, alert on adapter errors, or assert behaviour in tests.
 ///
 /// Called inline on the query path: keep it cheap and never block.
-/// Every event is also emitted as a `tracing` event at debug level.
+/// Every event is also emitted as a `tracing` event at debug level, and
+/// with the `metrics` feature counted (see the `t87s::metrics` module).
+/// [`Event::query`] is a bounded name to group by; never label by the key.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};

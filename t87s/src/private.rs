@@ -434,27 +434,26 @@ impl<T, E, F: Future<Output = Result<T, E>>> Future for Answer<T, E, F> {
     }
 }
 
-/// One tag of `#[invalidates(tags = [...])]`, with its scope.
-pub struct Mark {
-    path: TagPath,
-    scope: MarkerScope,
-}
+/// One tag of `#[invalidates(tags = [...])]`, with its scope: the public
+/// [`Mark`](crate::Mark), built with the cache at hand so its schema is
+/// inferred from it.
+pub struct Mark;
 
 impl Mark {
     /// `t.posts(id)`: the tag and everything below it.
-    pub fn prefix<S: TagSchema, C: Codec>(_cache: &QueryCache<S, C>, tag: impl IntoTag<S>) -> Self {
-        Self {
-            path: tag.into_tag().into_path(),
-            scope: MarkerScope::Prefix,
-        }
+    pub fn prefix<S: TagSchema, C: Codec>(
+        _cache: &QueryCache<S, C>,
+        tag: impl IntoTag<S>,
+    ) -> crate::Mark<S> {
+        crate::Mark::prefix(tag)
     }
 
     /// `exact(t.posts(..))`: entries tagged exactly so.
-    pub fn exact<S: TagSchema, C: Codec>(_cache: &QueryCache<S, C>, tag: impl IntoTag<S>) -> Self {
-        Self {
-            path: tag.into_tag().into_path(),
-            scope: MarkerScope::Exact,
-        }
+    pub fn exact<S: TagSchema, C: Codec>(
+        _cache: &QueryCache<S, C>,
+        tag: impl IntoTag<S>,
+    ) -> crate::Mark<S> {
+        crate::Mark::exact(tag)
     }
 }
 
@@ -492,11 +491,10 @@ pub fn invalidation_error<E: FromCacheError>(error: Error) -> E {
 /// in one call to the store.
 pub async fn after_write<S: TagSchema, C: Codec, E>(
     cache: &QueryCache<S, C>,
-    marks: &[Mark],
+    marks: &[crate::Mark<S>],
     on_error: OnError<E>,
 ) -> Result<(), E> {
-    let marks: Vec<(TagPath, MarkerScope)> =
-        marks.iter().map(|m| (m.path.clone(), m.scope)).collect();
+    let marks: Vec<(TagPath, MarkerScope)> = marks.iter().map(|m| m.clone().into_parts()).collect();
     let engine = cache.primitives();
     // A failure is retried in the background either way (see the engine).
     match engine.invalidate_marks(&marks).await {

@@ -12,6 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::ops::RangeFull;
 
+use crate::storage::MarkerScope;
 use crate::tag::TagPath;
 
 /// A tag schema: a struct of [`Wild`] and [`Static`] fields. Derive it.
@@ -215,6 +216,115 @@ impl<R> IntoTag<R> for Tag<R> {
 impl<R> IntoTag<R> for &Tag<R> {
     fn into_tag(self) -> Tag<R> {
         self.clone()
+    }
+}
+
+/// One tag of an invalidation and how far it reaches: the tag and every
+/// tag below it ([`prefix`](Mark::prefix), what a plain tag converts to), or
+/// entries tagged exactly so ([`exact`](Mark::exact)).
+/// [`QueryCache::invalidate_many`](crate::QueryCache::invalidate_many) takes
+/// both kinds together, in one call to the store.
+///
+/// ```
+/// # use t87s::{Mark, Static, TagSchema, Wild};
+/// # #[derive(TagSchema)] struct PostTags { settings: Static }
+/// # #[derive(TagSchema)] struct AppTags { posts: Wild<PostTags> }
+/// let t = AppTags::root();
+/// let marks: [Mark<AppTags>; 2] = [t.posts(1).into(), Mark::exact(t.posts(..))];
+/// assert_eq!(marks[0].to_string(), "posts/1");
+/// assert_eq!(marks[1].to_string(), "exact(posts)");
+/// ```
+pub struct Mark<R> {
+    pub(crate) tag: Tag<R>,
+    pub(crate) scope: MarkerScope,
+}
+
+impl<R> Mark<R> {
+    /// `tag` and every tag below it (`posts/1` reaches `posts/1/comments`).
+    ///
+    /// ```
+    /// # use t87s::{Mark, TagSchema, Wild};
+    /// # #[derive(TagSchema)] struct AppTags { posts: Wild }
+    /// let mark = Mark::prefix(AppTags::root().posts(1));
+    /// assert_eq!(mark.to_string(), "posts/1");
+    /// ```
+    pub fn prefix(tag: impl IntoTag<R>) -> Self {
+        Self {
+            tag: tag.into_tag(),
+            scope: MarkerScope::Prefix,
+        }
+    }
+
+    /// Only entries tagged exactly `tag` (`exact(posts)` is the post list,
+    /// not each post).
+    ///
+    /// ```
+    /// # use t87s::{Mark, TagSchema, Wild};
+    /// # #[derive(TagSchema)] struct AppTags { posts: Wild }
+    /// let mark = Mark::exact(AppTags::root().posts(..));
+    /// assert_eq!(mark.to_string(), "exact(posts)");
+    /// ```
+    pub fn exact(tag: impl IntoTag<R>) -> Self {
+        Self {
+            tag: tag.into_tag(),
+            scope: MarkerScope::Exact,
+        }
+    }
+
+    pub(crate) fn into_parts(self) -> (TagPath, MarkerScope) {
+        (self.tag.into_path(), self.scope)
+    }
+}
+
+impl<R> Clone for Mark<R> {
+    fn clone(&self) -> Self {
+        Self {
+            tag: self.tag.clone(),
+            scope: self.scope,
+        }
+    }
+}
+
+impl<R> fmt::Debug for Mark<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mark({self})")
+    }
+}
+
+impl<R> fmt::Display for Mark<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = (self.tag.path().clone(), self.scope);
+        fmt::Display::fmt(&Shown(std::slice::from_ref(&mark)), f)
+    }
+}
+
+/// Marks as people read them: `posts/1, exact(posts)`.
+pub(crate) struct Shown<'a>(pub(crate) &'a [(TagPath, MarkerScope)]);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (at, (tag, scope)) in self.0.iter().enumerate() {
+            if at > 0 {
+                f.write_str(", ")?;
+            }
+            match scope {
+                MarkerScope::Prefix => write!(f, "{tag}")?,
+                MarkerScope::Exact => write!(f, "exact({tag})")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R> From<Tag<R>> for Mark<R> {
+    fn from(tag: Tag<R>) -> Self {
+        Self::prefix(tag)
+    }
+}
+
+impl<R> From<&Tag<R>> for Mark<R> {
+    fn from(tag: &Tag<R>) -> Self {
+        Self::prefix(tag)
     }
 }
 

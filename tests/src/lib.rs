@@ -391,8 +391,3 @@ pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
-
-/// The README's code blocks run as doctests here, so the quickstart shown to
-/// users cannot rot.
-#[doc = include_str!("../../README.md")]
-pub mod readme {}

@@ -57,6 +57,33 @@ impl RedisServer {
         server
     }
 
+    /// Starts a server that speaks only TLS on its port, with the
+    /// certificate and key at `cert` and `key` (clients need no certificate).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        let port = free_port();
+        let mut server = Self {
+            port,
+            extra: vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                cert.display().to_string(),
+                "--tls-key-file".into(),
+                key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                cert.display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ],
+            dir: scratch_dir("redis-tls"),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
     /// Its URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)

@@ -505,7 +505,13 @@ async fn fetch_slower_than_its_ttl_is_still_cached() {
         assert_eq!(calls.load(Ordering::SeqCst), 1, "{store:?}");
         assert_eq!(
             h.events.kinds(),
-            [EventKind::Miss, EventKind::Hit, EventKind::Hit],
+            [
+                EventKind::Miss,
+                EventKind::Fetched,
+                EventKind::Stored,
+                EventKind::Hit,
+                EventKind::Hit
+            ],
             "{store:?}"
         );
         // Invalidation still counts from the fetch's start.

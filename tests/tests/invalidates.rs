@@ -199,6 +199,43 @@ async fn tags_are_invalidated_in_one_call_after_the_write() {
 }
 
 #[tokio::test]
+async fn invalidate_many_mixes_exact_and_prefix_tags_in_one_call() {
+    let store = Counting::default();
+    let blog = Blog::new(&store);
+    blog.db.lock().copy_from_slice(&[1, 2, 3, 4]);
+    assert_eq!(blog.post(1).await.unwrap(), 2);
+    assert_eq!(blog.post(2).await.unwrap(), 3);
+    assert_eq!(blog.total().await.unwrap(), 10);
+    blog.db.lock().copy_from_slice(&[10, 20, 30, 40]);
+
+    let t = blog.cache.tags();
+    blog.cache
+        .invalidate_many([t.posts(1).into(), t87s::Mark::exact(t.posts(..))])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.calls.load(Ordering::SeqCst),
+        1,
+        "one call to the store"
+    );
+    assert_eq!(
+        *store.markers.lock(),
+        [
+            ("posts/1".to_string(), MarkerScope::Prefix),
+            ("posts".to_string(), MarkerScope::Exact),
+        ]
+    );
+    assert_eq!(blog.post(1).await.unwrap(), 20, "posts/1: invalidated");
+    assert_eq!(blog.total().await.unwrap(), 100, "exact(posts): the list");
+    assert_eq!(
+        blog.post(2).await.unwrap(),
+        3,
+        "posts/2 is below posts, which was invalidated exactly: still cached"
+    );
+}
+
+#[tokio::test]
 async fn a_failed_write_invalidates_nothing() {
     let store = Counting::default();
     let blog = Blog::new(&store);

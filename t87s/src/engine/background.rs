@@ -6,6 +6,9 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
 
 use super::flight::{Fresh, Outcome};
 use super::share::Share;
@@ -54,6 +57,7 @@ impl<C: Codec> Primitives<C> {
         let key: Box<str> = key.into();
         let (tags, fetch) = call.split();
         let tags: Arc<[TagPath]> = tags.as_ref().into();
+        let span = self.work_span("refresh", &key, tags.len());
         let options = options.clone();
         let old = old.clone();
         let refresh = async move {
@@ -67,8 +71,12 @@ impl<C: Codec> Primitives<C> {
             }
             let epoch = this.local_epoch();
             guard.start_fetch();
+            let started = Instant::now();
             let result = match CatchUnwind::new(this.holding(&key, lease, fetch())).await {
-                Ok(result) => result,
+                Ok(result) => {
+                    this.emit_timed(EventKind::Fetched, &key, started.elapsed());
+                    result
+                }
                 Err(_panic) => {
                     // Contained: the caller already has its value. The key
                     // backs off like any failed refresh; waiters retry.
@@ -121,7 +129,7 @@ impl<C: Codec> Primitives<C> {
                 }
             }
         };
-        drop(self.spawn(&runtime, refresh));
+        drop(self.spawn(&runtime, refresh.instrument(span)));
     }
 
     /// Whether `key` is waiting out a failed refresh at `now`.
@@ -175,10 +183,14 @@ impl<C: Codec> Primitives<C> {
         };
         let cached = cached.clone();
         let fetch = call.into_fetch();
+        let span = self.work_span("verify", key, 0);
         let verify = async move {
             let this = &done.cache;
             let key = &*done.key;
-            match fetch().await {
+            let started = Instant::now();
+            let result = fetch().await;
+            this.emit_timed(EventKind::Fetched, key, started.elapsed());
+            match result {
                 Ok(fresh) => {
                     let stale = fresh != cached;
                     this.emit(EventKind::Verified { stale }, key, None);
@@ -190,7 +202,7 @@ impl<C: Codec> Primitives<C> {
                 }
             }
         };
-        drop(self.spawn(&runtime, verify));
+        drop(self.spawn(&runtime, verify.instrument(span)));
     }
 
     async fn report(&self, key: &str, stale: bool) {

@@ -68,10 +68,10 @@ impl<C: Codec> Primitives<C> {
         let period = (self.inner.settings.lease_timeout / 3).max(Duration::from_millis(1));
         let mut fetch = std::pin::pin!(fetch);
         loop {
-            tokio::select! {
-                biased;
-                output = &mut fetch => return output,
-                () = tokio::time::sleep(period) => {
+            // The fetch is polled first, then the timer (as `select!` with `biased`).
+            match tokio::time::timeout(period, &mut fetch).await {
+                Ok(output) => return output,
+                Err(_elapsed) => {
                     let adapter = &self.inner.settings.adapter;
                     let extended = adapter.extend_lease(self.key(key), self.lease_ask()).await;
                     if let Err(error) = extended {
@@ -110,7 +110,16 @@ impl<C: Codec> Primitives<C> {
             }
             match lease {
                 Some(Lease::Held) => {}
-                Some(lease) => return Waited::Lease(lease, Some(version)),
+                Some(lease) => {
+                    if lease == Lease::Acquired {
+                        tracing::info!(
+                            target: "t87s",
+                            key,
+                            "took over the fetch lease: its holder let it go without storing a value (it failed or died)"
+                        );
+                    }
+                    return Waited::Lease(lease, Some(version));
+                }
                 // The store saw a fresh entry the engine cannot use (another
                 // value type): ask for the lease on its own.
                 None => return Waited::Lease(self.lease(key).await, Some(version)),

@@ -177,6 +177,9 @@ struct Inner<C> {
     lease_token: u64,
     /// Invalidations waiting for a retry.
     retries: retry::Retries,
+    /// The handles of the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::Metrics,
 }
 
 /// How many keys can back off at once.
@@ -254,6 +257,8 @@ impl<C: Codec> Primitives<C> {
                 local_epoch: AtomicU64::new(0),
                 lease_token: fastrand::u64(1..),
                 retries: retry::Retries::default(),
+                #[cfg(feature = "metrics")]
+                metrics: crate::metrics::Metrics::default(),
             }),
         }
     }
@@ -452,16 +457,55 @@ impl<C: Codec> Primitives<C> {
     }
 
     fn emit(&self, kind: EventKind, key: &str, error: Option<&(dyn StdError + 'static)>) {
+        self.emit_event(&Event {
+            kind,
+            key,
+            error,
+            elapsed: None,
+        });
+    }
+
+    /// The span a fetch, a refresh or a verification of `key` runs in
+    /// (debug: per-request detail). Background tasks spawned inside it
+    /// carry it (see `task`).
+    fn work_span(&self, what: &'static str, key: &str, tags: usize) -> tracing::Span {
+        match what {
+            "refresh" => {
+                tracing::debug_span!(target: "t87s", "refresh", query = crate::observer::query_of(key), key, tags)
+            }
+            "verify" => {
+                tracing::debug_span!(target: "t87s", "verify", query = crate::observer::query_of(key), key, tags)
+            }
+            _ => {
+                tracing::debug_span!(target: "t87s", "fetch", query = crate::observer::query_of(key), key, tags)
+            }
+        }
+    }
+
+    /// A timing: a fetch, a store or an invalidation took `elapsed`.
+    fn emit_timed(&self, kind: EventKind, key: &str, elapsed: std::time::Duration) {
+        self.emit_event(&Event {
+            kind,
+            key,
+            error: None,
+            elapsed: Some(elapsed),
+        });
+    }
+
+    /// Every event goes to `tracing` (debug: the per-request detail), the
+    /// `metrics` facade (with the feature) and the observer.
+    fn emit_event(&self, event: &Event<'_>) {
         tracing::debug!(
             target: "t87s",
-            event = kind.name(),
-            key,
-            error = error.map(tracing::field::display),
+            event = event.kind.name(),
+            query = event.query(),
+            key = event.key,
+            elapsed = event.elapsed.map(tracing::field::debug),
+            error = event.error.map(tracing::field::display),
         );
-        self.inner
-            .settings
-            .observer
-            .on_event(&Event { kind, key, error });
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.record(event);
+        self.inner.settings.observer.on_event(event);
     }
 }
 

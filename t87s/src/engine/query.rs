@@ -7,6 +7,9 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
 
 use super::flight::{FlightGuard, Following, Fresh, Outcome, Role};
 use super::lease::Waited;
@@ -68,6 +71,7 @@ impl<C: Codec> Primitives<C> {
                     match self.classify::<T>(read.entry, newest, now) {
                         Look::Fresh(stored, value) => {
                             self.emit(EventKind::Hit, key, None);
+                            self.keep_decoded(key, &stored, &value);
                             if self.inner.verify {
                                 self.maybe_verify(key, &value, call);
                             }
@@ -93,6 +97,7 @@ impl<C: Codec> Primitives<C> {
             let mut following = match self.inner.flights.join_or_lead(key) {
                 Role::Leader(guard) => {
                     let (tags, fetch) = call.split();
+                    let span = self.work_span("fetch", key, tags.as_ref().len());
                     let flight = Flight {
                         engine: self.clone(),
                         guard,
@@ -105,7 +110,7 @@ impl<C: Codec> Primitives<C> {
                         // process published since the look.
                         first: first.filter(|_| self.inner.flights.generation() == generation),
                     };
-                    return flight.lead(fetch).await;
+                    return flight.lead(fetch).instrument(span).await;
                 }
                 Role::Follower(following) => following,
             };
@@ -143,7 +148,9 @@ impl<C: Codec> Primitives<C> {
             }
         }
         let (tags, fetch) = call.split();
+        let span = self.work_span("fetch", key, tags.as_ref().len());
         self.fetch_alone(key, tags.as_ref(), &options, before, version, fetch)
+            .instrument(span)
             .await
     }
 
@@ -194,7 +201,9 @@ impl<C: Codec> Primitives<C> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         self.emit(EventKind::Miss, key, None);
+        let started = Instant::now();
         let result = fetch().await;
+        self.emit_timed(EventKind::Fetched, key, started.elapsed());
         let produced = self.inner.settings.clock.now_ms();
         match result {
             Ok(value) => {
@@ -342,8 +351,12 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
         let epoch = engine.local_epoch();
         guard.start_fetch();
         engine.emit(EventKind::Miss, key, None);
+        let started = Instant::now();
         let result = match CatchUnwind::new(engine.holding(key, lease, fetch())).await {
-            Ok(result) => result,
+            Ok(result) => {
+                engine.emit_timed(EventKind::Fetched, key, started.elapsed());
+                result
+            }
             Err(panic) => {
                 // Followers wake and one fetches instead; the lease goes now,
                 // not when it times out.

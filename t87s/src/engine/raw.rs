@@ -3,12 +3,16 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
 
 use super::look::Look;
 use super::{Cacheable, Primitives, SetOptions};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::observer::EventKind;
+use crate::schema::Shown;
 use crate::storage::{MarkerKey, MarkerScope};
 use crate::tag::TagPath;
 
@@ -167,11 +171,27 @@ impl<C: Codec> Primitives<C> {
         &self,
         marks: &[(TagPath, MarkerScope)],
     ) -> Result<(), Error> {
+        let span = tracing::info_span!(target: "t87s", "invalidate", tags = marks.len());
+        self.invalidate_in_span(marks).instrument(span).await
+    }
+
+    async fn invalidate_in_span(&self, marks: &[(TagPath, MarkerScope)]) -> Result<(), Error> {
         let since = self.retry_sequence();
+        let started = Instant::now();
         let result = self.try_invalidate(marks).await;
         if result.is_ok() {
             // Stamped newer than any failure of these markers before it.
             self.landed(marks, since);
+            let elapsed = started.elapsed();
+            tracing::info!(
+                target: "t87s",
+                tags = %Shown(marks),
+                ?elapsed,
+                "invalidated"
+            );
+            for (tag, _) in marks {
+                self.emit_timed(EventKind::Invalidated, tag.as_str(), elapsed);
+            }
         }
         if let Err(error) = &result {
             let tags: Vec<&str> = marks.iter().map(|(tag, _)| tag.as_str()).collect();

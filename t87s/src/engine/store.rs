@@ -56,8 +56,15 @@ impl<C: Codec> Primitives<C> {
             Ok(stored) => {
                 let token = (lease == Lease::Acquired).then_some(self.inner.lease_token);
                 let adapter = &self.inner.settings.adapter;
-                if let Err(error) = adapter.write_releasing(self.key(key), stored, token).await {
-                    self.emit(EventKind::AdapterError, key, Some(&error));
+                let started = std::time::Instant::now();
+                match adapter.write_releasing(self.key(key), stored, token).await {
+                    Ok(()) => {
+                        self.emit_timed(EventKind::Stored, key, started.elapsed());
+                        if adapter.keeps_objects() {
+                            adapter.keep_object(self.key(key), &object);
+                        }
+                    }
+                    Err(error) => self.emit(EventKind::AdapterError, key, Some(&error)),
                 }
                 return object;
             }
@@ -131,6 +138,24 @@ impl<C: Codec> Primitives<C> {
                 }))
             }
         }
+    }
+
+    /// Hands a store with a near copy the entry it just served from bytes,
+    /// as an object holding `value` (see [`StorageAdapter::keep_object`]).
+    ///
+    /// [`StorageAdapter::keep_object`]: crate::adapter::StorageAdapter::keep_object
+    #[inline]
+    pub(crate) fn keep_decoded<T: Cacheable>(&self, key: &str, stored: &StoredEntry, value: &T) {
+        let adapter = &self.inner.settings.adapter;
+        if !matches!(stored.value, StoredValue::Bytes(_)) || !adapter.keeps_objects() {
+            return;
+        }
+        let object = Arc::new(StoredEntry {
+            value: StoredValue::Object(Arc::new(value.clone())),
+            checked_at: CheckedAt::default(),
+            ..StoredEntry::clone(stored)
+        });
+        adapter.keep_object(self.key(key), &object);
     }
 
     /// The value of an entry, as `T`: a clone of an object, or decoded bytes.

@@ -421,6 +421,59 @@ impl Markers {
     }
 }
 
+impl MemoryAdapter {
+    /// Applies an invalidation made in another store, at that store's
+    /// `version`: each of `markers` rises to it (never falls), or, with no
+    /// markers, the floor does (every entry at or below it is stale). A near
+    /// cache keeps its copy coherent this way; its entries carry the shared
+    /// store's versions.
+    ///
+    /// This store's own version moves past `version` and moves in any case,
+    /// so an entry checked clean before this call is checked again.
+    pub(crate) fn insert(&self, key: EntryKey<'_>, entry: Arc<StoredEntry>) {
+        let inner = &*self.inner;
+        inner
+            .max_lifetime_ms
+            .fetch_max(entry.lifetime_ms(), Ordering::AcqRel);
+        inner.entries.insert(OwnedKey::new(key), entry);
+    }
+
+    pub(crate) fn remove(&self, key: EntryKey<'_>) {
+        self.inner.entries.remove(&ByText::new(key));
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn invalidate_at(&self, markers: &[MarkerKey<'_>], version: u64) {
+        let inner = &*self.inner;
+        let now_ms = inner.clock.now_ms();
+        let max_age = inner.max_lifetime_ms.load(Ordering::Acquire);
+        let mut table = inner.markers.write();
+        let next = |current: u64| Some(current.saturating_add(1).max(version.saturating_add(1)));
+        // `fetch_update` with a closure that always returns `Some` cannot fail.
+        let _ = inner
+            .version
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, next);
+        if markers.is_empty() {
+            table.floor = table.floor.max(version);
+        }
+        let record = MarkerRecord {
+            version,
+            set_at_ms: now_ms,
+        };
+        for marker in markers {
+            if table
+                .map
+                .get(marker)
+                .is_none_or(|held| held.version < version)
+            {
+                table.set(*marker, record);
+            }
+        }
+        table.prune(now_ms, max_age, inner.max_markers);
+        inner.floor.store(table.floor, Ordering::Release);
+    }
+}
+
 impl StorageAdapter for MemoryAdapter {
     fn value_form(&self) -> ValueForm {
         self.inner.form
@@ -454,16 +507,12 @@ impl StorageAdapter for MemoryAdapter {
     }
 
     fn write<'a>(&'a self, key: EntryKey<'a>, entry: Arc<StoredEntry>) -> AdapterFuture<'a, ()> {
-        let inner = &*self.inner;
-        inner
-            .max_lifetime_ms
-            .fetch_max(entry.lifetime_ms(), Ordering::AcqRel);
-        inner.entries.insert(OwnedKey::new(key), entry);
+        self.insert(key, entry);
         Box::pin(std::future::ready(Ok(())))
     }
 
     fn delete<'a>(&'a self, key: EntryKey<'a>) -> AdapterFuture<'a, ()> {
-        self.inner.entries.remove(&ByText::new(key));
+        self.remove(key);
         Box::pin(std::future::ready(Ok(())))
     }
 

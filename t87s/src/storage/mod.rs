@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisAdapter, RedisAdapterBuilder};
+pub use self::redis::{NearCache, NearMode, NearStatus, RedisAdapter, RedisAdapterBuilder};
 pub use memory::{MemoryAdapter, MemoryAdapterBuilder};
 
 use crate::entry::StoredEntry;
@@ -473,6 +473,25 @@ pub trait StorageAdapter: Send + Sync + fmt::Debug + 'static {
         })
     }
 
+    /// Whether this store keeps a near copy of entries as in-process objects
+    /// (see [`keep_object`](Self::keep_object)). Off by default; when off,
+    /// the engine never builds the objects.
+    fn keeps_objects(&self) -> bool {
+        false
+    }
+
+    /// A byte store with a near copy (the Redis adapter with a near cache)
+    /// receives each entry it wrote or served as the engine holds it in
+    /// process: the value as an object
+    /// ([`StoredValue::Object`](crate::adapter::StoredValue::Object)), with the
+    /// version, tags and lifetime of the stored entry. It may keep it to
+    /// answer [`try_read_now`](Self::try_read_now) with no I/O and no
+    /// decoding. Called only when [`keeps_objects`](Self::keeps_objects) is
+    /// true; the default drops it.
+    fn keep_object(&self, key: EntryKey<'_>, entry: &Arc<StoredEntry>) {
+        let _ = (key, entry);
+    }
+
     /// Whether [`report_verification`](Self::report_verification) does
     /// anything; when neither the adapter nor the observer wants reports, the
     /// engine runs no verifications.
@@ -598,6 +617,12 @@ impl<A: StorageAdapter + ?Sized> StorageAdapter for Arc<A> {
         token: Option<u64>,
     ) -> AdapterFuture<'a, ()> {
         (**self).write_releasing(key, entry, token)
+    }
+    fn keeps_objects(&self) -> bool {
+        (**self).keeps_objects()
+    }
+    fn keep_object(&self, key: EntryKey<'_>, entry: &Arc<StoredEntry>) {
+        (**self).keep_object(key, entry)
     }
     fn accepts_verification(&self) -> bool {
         (**self).accepts_verification()

@@ -29,6 +29,7 @@ pub struct RedisAdapterBuilder {
     marker_ttl: Duration,
     breaker_failures: u32,
     breaker_cooldown: Duration,
+    near: Option<NearCache>,
 }
 
 impl fmt::Debug for RedisAdapterBuilder {
@@ -44,6 +45,7 @@ impl fmt::Debug for RedisAdapterBuilder {
             .field("marker_ttl", &self.marker_ttl)
             .field("breaker_failures", &self.breaker_failures)
             .field("breaker_cooldown", &self.breaker_cooldown)
+            .field("near", &self.near)
             .finish()
     }
 }
@@ -58,6 +60,7 @@ impl RedisAdapterBuilder {
             marker_ttl: DEFAULT_MARKER_TTL,
             breaker_failures: 3,
             breaker_cooldown: Duration::from_secs(1),
+            near: None,
         }
     }
 
@@ -112,6 +115,26 @@ impl RedisAdapterBuilder {
         self
     }
 
+    /// Keeps an in-process copy of entries, served with no I/O and kept
+    /// coherent across processes (see [`NearCache`]). Every process that
+    /// invalidates the same prefix should have one: an invalidation from a
+    /// process without one still reaches the near caches, but in strict
+    /// mode it waits for their leases to run out instead of their
+    /// acknowledgements.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), t87s::Error> {
+    /// let adapter = t87s::RedisAdapter::builder("redis://127.0.0.1:6379")
+    ///     .near_cache(t87s::NearCache::new())
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn near_cache(mut self, near: NearCache) -> Self {
+        self.near = Some(near);
+        self
+    }
+
     /// Checks the options (a `timeout` between 1 ms and 10 minutes, a
     /// `marker_ttl` between 1 s and 10 years, a breaker of at least one
     /// failure and a cooldown of 1 ms to 10 minutes: [`ConfigError`]s
@@ -152,12 +175,21 @@ impl RedisAdapterBuilder {
         if self.breaker_failures == 0 {
             return Err(ConfigError::ZeroCapacity("breaker failures").into());
         }
+        let near = self.near.as_ref().map(NearCache::build).transpose()?;
         let redacted = self.urls.first().map(|u| redact(u)).unwrap_or_default();
         for url in &self.urls {
             redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| {
                 AdapterError::with_source(format!("could not parse the redis url {redacted}"), e)
             })?;
         }
+        let subscriber = match (&near, self.urls.first()) {
+            (Some(_), Some(url)) => Some(redis::Client::open(url.as_str()).map_err(|e| {
+                AdapterError::with_source(format!("could not parse the redis url {redacted}"), e)
+            })?),
+            _ => None,
+        };
+        let timeout = self.timeout;
+        let names = near::Names::new(&self.prefix);
         let target = Target {
             urls: self.urls,
             cluster: self.cluster,
@@ -171,8 +203,19 @@ impl RedisAdapterBuilder {
                 marker_ttl_ms: u64::try_from(self.marker_ttl.as_millis())
                     .unwrap_or(u64::MAX)
                     .max(1),
+                names,
+                near: near.map(Arc::new),
             }),
         };
+        if let (Some(near), Some(client)) = (&adapter.inner.near, subscriber) {
+            let task = near::run(
+                Arc::downgrade(&adapter.inner),
+                Arc::clone(near),
+                client,
+                timeout,
+            );
+            near.set_task(tokio::spawn(task).abort_handle());
+        }
         if let Err(error) = adapter.inner.link.connected().await {
             tracing::warn!(
                 target: "t87s",

@@ -15,7 +15,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+#[cfg(feature = "redis-cluster")]
 use redis::cluster::ClusterClient;
+#[cfg(feature = "redis-cluster")]
 use redis::cluster_async::ClusterConnection;
 use redis::RedisError;
 use tokio::sync::OnceCell;
@@ -26,6 +28,7 @@ use crate::error::AdapterError;
 #[derive(Clone)]
 pub(super) enum Conn {
     Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
     Cluster(ClusterConnection),
 }
 
@@ -37,6 +40,7 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Conn::Single(conn) => conn.req_packed_command(cmd),
+            #[cfg(feature = "redis-cluster")]
             Conn::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
@@ -49,6 +53,7 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "redis-cluster")]
             Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -56,6 +61,7 @@ impl redis::aio::ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(conn) => conn.get_db(),
+            #[cfg(feature = "redis-cluster")]
             Conn::Cluster(conn) => conn.get_db(),
         }
     }
@@ -210,6 +216,7 @@ impl Target {
             ))
         };
         let seed = self.urls.first().cloned().unwrap_or_default();
+        #[cfg(feature = "redis-cluster")]
         if self.cluster {
             let client = ClusterClient::builder(self.urls.clone())
                 .connection_timeout(self.timeout)
@@ -274,6 +281,7 @@ async fn eviction_warning(conn: Conn) -> Option<String> {
 }
 
 /// Every master of a Cluster, as connection infos carrying the seed's credentials.
+#[cfg(feature = "redis-cluster")]
 async fn cluster_masters(
     conn: &mut ClusterConnection,
     seed: &str,

@@ -10,6 +10,8 @@
 //! | `P:e:E:key` | an entry (postcard envelope), `PX` its lifetime |
 //! | `P:m:p:E:path`, `P:m:x:E:path` | prefix / exact markers, `PX` the marker ttl |
 //! | `P:l:E:key` | the fetch lease of a key, `PX` the lease ttl |
+//! | `{P}:n` | near caches' leases: a sorted set of process ids by expiry (Redis ms) |
+//! | channels `{P}:n:i`, `{P}:n:a` | invalidations (`version markers`), near caches' acknowledgements |
 //!
 //! Ordering uses the version counter, never a host's clock, so hosts whose
 //! clocks disagree still never serve a value fetched before an invalidation.
@@ -19,8 +21,9 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+#[cfg(feature = "redis-cluster")]
 use futures_util::future::join_all;
 use redis::{Cmd, RedisError, Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
@@ -35,8 +38,10 @@ use crate::tag::TagPath;
 
 mod builder;
 mod link;
+mod near;
 pub use self::builder::RedisAdapterBuilder;
 use self::link::{Conn, Link};
+pub use self::near::{NearCache, NearMode, NearStatus};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -93,14 +98,45 @@ const SET_MAX: &str = concat!(
     "set_max(KEYS[1], tonumber(ARGV[1]), ARGV[2]) return 1"
 );
 /// A whole invalidation in one round trip (one node): the counter `KEYS[1]`
-/// (its floor `KEYS[2]`) is incremented, then every marker `KEYS[3..]` is
+/// (its floor `KEYS[2]`) is incremented, then every marker `KEYS[4..]` is
 /// stamped with the new version, kept `ARGV[1]` ms. With no markers: the
 /// counter only (a Cluster, where the markers live on other nodes).
+///
+/// Then, for near caches ([`near`]): `version payload` is published on the
+/// channel `ARGV[2]` (the payload `ARGV[3]` names the markers; none means
+/// "everything"), expired leases are dropped from the sorted set `KEYS[3]`,
+/// and the live ones are returned with Redis's time in ms:
+/// `{version, now, id, expiry, id, expiry, ...}`.
 const INVALIDATE: &str = concat!(
     lua_prelude!(),
     "counter(KEYS[1], KEYS[2], ARGV[1]) \
      local v = redis.call('INCR', KEYS[1]) \
-     for i = 3, #KEYS do set_max(KEYS[i], v, ARGV[1]) end return v"
+     for i = 4, #KEYS do set_max(KEYS[i], v, ARGV[1]) end \
+     redis.call('PUBLISH', ARGV[2], string.format('%d', v) .. ' ' .. ARGV[3]) \
+     local t = redis.call('TIME') \
+     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+     local out = {v, now} \
+     if redis.call('TYPE', KEYS[3]).ok == 'zset' then \
+       redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) \
+       local peers = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES') \
+       for i = 1, #peers do out[#out + 1] = peers[i] end \
+     end \
+     return out"
+);
+/// A near cache's lease: the counter `KEYS[1]` (floor `KEYS[2]`, marker ttl
+/// `ARGV[4]`) is read; unless joining (`ARGV[5]` = `1`), a process that
+/// applied fewer invalidations (`ARGV[2]`) than the counter is refused.
+/// Granted: the process `ARGV[1]` holds a lease until Redis's time plus
+/// `ARGV[3]` ms in the sorted set `KEYS[3]`. Returns `{granted, counter}`.
+const NEAR_RENEW: &str = concat!(
+    lua_prelude!(),
+    "local c = counter(KEYS[1], KEYS[2], ARGV[4]) \
+     if ARGV[5] ~= '1' and tonumber(ARGV[2]) < tonumber(c) then return {0, c} end \
+     local t = redis.call('TIME') \
+     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+     if redis.call('TYPE', KEYS[3]).ok ~= 'zset' then redis.call('DEL', KEYS[3]) end \
+     redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1]) \
+     return {1, c}"
 );
 /// The counter `KEYS[1]` (floor `KEYS[2]`, kept `ARGV[1]` ms), started again
 /// if lost.
@@ -178,6 +214,7 @@ struct Scripts {
     read: Script,
     lease_stale: Script,
     lease: Script,
+    near_renew: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -187,6 +224,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     read: Script::new(READ),
     lease_stale: Script::new(LEASE_STALE),
     lease: Script::new(LEASE),
+    near_renew: Script::new(NEAR_RENEW),
 });
 
 /// The start of every stored entry, before its envelope, for the scripts:
@@ -246,6 +284,16 @@ struct Inner {
     link: Link,
     prefix: String,
     marker_ttl_ms: u64,
+    names: near::Names,
+    near: Option<Arc<near::Near>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(near) = &self.near {
+            near.stop();
+        }
+    }
 }
 
 /// How an entry travels: postcard, behind a magic number.
@@ -273,7 +321,7 @@ impl RedisAdapter {
         RedisAdapterBuilder::new(vec![url.into()], false)
     }
 
-    /// Options for a Redis Cluster reached through any of `urls`.
+    /// Options for a Redis Cluster reached through any of `urls`. (feature `redis-cluster`).
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), t87s::Error> {
@@ -282,6 +330,8 @@ impl RedisAdapter {
     ///     .await?;
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn cluster_builder<I, S>(urls: I) -> RedisAdapterBuilder
     where
         I: IntoIterator<Item = S>,
@@ -316,31 +366,31 @@ impl RedisAdapter {
         self.inner.link.eviction_warning.get()?.as_deref()
     }
 
+    // Keys are built by `concat` (one allocation of the exact size) rather
+    // than `format!`: a read builds seven of them, and `format!` cost a
+    // Redis hit about 4,000 instructions of reallocations (callgrind).
     fn entry_key(&self, key: EntryKey<'_>) -> String {
-        format!("{}:e:{}:{}", self.inner.prefix, key.prefix, key.key)
+        concat(&[&self.inner.prefix, ":e:", key.prefix, ":", key.key])
     }
 
     fn lease_key(&self, key: EntryKey<'_>) -> String {
-        format!("{}:l:{}:{}", self.inner.prefix, key.prefix, key.key)
+        concat(&[&self.inner.prefix, ":l:", key.prefix, ":", key.key])
     }
 
     fn marker_key(&self, marker: MarkerKey<'_>) -> String {
         let scope = match marker.scope {
-            MarkerScope::Prefix => 'p',
-            MarkerScope::Exact => 'x',
+            MarkerScope::Prefix => ":m:p:",
+            MarkerScope::Exact => ":m:x:",
         };
-        format!(
-            "{}:m:{scope}:{}:{}",
-            self.inner.prefix, marker.prefix, marker.path
-        )
+        concat(&[&self.inner.prefix, scope, marker.prefix, ":", marker.path])
     }
 
     fn version_key(&self) -> String {
-        format!("{{{}}}:v", self.inner.prefix)
+        concat(&["{", &self.inner.prefix, "}:v"])
     }
 
     fn floor_key(&self) -> String {
-        format!("{{{}}}:f", self.inner.prefix)
+        concat(&["{", &self.inner.prefix, "}:f"])
     }
 
     /// Runs `f` under the command timeout, on a connection of its own
@@ -493,7 +543,8 @@ impl RedisAdapter {
     ) -> Result<Read, AdapterError> {
         let entry_key = self.entry_key(key);
         let lease_key = self.lease_key(key);
-        let mut rest = vec![self.version_key(), self.floor_key()];
+        let mut rest = Vec::with_capacity(2 + markers.iter().count());
+        rest.extend([self.version_key(), self.floor_key()]);
         rest.extend(markers.iter().map(|m| self.marker_key(m)));
         let parts = self
             .inner
@@ -678,15 +729,124 @@ impl RedisAdapter {
         })
     }
 
-    /// Bumps the counter; on one node, stamps `markers` in the same script.
-    async fn bump(&self, markers: &[String]) -> Result<u64, AdapterError> {
+    /// Bumps the counter; on one node, stamps `markers` in the same script,
+    /// and publishes them (`payload`) to near caches. Returns the new
+    /// version, Redis's time (ms) and the near caches' live leases.
+    async fn bump(
+        &self,
+        markers: &[String],
+        payload: &[u8],
+    ) -> Result<(u64, u64, Vec<near::Peer>), AdapterError> {
+        let names = &self.inner.names;
         let mut invocation = SCRIPTS.invalidate.key(self.version_key());
-        invocation.key(self.floor_key());
+        invocation.key(self.floor_key()).key(&names.peers);
         for marker in markers {
             invocation.key(marker);
         }
-        invocation.arg(self.inner.marker_ttl_ms);
-        self.eval("invalidate", &invocation).await
+        invocation
+            .arg(self.inner.marker_ttl_ms)
+            .arg(&names.channel)
+            .arg(payload);
+        let answer: Vec<String> = self.eval("invalidate", &invocation).await?;
+        let number = |i: usize| answer.get(i).and_then(|v| parse_u64(v.as_bytes()));
+        let (Some(version), Some(now)) = (number(0), number(1)) else {
+            return Err(AdapterError::new(format!(
+                "redis answered an invalidation with {answer:?} ({})",
+                self.inner.link.redacted()
+            )));
+        };
+        let peers = answer
+            .get(2..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let id = parse_u64(pair.first()?.as_bytes())?;
+                // A score is a double: "1732550000123", or with a fraction.
+                let expiry = pair.get(1)?.parse::<f64>().ok()?;
+                Some((id, expiry.max(0.0) as u64))
+            })
+            .collect();
+        Ok((version, now, peers))
+    }
+
+    /// After an invalidation at `version`: near caches drop what it covers.
+    /// This process's at once; the others' (strict mode, and always from a
+    /// process without a near cache) once each acknowledged or its lease ran
+    /// out.
+    async fn after_bump(
+        &self,
+        markers: &[MarkerKey<'_>],
+        (version, now, peers): (u64, u64, Vec<near::Peer>),
+        answered: Instant,
+    ) {
+        let near = self.inner.near.as_deref();
+        if let Some(near) = near {
+            near.apply_local(markers, version);
+            if !near.strict {
+                return;
+            }
+        }
+        near::Near::wait_for_peers(near, version, now, &peers, answered).await;
+    }
+
+    /// Renews (or, `join`ing, starts) this process's near-cache lease:
+    /// `(granted, counter)`.
+    async fn near_renew(&self, join: bool) -> Result<(bool, u64), AdapterError> {
+        let Some(near) = self.inner.near.as_deref() else {
+            return Ok((false, 0));
+        };
+        let mut invocation = SCRIPTS.near_renew.key(self.version_key());
+        invocation
+            .key(self.floor_key())
+            .key(&self.inner.names.peers)
+            .arg(near.id)
+            .arg(near.applied())
+            .arg(near.lease_ms)
+            .arg(self.inner.marker_ttl_ms)
+            .arg(if join { "1" } else { "0" });
+        let (granted, counter): (u64, String) = self.eval("near lease", &invocation).await?;
+        let counter = parse_u64(counter.as_bytes()).ok_or_else(|| {
+            AdapterError::new(format!(
+                "the version counter of {} holds {counter:?}, not a number",
+                self.inner.link.redacted()
+            ))
+        })?;
+        Ok((granted == 1, counter))
+    }
+
+    /// Publishes this process's acknowledgement of `version`.
+    async fn near_ack(&self, version: u64) {
+        let Some(near) = self.inner.near.as_deref() else {
+            return;
+        };
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&self.inner.names.acks)
+            .arg(format!("{} {version}", near.id));
+        if let Err(error) = self.run::<i64>("near ack", &cmd).await {
+            tracing::debug!(target: "t87s", %error, "near cache: acknowledgement not sent; the invalidator waits for the lease");
+        }
+    }
+
+    /// The near cache's state, if this adapter has one (see
+    /// [`RedisAdapterBuilder::near_cache`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), t87s::Error> {
+    /// let adapter = t87s::RedisAdapter::builder("redis://127.0.0.1:6379")
+    ///     .near_cache(t87s::NearCache::new())
+    ///     .connect()
+    ///     .await?;
+    /// if let Some(status) = adapter.near_status() {
+    ///     println!("serving from memory: {}", status.serving);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn near_status(&self) -> Option<NearStatus> {
+        self.inner.near.as_ref().map(|near| near.status())
+    }
+
+    fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
     }
 
     /// Extends (`ttl_ms`) or releases (`None`) both leases a fetch of `key`
@@ -719,6 +879,7 @@ impl RedisAdapter {
                         pipe.add_command(lease_key).ignore();
                         pipe.query_async::<()>(&mut conn).await
                     }
+                    #[cfg(feature = "redis-cluster")]
                     Conn::Cluster(conn) => {
                         let (mut a, mut b) = (conn.clone(), conn);
                         let (x, y) = futures_util::future::join(
@@ -746,7 +907,9 @@ impl RedisAdapter {
 
     async fn clear_inner(&self) -> Result<(), AdapterError> {
         // First the floor, so a fetch in flight cannot write back what we delete.
-        let floor = self.bump(&[]).await?;
+        let bumped = self.bump(&[], &[]).await?;
+        let floor = bumped.0;
+        self.after_bump(&[], bumped, Instant::now()).await;
         self.set_max(self.floor_key(), floor).await?;
         let pattern = format!("{}:*", glob_escape(&self.inner.prefix));
         let keep = [self.version_key(), self.floor_key()];
@@ -810,6 +973,7 @@ async fn get_each(conn: Conn, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, R
             }
             pipe.query_async(&mut conn).await
         }
+        #[cfg(feature = "redis-cluster")]
         Conn::Cluster(conn) => {
             let gets = keys.iter().map(|key| {
                 let mut conn = conn.clone();
@@ -863,6 +1027,7 @@ async fn read_parts(
                     (entry, held, values)
                 })
         }
+        #[cfg(feature = "redis-cluster")]
         Conn::Cluster(conn) => {
             let (mut entry_conn, mut lease_conn) = (conn.clone(), conn.clone());
             let (entry, held, values) = futures_util::future::join3(
@@ -893,7 +1058,16 @@ fn eval_cmd(script: &str, key: &str, value: impl redis::ToRedisArgs) -> Cmd {
 /// What stands in an entry's place while a process fetches it: `t87s2L
 /// {token}`.
 fn lease_value(token: u64) -> String {
-    format!("t87s2L {token}")
+    concat(&["t87s2L ", itoa::Buffer::new().format(token)])
+}
+
+/// `parts` joined, in one allocation of the exact size.
+fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
 }
 
 /// The token of a lease standing in an entry's place.
@@ -968,6 +1142,27 @@ impl StorageAdapter for RedisAdapter {
         ValueForm::Bytes
     }
 
+    /// With a near cache: its fresh entries, with no I/O, while this
+    /// process holds its lease.
+    fn try_read_now(
+        &self,
+        key: EntryKey<'_>,
+        _markers: MarkerSet<'_>,
+        now_ms: u64,
+    ) -> Option<Result<Read, AdapterError>> {
+        self.inner.near.as_ref()?.read_now(key, now_ms).map(Ok)
+    }
+
+    fn keeps_objects(&self) -> bool {
+        self.inner.near.is_some()
+    }
+
+    fn keep_object(&self, key: EntryKey<'_>, entry: &Arc<StoredEntry>) {
+        if let Some(near) = &self.inner.near {
+            near.keep(key, entry);
+        }
+    }
+
     fn read<'a>(
         &'a self,
         key: EntryKey<'a>,
@@ -1031,6 +1226,7 @@ impl StorageAdapter for RedisAdapter {
                             }
                             pipe.query_async::<()>(&mut conn).await
                         }
+                        #[cfg(feature = "redis-cluster")]
                         Conn::Cluster(mut conn) => {
                             set.query_async::<()>(&mut conn).await?;
                             match release {
@@ -1046,6 +1242,9 @@ impl StorageAdapter for RedisAdapter {
 
     fn delete<'a>(&'a self, key: EntryKey<'a>) -> AdapterFuture<'a, ()> {
         Box::pin(async move {
+            if let Some(near) = &self.inner.near {
+                near.l1.remove(key);
+            }
             let _: i64 = self.run("delete", &Cmd::del(self.entry_key(key))).await?;
             Ok(())
         })
@@ -1056,18 +1255,28 @@ impl StorageAdapter for RedisAdapter {
             // Reads before the counter's INCR returned at most its version;
             // reads after it return more. Markers only ever grow (set_max).
             let keys: Vec<String> = markers.iter().map(|m| self.marker_key(*m)).collect();
+            let payload = near::Near::payload(markers)?;
             if !self.inner.link.is_cluster() {
                 // One node: the counter and every marker in one script.
-                self.bump(&keys).await?;
+                let bumped = self.bump(&keys, &payload).await?;
+                self.after_bump(markers, bumped, Instant::now()).await;
                 return Ok(());
             }
             // A Cluster: the keys live in different slots, so no one script
-            // can touch them all. The counter first, then the markers at once.
-            let version = self.bump(&[]).await?;
-            let stamps = keys.into_iter().map(|key| self.set_max(key, version));
-            for stamped in join_all(stamps).await {
-                stamped?;
+            // can touch them all. The counter first, then the markers at
+            // once. Near caches are told "everything" with the counter (the
+            // markers are not in place yet when the message goes out).
+            let bumped = self.bump(&[], &[]).await?;
+            let answered = Instant::now();
+            #[cfg(feature = "redis-cluster")]
+            {
+                let version = bumped.0;
+                let stamps = keys.into_iter().map(|key| self.set_max(key, version));
+                for stamped in join_all(stamps).await {
+                    stamped?;
+                }
             }
+            self.after_bump(markers, bumped, answered).await;
             Ok(())
         })
     }
@@ -1077,7 +1286,11 @@ impl StorageAdapter for RedisAdapter {
     }
 
     fn disconnect(&self) -> AdapterFuture<'_, ()> {
-        // Connections close when the last clone of the adapter is dropped.
+        // Connections close when the last clone of the adapter is dropped;
+        // a near cache stops serving and listening now.
+        if let Some(near) = &self.inner.near {
+            near.stop();
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -1,0 +1,146 @@
+//! A hot loop of Redis hits, for callgrind (not a benchmark): the client-side
+//! instructions of a t87s hit against the same commands sent bare.
+//!
+//! `redis_prof t87s N` or `redis_prof bare N` (needs Redis at `REDIS_URL`);
+//! `redis_prof pair N` times a bare `GET`, the hit's commands sent bare and a
+//! t87s hit, interleaved one after another N times, and prints the medians:
+//! on a noisy machine, interleaving keeps the three under the same noise.
+//! Instructions per hit: run callgrind at two N and divide the difference,
+//! e.g. `valgrind --tool=callgrind target/release/examples/redis_prof t87s 20000`
+//! and `40000`; the server's work is not counted.
+use std::time::Duration;
+
+use t87s::engine::{Primitives, QueryOptions, TagPath};
+use t87s::{Codec, Postcard, RedisAdapter};
+use t87s_benches::{redis_url, Payload};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "t87s".to_owned());
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let prefix = format!("t87s-prof-{}", std::process::id());
+    rt.block_on(async {
+        let tags = [TagPath::new(["posts", "1", "comments"]).expect("tag")];
+        let adapter = RedisAdapter::builder(redis_url())
+            .prefix(prefix.clone())
+            .timeout(Duration::from_secs(1))
+            .connect()
+            .await
+            .expect("Redis at REDIS_URL");
+        let cache = Primitives::builder(adapter)
+            .verify_percent(0.0)
+            .default_ttl("1h")
+            .build()
+            .expect("options");
+        let client = redis::Client::open(redis_url()).expect("url");
+        let mut bare = client.get_connection_manager().await.expect("connection");
+        cache
+            .query("hit", &tags, QueryOptions::new(), || async {
+                Ok::<_, std::io::Error>(Payload::new())
+            })
+            .await
+            .expect("warm");
+        let key = format!("{prefix}:bare");
+        let rest: Vec<String> = (0..7).map(|i| format!("{prefix}:rest:{i}")).collect();
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(Postcard.encode(&Payload::new()).expect("encode"))
+            .query_async(&mut bare)
+            .await
+            .expect("set");
+        if mode == "pair" {
+            let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+            for _ in 0..n {
+                let start = std::time::Instant::now();
+                let v: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut bare)
+                    .await
+                    .expect("get");
+                std::hint::black_box(v);
+                times[0].push(start.elapsed());
+                let start = std::time::Instant::now();
+                let mut pipe = redis::pipe();
+                pipe.cmd("SET")
+                    .arg(&key)
+                    .arg("lease")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(5_000)
+                    .arg("GET");
+                pipe.cmd("MGET").arg(&rest);
+                let v: (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) =
+                    pipe.query_async(&mut bare).await.expect("pipeline");
+                std::hint::black_box(v);
+                times[1].push(start.elapsed());
+                let start = std::time::Instant::now();
+                let mut pipe = redis::pipe();
+                pipe.cmd("GET").arg(&key);
+                pipe.cmd("MGET").arg(&rest);
+                let v: (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) =
+                    pipe.query_async(&mut bare).await.expect("pipeline");
+                std::hint::black_box(v);
+                times[3].push(start.elapsed());
+                let start = std::time::Instant::now();
+                let v: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(&key)
+                    .arg(&rest)
+                    .query_async(&mut bare)
+                    .await
+                    .expect("mget");
+                std::hint::black_box(v);
+                times[4].push(start.elapsed());
+                let start = std::time::Instant::now();
+                let v = cache
+                    .query("hit", &tags, QueryOptions::new(), || async {
+                        Err::<Payload, _>(std::io::Error::other("a hit never fetches"))
+                    })
+                    .await
+                    .expect("hit");
+                std::hint::black_box(v);
+                times[2].push(start.elapsed());
+            }
+            let [get, pipeline, hit, get_mget, mget] = times.map(|mut t| {
+                t.sort();
+                t[t.len() / 2]
+            });
+            println!(
+                "median GET {get:?}, bare pipeline {pipeline:?}, t87s hit {hit:?}: hit/GET {:.3}, hit-GET {:?}",
+                hit.as_secs_f64() / get.as_secs_f64(),
+                hit.saturating_sub(get)
+            );
+            println!("GET+MGET {get_mget:?} one MGET of 8 {mget:?}");
+            let _ = cache.clear().await;
+            return;
+        }
+        for _ in 0..n {
+            if mode == "bare" {
+                let mut pipe = redis::pipe();
+                pipe.cmd("SET")
+                    .arg(&key)
+                    .arg("lease")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(5_000)
+                    .arg("GET");
+                pipe.cmd("MGET").arg(&rest);
+                let v: (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) =
+                    pipe.query_async(&mut bare).await.expect("pipeline");
+                std::hint::black_box(v);
+            } else {
+                let v = cache
+                    .query("hit", &tags, QueryOptions::new(), || async {
+                        Err::<Payload, _>(std::io::Error::other("a hit never fetches"))
+                    })
+                    .await
+                    .expect("hit");
+                std::hint::black_box(v);
+            }
+        }
+        let _ = cache.clear().await;
+    });
+}

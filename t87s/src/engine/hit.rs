@@ -41,6 +41,8 @@ impl<C: Codec> Primitives<C> {
             Look::Fresh(_, value) => {
                 if self.listening() {
                     self.emit(EventKind::Hit, key, None);
+                } else {
+                    self.count_hit(key);
                 }
                 Some(value)
             }
@@ -94,7 +96,9 @@ impl<C: Codec> Primitives<C> {
                         .probe(head, tail)
                         .and_then(|probe| self.hit_probe::<T>(memory, &probe));
                     if let Some(value) = hit {
-                        if self.listening() && text(parts, (head, tail), &mut args) {
+                        if !self.listening() {
+                            self.count_hit(head);
+                        } else if text(parts, (head, tail), &mut args) {
                             self.emit(EventKind::Hit, &parts.text, None);
                         }
                         return First::Hit(value);

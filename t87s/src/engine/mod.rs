@@ -448,12 +448,23 @@ impl<C: Codec> Primitives<C> {
         MarkerSet::new(&self.inner.settings.prefix, tags)
     }
 
-    /// Whether anyone hears a hit: an observer, or `tracing` at debug level
-    /// for `t87s`. The hit path emits (and a typed hit builds its readable
-    /// key) only then.
+    /// Whether anyone hears a hit with its key: an observer, or `tracing` at
+    /// debug level for `t87s`. The hit path emits (and a typed hit builds
+    /// its readable key) only then; otherwise it only
+    /// [counts](Self::count_hit) it.
     #[inline]
     fn listening(&self) -> bool {
         self.inner.settings.observed || tracing::enabled!(target: "t87s", tracing::Level::DEBUG)
+    }
+
+    /// A hit no one hears with its key: the `metrics` facade (with the
+    /// feature) still counts it under its query name, which `key` need only
+    /// start with (a typed hit passes its head, `Blog::post(`).
+    #[inline]
+    fn count_hit(&self, key: &str) {
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.record(&Event::new(EventKind::Hit, key));
+        let _ = key;
     }
 
     fn emit(&self, kind: EventKind, key: &str, error: Option<&(dyn StdError + 'static)>) {

@@ -30,6 +30,11 @@ const RECENT_MARKERS: usize = 8;
 ///   multiple of the internal shard count when it is over 32 per shard); past that the
 ///   least useful are evicted (CLOCK-Pro, O(1) per insert). A hit takes no
 ///   exclusive lock.
+/// - **Keys by digest.** Entries are hashed by a 64-bit digest of their key
+///   (for a `#[cached]` key, of the method's identity and the canonical bytes
+///   of its arguments, so a typed hit builds no key text), and a hit compares
+///   the stored key in full: a digest collision costs a comparison, never a
+///   wrong value.
 /// - **Bounded markers.** A marker is dropped once it is older than the
 ///   longest entry lifetime (ttl + grace) this adapter has stored, since every
 ///   entry it could make stale is dead by then; and the oldest markers are

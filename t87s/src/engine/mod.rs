@@ -448,12 +448,14 @@ impl<C: Codec> Primitives<C> {
         MarkerSet::new(&self.inner.settings.prefix, tags)
     }
 
-    /// Whether anyone hears a hit: an observer, or `tracing` at debug level
-    /// for `t87s`. The hit path emits (and a typed hit builds its readable
-    /// key) only then.
+    /// Whether anyone hears a hit: an observer, the `metrics` facade (with
+    /// the feature), or `tracing` at debug level for `t87s`. The hit path
+    /// emits (and a typed hit builds its readable key) only then.
     #[inline]
     fn listening(&self) -> bool {
-        self.inner.settings.observed || tracing::enabled!(target: "t87s", tracing::Level::DEBUG)
+        cfg!(feature = "metrics")
+            || self.inner.settings.observed
+            || tracing::enabled!(target: "t87s", tracing::Level::DEBUG)
     }
 
     fn emit(&self, kind: EventKind, key: &str, error: Option<&(dyn StdError + 'static)>) {

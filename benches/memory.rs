@@ -395,8 +395,8 @@ fn threads(c: &mut Criterion) {
                 });
             }
             start.wait();
-            // Scoped threads are joined before `scope` returns: elapsed
-            // covers every hit.
+            // Taken when every thread is ready; scoped threads are joined
+            // before `scope` returns, so the elapsed time covers every hit.
             Instant::now()
         })
         .elapsed()

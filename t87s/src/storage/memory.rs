@@ -76,6 +76,10 @@ struct Markers {
     order: VecDeque<(u64, Arc<OwnedMarker>)>,
     /// Every entry whose version is at or below this is stale.
     floor: u64,
+    /// Whether a marker was ever set at another store's version
+    /// ([`MemoryAdapter::invalidate_at`]): then `order` is not in this
+    /// store's version order, and readers look their markers up by key.
+    foreign: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -313,7 +317,7 @@ impl MemoryAdapter {
         // test just those against its tags, with no marker key hashed.
         let since = markers.checked_before();
         let recent = || table.order.iter().rev().take_while(|(v, _)| *v >= since);
-        if recent().nth(RECENT_MARKERS).is_none() {
+        if !table.foreign && recent().nth(RECENT_MARKERS).is_none() {
             for (version, marker) in recent() {
                 if markers.contains(&marker.prefix, &marker.path, marker.scope) {
                     newest = newest.max(*version);
@@ -448,6 +452,9 @@ impl MemoryAdapter {
         let now_ms = inner.clock.now_ms();
         let max_age = inner.max_lifetime_ms.load(Ordering::Acquire);
         let mut table = inner.markers.write();
+        // Versions from another store: the recent-marker test (which reads
+        // `order` as this store's versions, newest last) no longer holds.
+        table.foreign = true;
         let next = |current: u64| Some(current.saturating_add(1).max(version.saturating_add(1)));
         // `fetch_update` with a closure that always returns `Some` cannot fail.
         let _ = inner
@@ -706,6 +713,36 @@ mod tests {
         }
         assert_eq!(adapter.newest(markers.since(4)), 6);
         assert_eq!(adapter.newest(markers), 6);
+    }
+
+    /// Markers applied at another store's versions (a near cache's copy)
+    /// can arrive below a reader's last check: every marker of the tags is
+    /// then looked up, so none is missed.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn markers_at_another_stores_versions_are_looked_up_by_key() {
+        let adapter = MemoryAdapter::builder()
+            .clock(ManualClock::new(0))
+            .build()
+            .expect("adapter");
+        let tags = [TagPath::new(["posts", "1"]).expect("tag")];
+        let markers = MarkerSet::new("t87s", &tags);
+        let unrelated = [MarkerKey {
+            prefix: "t87s",
+            path: "other",
+            scope: MarkerScope::Prefix,
+        }];
+        adapter.invalidate_at(&unrelated, 10);
+        adapter.invalidate_at(&unrelated, 10);
+        // A reader checked at this store's version (12, past the shared 10),
+        // then the shared store's next invalidation (11) covers its tag.
+        let covering = [MarkerKey {
+            prefix: "t87s",
+            path: "posts",
+            scope: MarkerScope::Prefix,
+        }];
+        adapter.invalidate_at(&covering, 11);
+        assert_eq!(adapter.newest(markers.since(12)), 11);
     }
 
     /// Two keys whose digests collide are still told apart by their text:

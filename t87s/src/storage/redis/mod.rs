@@ -721,6 +721,11 @@ impl RedisAdapter {
             .key(self.floor_key())
             .arg(self.inner.marker_ttl_ms);
         let counter: String = self.eval("read", &invocation).await?;
+        self.parse_counter(&counter)
+    }
+
+    /// The counter as a script returned it.
+    fn parse_counter(&self, counter: &str) -> Result<u64, AdapterError> {
         parse_u64(counter.as_bytes()).ok_or_else(|| {
             AdapterError::new(format!(
                 "the version counter of {} holds {counter:?}, not a number",
@@ -805,13 +810,7 @@ impl RedisAdapter {
             .arg(self.inner.marker_ttl_ms)
             .arg(if join { "1" } else { "0" });
         let (granted, counter): (u64, String) = self.eval("near lease", &invocation).await?;
-        let counter = parse_u64(counter.as_bytes()).ok_or_else(|| {
-            AdapterError::new(format!(
-                "the version counter of {} holds {counter:?}, not a number",
-                self.inner.link.redacted()
-            ))
-        })?;
-        Ok((granted == 1, counter))
+        Ok((granted == 1, self.parse_counter(&counter)?))
     }
 
     /// Publishes this process's acknowledgement of `version`.

@@ -1,7 +1,7 @@
 //! Shared fixtures for the benches: the value and schema every group uses.
 
 use serde::{Deserialize, Serialize};
-use t87s::{Static, TagSchema, Wild};
+use t87s::{cached, QueryCache, Static, TagSchema, Wild};
 
 /// A 256-byte payload, the size the SPEC's reference numbers use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,4 +44,20 @@ pub struct AppTags {
 /// `REDIS_URL` or the local default.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A service with one `#[cached]` query, on any store.
+#[derive(Clone)]
+pub struct Blog {
+    /// Its cache.
+    pub cache: QueryCache<AppTags>,
+}
+
+impl Blog {
+    /// A post: always the same payload (a hit never runs it).
+    #[cached(tags = [t.posts(id)], ttl = "1h")]
+    pub async fn post(&self, id: u64) -> Result<Payload, std::io::Error> {
+        let _ = id;
+        Ok(Payload::new())
+    }
 }

@@ -11,21 +11,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use parking_lot::RwLock;
 use t87s::engine::{Primitives, QueryOptions, SetOptions, TagPath};
-use t87s::{cached, MemoryAdapter, QueryCache};
-use t87s_benches::{AppTags, Payload};
-
-#[derive(Clone)]
-struct Blog {
-    cache: QueryCache<AppTags>,
-}
-
-impl Blog {
-    #[cached(tags = [t.posts(id)], ttl = "1h")]
-    async fn post(&self, id: u64) -> Result<Payload, std::io::Error> {
-        let _ = id;
-        Ok(Payload::new())
-    }
-}
+use t87s::{MemoryAdapter, QueryCache};
+use t87s_benches::{Blog, Payload};
 
 #[cached::proc_macro::cached(max_size = 1_000_000)]
 async fn cached_crate_post(id: u64) -> Payload {

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use t87s::engine::{Primitives, QueryOptions, TagPath};
-use t87s::{Codec, Postcard, RedisAdapter};
-use t87s_benches::{redis_url, Payload};
+use t87s::{Codec, Postcard, QueryCache, RedisAdapter};
+use t87s_benches::{redis_url, Blog, Payload};
 
 fn redis_hit(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -202,9 +202,10 @@ fn redis_hit(c: &mut Criterion) {
 }
 
 /// A near-cache hit (served from this process's memory while it holds its
-/// lease) beside a `MemoryAdapter` hit, both through `Primitives::query`;
-/// and a strict invalidation with one live peer (another near cache on the
-/// same prefix, acknowledging) against a bare `GET`.
+/// lease) beside a `MemoryAdapter` hit, through `Primitives::query` and
+/// through `#[cached]`; and a strict invalidation with 1 and with 4 live
+/// peers (processes with a near cache on the same prefix, acknowledging)
+/// against a bare `GET`.
 fn near(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -213,54 +214,46 @@ fn near(c: &mut Criterion) {
         .expect("runtime");
     let prefix = format!("t87s-bench-near-{}", std::process::id());
     let tags = [TagPath::new(["posts", "1", "comments"]).expect("tag")];
-    let (near, peer, memory, mut bare) = runtime.block_on(async {
-        let connect = || async {
-            let adapter = RedisAdapter::builder(redis_url())
-                .prefix(prefix.clone())
-                .near_cache(t87s::NearCache::new())
-                .connect()
-                .await
-                .expect("Redis at REDIS_URL");
-            while !adapter.near_status().is_some_and(|s| s.serving) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Primitives::builder(adapter)
-                .verify_percent(0.0)
-                .default_ttl("1h")
-                .build()
-                .expect("options")
-        };
-        let near = connect().await;
-        let peer = connect().await;
-        let memory = Primitives::builder(t87s::MemoryAdapter::new())
+    let (near, memory, mut bare) = runtime.block_on(async {
+        let adapter = near_adapter(&prefix).await;
+        let near = QueryCache::builder(adapter)
+            .verify_percent(0.0)
+            .default_ttl("1h")
+            .build()
+            .expect("options");
+        let memory = QueryCache::builder(t87s::MemoryAdapter::new())
             .verify_percent(0.0)
             .default_ttl("1h")
             .build()
             .expect("options");
         let client = redis::Client::open(redis_url()).expect("url");
         let bare = client.get_connection_manager().await.expect("connection");
-        (near, peer, memory, bare)
+        (near, memory, bare)
     });
     let payload = Payload::new();
+    let caches = [
+        ("MemoryAdapter", Blog { cache: memory }),
+        ("near cache (Redis)", Blog { cache: near }),
+    ];
     runtime.block_on(async {
-        for cache in [&near, &memory] {
+        for (_, blog) in &caches {
             let p = payload.clone();
-            cache
+            let engine = blog.cache.primitives();
+            engine
                 .query("hit", &tags, QueryOptions::new(), move || async move {
                     Ok::<_, std::io::Error>(p)
                 })
                 .await
                 .expect("warm");
+            blog.post(1).await.expect("warm");
         }
     });
     let mut group = c.benchmark_group("near_hit");
-    for (name, cache) in [
-        ("t87s MemoryAdapter hit", &memory),
-        ("t87s near cache hit (Redis)", &near),
-    ] {
-        group.bench_function(name, |b| {
+    for (store, blog) in &caches {
+        let engine = blog.cache.primitives();
+        group.bench_function(format!("t87s query hit, {store}"), |b| {
             b.to_async(&runtime).iter(|| async {
-                cache
+                engine
                     .query("hit", &tags, QueryOptions::new(), || async {
                         Err::<Payload, _>(std::io::Error::other("a hit never fetches"))
                     })
@@ -268,9 +261,13 @@ fn near(c: &mut Criterion) {
                     .expect("hit")
             })
         });
+        group.bench_function(format!("t87s #[cached] hit, {store}"), |b| {
+            b.to_async(&runtime).iter(|| blog.post(1))
+        });
     }
     group.finish();
 
+    let near = caches[1].1.cache.primitives();
     let mut group = c.benchmark_group("near_invalidate");
     group
         .measurement_time(Duration::from_secs(5))
@@ -290,17 +287,99 @@ fn near(c: &mut Criterion) {
             }
         })
     });
-    group.bench_function("t87s strict invalidate, 1 live peer", |b| {
-        b.to_async(&runtime)
-            .iter(|| async { near.invalidate(&tags).await.expect("invalidate") })
-    });
+    let mut peers = Vec::new();
+    for live in [1, 4] {
+        while peers.len() < live {
+            peers.push(Peer::start(&prefix));
+        }
+        group.bench_function(
+            format!("t87s strict invalidate, {live} live peer processes"),
+            |b| {
+                b.to_async(&runtime)
+                    .iter(|| async { near.invalidate(&tags).await.expect("invalidate") })
+            },
+        );
+    }
     group.finish();
+    drop(peers);
     runtime.block_on(async {
         let _ = near.clear().await;
         let _: Result<(), _> = redis::cmd("DEL").arg(&key).query_async(&mut bare).await;
     });
-    drop(peer);
+}
+
+/// A Redis adapter with a near cache on `prefix`, once it serves.
+async fn near_adapter(prefix: &str) -> RedisAdapter {
+    let adapter = RedisAdapter::builder(redis_url())
+        .prefix(prefix)
+        .near_cache(t87s::NearCache::new())
+        .connect()
+        .await
+        .expect("Redis at REDIS_URL");
+    while !adapter.near_status().is_some_and(|s| s.serving) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    adapter
+}
+
+/// The environment variable that makes this bench binary a near-cache peer
+/// (the prefix is its value) instead of running the benches.
+const PEER: &str = "T87S_BENCH_NEAR_PEER";
+
+/// Another process with a near cache on the bench's prefix: it holds its
+/// lease and acknowledges invalidations until its stdin closes.
+struct Peer(std::process::Child);
+
+impl Peer {
+    fn start(prefix: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("bench binary"))
+            .env(PEER, prefix)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn a peer");
+        let mut ready = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut ready)
+            .expect("the peer says it is ready");
+        assert_eq!(ready.trim(), "serving", "the peer could not join");
+        Self(child)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The peer's life: join, say so, wait for stdin to close.
+fn peer(prefix: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let _adapter = near_adapter(prefix).await;
+        println!("serving");
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        })
+        .await;
+    });
 }
 
 criterion_group!(benches, redis_hit, near);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(prefix) = std::env::var(PEER) {
+        return peer(&prefix);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -9,15 +9,20 @@
 //!
 //! | metric | labels | what |
 //! |---|---|---|
-//! | `t87s_events_total` | `query`, `event` | hits, misses, stale serves, coalesced callers, fail-safes, fetch and adapter errors, values not stored, refreshes, verifications (`event` is [`EventKind::name`]) |
+//! | `t87s_events_total` | `query`, `event` | hits (`hit`: from the store; `near_hit`: from a Redis adapter's near cache, no I/O), misses, stale serves, coalesced callers, fail-safes, fetch and adapter errors, values not stored, refreshes, verifications (`event` is [`EventKind::name`]) |
 //! | `t87s_fetch_seconds` | `query` | how long each fetch took (foreground, refresh, verification) |
 //! | `t87s_store_seconds` | `query` | how long each write of a fetched value took |
 //! | `t87s_invalidations_total` | `root` | tags invalidated |
 //! | `t87s_invalidate_seconds` | `root` | how long the invalidation of each tag took (the call's time) |
 //! | `t87s_invalidations_given_up_total` | `root` | failed invalidations the cache stopped retrying |
+//! | `t87s_near_wait_seconds` | | how long each invalidation waited for the near caches of other processes (strict mode) |
+//! | `t87s_near_silent_peers_total` | | near caches an invalidation waited out: no acknowledgement before their lease ran out |
+//! | `t87s_near_state_changes_total` | `state` | this process's near cache `joined` (serving from memory again, L1 floored), `lost` its subscription, fell `behind` the counter, or saw a `gap` in the messages (L1 floored) |
 //!
 //! A hit ratio in PromQL:
-//! `sum by (query) (rate(t87s_events_total{event="hit"}[5m])) / sum by (query) (rate(t87s_events_total{event=~"hit|miss|stale_served|coalesced"}[5m]))`.
+//! `sum by (query) (rate(t87s_events_total{event=~"hit|near_hit"}[5m])) / sum by (query) (rate(t87s_events_total{event=~"hit|near_hit|miss|stale_served|coalesced"}[5m]))`;
+//! the share of hits a near cache answers:
+//! `sum(rate(t87s_events_total{event="near_hit"}[5m])) / sum(rate(t87s_events_total{event=~"hit|near_hit"}[5m]))`.
 //!
 //! Handles are registered once per cache, series and label, at the first
 //! event: install the recorder before the cache's first query.
@@ -71,6 +76,15 @@ pub const INVALIDATIONS: &str = "t87s_invalidations_total";
 pub const INVALIDATE_SECONDS: &str = "t87s_invalidate_seconds";
 /// Counter of invalidations given up on (label `root`).
 pub const INVALIDATIONS_GIVEN_UP: &str = "t87s_invalidations_given_up_total";
+/// Histogram of how long invalidations waited for near caches in other
+/// processes (strict mode), in seconds.
+pub const NEAR_WAIT_SECONDS: &str = "t87s_near_wait_seconds";
+/// Counter of near caches an invalidation waited out: they neither
+/// acknowledged nor dropped out before their lease ran out.
+pub const NEAR_SILENT_PEERS: &str = "t87s_near_silent_peers_total";
+/// Counter of this process's near-cache state changes (label `state`:
+/// `joined`, `lost`, `behind`, `gap`).
+pub const NEAR_STATE_CHANGES: &str = "t87s_near_state_changes_total";
 
 /// What an event counts as.
 #[derive(Clone, Copy)]
@@ -88,10 +102,11 @@ enum Series {
 }
 
 /// The one place that maps every kind of event to its series: a new kind
-/// (an L1 or L2 hit of a near cache) is one line here.
+/// is one line here.
 fn series(kind: EventKind) -> Series {
     match kind {
         EventKind::Hit
+        | EventKind::NearHit
         | EventKind::Miss
         | EventKind::Coalesced
         | EventKind::StaleServed
@@ -114,7 +129,7 @@ fn series(kind: EventKind) -> Series {
 }
 
 /// How many distinct `event` labels there are (slots per query).
-const EVENT_SLOTS: usize = 16;
+const EVENT_SLOTS: usize = 17;
 
 /// A slot per `event` label of [`Series::Event`].
 fn slot(kind: EventKind) -> usize {
@@ -134,7 +149,8 @@ fn slot(kind: EventKind) -> usize {
         EventKind::Undecodable => 12,
         EventKind::NotStored => 13,
         EventKind::Uncached => 14,
-        _ => 15,
+        EventKind::NearHit => 15,
+        _ => 16,
     }
 }
 
@@ -176,7 +192,7 @@ fn with<H: Default>(map: &RwLock<HashMap<Box<str>, H>>, label: &str, use_it: imp
 /// first registered (exporters show it as `# HELP`).
 fn describe() {
     use metrics::Unit;
-    metrics::describe_counter!(EVENTS, "t87s cache events by query name and kind (hit, miss, stale_served, coalesced, fail_safe, fetch_error, adapter_error, not_stored, ...)");
+    metrics::describe_counter!(EVENTS, "t87s cache events by query name and kind (hit, near_hit, miss, stale_served, coalesced, fail_safe, fetch_error, adapter_error, not_stored, ...)");
     metrics::describe_histogram!(
         FETCH_SECONDS,
         Unit::Seconds,
@@ -246,4 +262,41 @@ impl Metrics {
             }),
         }
     }
+}
+
+/// A strict invalidation waited `elapsed` for near caches in other
+/// processes; `silent` of them were waited out (no acknowledgement).
+#[cfg(feature = "redis")]
+pub(crate) fn near_waited(elapsed: std::time::Duration, silent: usize) {
+    describe_near();
+    metrics::histogram!(NEAR_WAIT_SECONDS).record(elapsed);
+    if silent > 0 {
+        metrics::counter!(NEAR_SILENT_PEERS).increment(silent as u64);
+    }
+}
+
+/// This process's near cache changed state (`joined`, `lost`, `behind`,
+/// `gap`): rare, so the handle is looked up each time.
+#[cfg(feature = "redis")]
+pub(crate) fn near_state(state: &'static str) {
+    describe_near();
+    metrics::counter!(NEAR_STATE_CHANGES, "state" => state).increment(1);
+}
+
+/// The help texts of the near cache's series (rare events: given each time).
+#[cfg(feature = "redis")]
+fn describe_near() {
+    metrics::describe_histogram!(
+        NEAR_WAIT_SECONDS,
+        metrics::Unit::Seconds,
+        "t87s invalidation waits for other processes' near caches"
+    );
+    metrics::describe_counter!(
+        NEAR_SILENT_PEERS,
+        "t87s near caches an invalidation waited out (no acknowledgement before their lease ran out)"
+    );
+    metrics::describe_counter!(
+        NEAR_STATE_CHANGES,
+        "t87s near-cache state changes of this process (joined, lost, behind, gap)"
+    );
 }

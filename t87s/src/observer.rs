@@ -13,8 +13,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventKind {
-    /// A fresh entry was served.
+    /// A fresh entry was served by the store: a memory store, or a shared
+    /// store such as Redis (a round trip).
     Hit,
+    /// A fresh entry was served by a shared store's near cache: this
+    /// process's copy, with no I/O (see `NearCache`, feature `redis`).
+    NearHit,
     /// No usable entry: the fetch runs in the foreground.
     Miss,
     /// A caller waited for another caller's fetch of the same key and got its value.
@@ -74,6 +78,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Hit => "hit",
+            EventKind::NearHit => "near_hit",
             EventKind::Miss => "miss",
             EventKind::Coalesced => "coalesced",
             EventKind::StaleServed => "stale_served",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use t87s::engine::{QueryOptions, TagPath};
-use t87s::{cached, ManualClock, MemoryAdapter, QueryCache, TagSchema, Wild};
+use t87s::{cached, EventKind, ManualClock, MemoryAdapter, QueryCache, TagSchema, Wild};
 
 #[derive(TagSchema)]
 struct Tags {
@@ -117,4 +117,124 @@ async fn a_scripted_run_produces_these_counters_and_histograms() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     assert_eq!(figures, expected);
+}
+
+/// A Redis adapter on the shared server under `prefix`, with a near cache
+/// (lease `lease_ms`) or without.
+async fn redis(prefix: &str, near: Option<u64>) -> t87s::RedisAdapter {
+    let mut builder = t87s::RedisAdapter::builder(t87s_tests::redis_url())
+        .prefix(prefix)
+        .timeout(std::time::Duration::from_secs(2));
+    if let Some(lease_ms) = near {
+        builder = builder
+            .near_cache(t87s::NearCache::new().lease(std::time::Duration::from_millis(lease_ms)));
+    }
+    builder.connect().await.expect("connect to REDIS_URL")
+}
+
+/// A process with a near cache and one without share a Redis: hits from the
+/// near copy are `near_hit`, hits of Redis itself `hit`, in events and in
+/// metrics; an invalidation's wait for the near caches, a near cache that
+/// went silent, and joining are counted too.
+#[test]
+fn near_hits_and_shared_hits_are_told_apart_and_near_waits_are_counted() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if !runtime.block_on(t87s_tests::redis_available()) {
+        return;
+    }
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // A current-thread runtime inside the local recorder: the near caches'
+    // background tasks report to it too.
+    let (near_events, plain_events) = metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let prefix = t87s_tests::unique_prefix();
+            let near = redis(&prefix, Some(1_000)).await;
+            let silent = redis(&prefix, Some(300)).await;
+            let plain = redis(&prefix, None).await;
+            t87s_tests::wait_until("the near caches to join", || {
+                [&near, &silent]
+                    .iter()
+                    .all(|a| a.near_status().is_some_and(|s| s.serving))
+            })
+            .await;
+            let near_events = t87s_tests::Recorder::default();
+            let plain_events = t87s_tests::Recorder::default();
+            let tags = [TagPath::new(["users", "7"]).unwrap()];
+            let caches = [(near, &near_events), (plain, &plain_events)].map(|(adapter, events)| {
+                t87s::engine::Primitives::builder(adapter)
+                    .observer(events.clone())
+                    .build()
+                    .unwrap()
+            });
+            for cache in &caches {
+                for _ in 0..3 {
+                    let name: String = cache
+                        .query("user:7", &tags, QueryOptions::new(), || async {
+                            Ok::<_, std::io::Error>("ada".to_string())
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(name, "ada");
+                }
+            }
+            // The silent one stops answering but keeps its lease in Redis:
+            // the invalidation (from the process with a near cache, which
+            // hears acknowledgements) waits it out, at most its 300 ms lease.
+            t87s::adapter::StorageAdapter::disconnect(&silent)
+                .await
+                .unwrap();
+            caches[0].invalidate(&tags).await.unwrap();
+            (near_events, plain_events)
+        })
+    });
+    // The near cache: a miss (fetched, stored, kept), then two hits from
+    // memory. The plain one: three hits of Redis.
+    assert_eq!(
+        near_events.count(EventKind::Miss),
+        1,
+        "{:?}",
+        near_events.kinds()
+    );
+    assert_eq!(
+        near_events.count(EventKind::NearHit),
+        2,
+        "{:?}",
+        near_events.kinds()
+    );
+    assert_eq!(
+        near_events.count(EventKind::Hit),
+        0,
+        "{:?}",
+        near_events.kinds()
+    );
+    assert_eq!(
+        plain_events.count(EventKind::Hit),
+        3,
+        "{:?}",
+        plain_events.kinds()
+    );
+    assert_eq!(plain_events.count(EventKind::NearHit), 0);
+
+    let figures = figures(snapshotter.snapshot());
+    let figure = |name: &str| figures.get(name).copied();
+    assert_eq!(
+        figure("t87s_events_total{query=user,event=near_hit}"),
+        Some(2)
+    );
+    assert_eq!(figure("t87s_events_total{query=user,event=hit}"), Some(3));
+    assert_eq!(figure("t87s_events_total{query=user,event=miss}"), Some(1));
+    assert_eq!(
+        figure("t87s_near_state_changes_total{state=joined}"),
+        Some(2)
+    );
+    assert_eq!(figure("t87s_near_wait_seconds{}"), Some(1), "{figures:?}");
+    assert_eq!(
+        figure("t87s_near_silent_peers_total{}"),
+        Some(1),
+        "{figures:?}"
+    );
 }

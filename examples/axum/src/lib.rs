@@ -4,7 +4,9 @@
 //!
 //! `cargo run -p t87s-example-axum` serves it on 127.0.0.1:3000 (`PORT` to
 //! change it, `RUST_LOG=t87s=debug` for every cache event); the database is
-//! SQLite in memory, seeded at start. Its test (`tests/http.rs`) drives it
+//! SQLite in memory, seeded at start. The cache is in memory, or on Redis
+//! with `T87S_REDIS=redis://127.0.0.1:6379`, with a near cache in front of it
+//! if `T87S_NEAR=1` too (`bench/near-throughput` runs both against wrk). Its test (`tests/http.rs`) drives it
 //! over real HTTP.
 
 use std::future::Future;
@@ -247,11 +249,29 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// The service over `db`, with a cache of its own.
+/// The service over `db`, with a cache of its own (in memory).
 pub fn app(db: SqlitePool) -> (App, Router) {
+    app_with(db, QueryCache::new(MemoryAdapter::new()))
+}
+
+/// The service over `db` and `cache`: any store, such as Redis with a near
+/// cache, shared by several processes of the service.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = t87s::RedisAdapter::builder("redis://127.0.0.1:6379")
+///     .near_cache(t87s::NearCache::new())
+///     .connect()
+///     .await?;
+/// let db = t87s_example_axum::seeded("blog", 20).await?;
+/// let (_, router) = t87s_example_axum::app_with(db, t87s::QueryCache::new(redis));
+/// # let _ = router;
+/// # Ok(()) }
+/// ```
+pub fn app_with(db: SqlitePool, cache: QueryCache<AppTags>) -> (App, Router) {
     let state = App {
         db,
-        cache: QueryCache::new(MemoryAdapter::new()),
+        cache,
         sql_queries: Arc::default(),
     };
     let metrics = prometheus();

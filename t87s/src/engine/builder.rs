@@ -55,6 +55,10 @@ pub(crate) struct Settings<C> {
     pub(crate) observer: Arc<dyn Observer>,
     pub(crate) observed: bool,
     pub(crate) memory: Option<MemoryAdapter>,
+    /// Whether the adapter keeps a near copy of a shared store
+    /// ([`StorageAdapter::keeps_objects`]): its answers with no I/O are near
+    /// hits.
+    pub(crate) near: bool,
     pub(crate) prefix: Box<str>,
     pub(crate) default_ttl_ms: u64,
     pub(crate) default_grace_ms: Option<u64>,
@@ -254,6 +258,7 @@ impl<C: Codec> PrimitivesBuilder<C> {
             return Err(ConfigError::VerifyPercent(self.verify_percent));
         }
         Ok(Settings {
+            near: self.adapter.keeps_objects(),
             adapter: self.adapter,
             codec: self.codec,
             clock: self.clock,

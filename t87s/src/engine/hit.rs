@@ -38,11 +38,12 @@ impl<C: Codec> Primitives<C> {
         let now = self.inner.settings.clock.now_ms();
         let (read, newest) = self.look_now(key, now)?.ok()?;
         match self.classify::<T>(read.entry, newest, now) {
-            Look::Fresh(_, value) => {
+            Look::Fresh(stored, value) => {
+                let kind = self.hit_kind(&stored);
                 if self.listening() {
-                    self.emit(EventKind::Hit, key, None);
+                    self.emit(kind, key, None);
                 } else {
-                    self.count_hit(key);
+                    self.count_hit(kind, key);
                 }
                 Some(value)
             }
@@ -97,7 +98,7 @@ impl<C: Codec> Primitives<C> {
                         .and_then(|probe| self.hit_probe::<T>(memory, &probe));
                     if let Some(value) = hit {
                         if !self.listening() {
-                            self.count_hit(head);
+                            self.count_hit(EventKind::Hit, head);
                         } else if text(parts, (head, tail), &mut args) {
                             self.emit(EventKind::Hit, &parts.text, None);
                         }

@@ -56,7 +56,7 @@ pub(crate) use self::call::Call;
 use self::flight::Flights;
 pub(crate) use self::hit::First;
 use crate::codec::{Codec, Postcard};
-use crate::entry::{CacheEntry, Entries, StoredEntry};
+use crate::entry::{CacheEntry, Entries, StoredEntry, StoredValue};
 use crate::observer::{Event, EventKind};
 use crate::storage::{EntryKey, MarkerSet, StorageAdapter};
 
@@ -457,14 +457,27 @@ impl<C: Codec> Primitives<C> {
         self.inner.settings.observed || tracing::enabled!(target: "t87s", tracing::Level::DEBUG)
     }
 
-    /// A hit no one hears with its key: the `metrics` facade (with the
-    /// feature) still counts it under its query name, which `key` need only
-    /// start with (a typed hit passes its head, `Blog::post(`).
+    /// A hit (`kind`, see [`hit_kind`](Self::hit_kind)) no one hears with
+    /// its key: the `metrics` facade (with the feature) still counts it
+    /// under its query name, which `key` need only start with (a typed hit
+    /// passes its head, `Blog::post(`).
     #[inline]
-    fn count_hit(&self, key: &str) {
+    fn count_hit(&self, kind: EventKind, key: &str) {
         #[cfg(feature = "metrics")]
-        self.inner.metrics.record(&Event::new(EventKind::Hit, key));
-        let _ = key;
+        self.inner.metrics.record(&Event::new(kind, key));
+        let _ = (kind, key);
+    }
+
+    /// What serving the fresh entry `stored` is: a near hit when a byte
+    /// store's near copy answered (it holds objects; the store itself
+    /// answers bytes), else a hit.
+    #[inline]
+    fn hit_kind(&self, stored: &StoredEntry) -> EventKind {
+        if self.inner.settings.near && matches!(stored.value, StoredValue::Object(_)) {
+            EventKind::NearHit
+        } else {
+            EventKind::Hit
+        }
     }
 
     fn emit(&self, kind: EventKind, key: &str, error: Option<&(dyn StdError + 'static)>) {

@@ -70,7 +70,7 @@ impl<C: Codec> Primitives<C> {
                     first = read.lease.map(|lease| (lease, read.version));
                     match self.classify::<T>(read.entry, newest, now) {
                         Look::Fresh(stored, value) => {
-                            self.emit(EventKind::Hit, key, None);
+                            self.emit(self.hit_kind(&stored), key, None);
                             self.keep_decoded(key, &stored, &value);
                             if self.inner.verify {
                                 self.maybe_verify(key, &value, call);
@@ -326,8 +326,8 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
                         match engine.classify::<T>(read.entry, newest, now) {
                             Look::Fresh(stored, value) => {
                                 engine.release(key, lease).await;
+                                engine.emit(engine.hit_kind(&stored), key, None);
                                 guard.publish(found(&stored, &engine));
-                                engine.emit(EventKind::Hit, key, None);
                                 return Ok(Served::hit(value, stored));
                             }
                             Look::Graced(stored, _) | Look::Invalidated(stored) => {

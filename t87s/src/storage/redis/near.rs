@@ -367,6 +367,8 @@ impl Near {
             // A gap: a message was lost or the counter started again. Every
             // entry L1 holds may be stale.
             tracing::info!(target: "t87s", applied, version, "near cache: invalidation messages missed; L1 floored");
+            #[cfg(feature = "metrics")]
+            crate::metrics::near_state("gap");
             self.l1.invalidate_at(&[], version);
         } else {
             self.l1.invalidate_at(&markers, version);
@@ -416,6 +418,7 @@ impl Near {
             })
             .collect();
         let mut logged = false;
+        let mut silent = Vec::new();
         loop {
             let notified = near.map(|n| n.acked.notified());
             tokio::pin!(notified);
@@ -426,9 +429,20 @@ impl Near {
             pending.retain(|(id, deadline)| {
                 let acked =
                     near.is_some_and(|n| n.acks.lock().get(id).is_some_and(|v| *v >= version));
+                if !acked && now >= *deadline {
+                    silent.push(*id);
+                }
                 !acked && now < *deadline
             });
             let Some(next) = pending.iter().map(|(_, d)| *d).min() else {
+                let waited = now.saturating_duration_since(answered);
+                if !silent.is_empty() {
+                    tracing::info!(target: "t87s", version, ?silent, ?waited, "invalidation waited out near-cache peers that neither acknowledged nor renewed");
+                }
+                #[cfg(feature = "metrics")]
+                if !peers.is_empty() {
+                    crate::metrics::near_waited(waited, silent.len());
+                }
                 return;
             };
             if !logged && next.saturating_duration_since(now) > Duration::from_millis(50) {
@@ -530,6 +544,8 @@ pub(super) async fn run(
                 near.serve_from(sent);
                 backoff = Duration::from_millis(50);
                 tracing::info!(target: "t87s", id = near.id, counter, "near cache: joined; serving from memory");
+                #[cfg(feature = "metrics")]
+                crate::metrics::near_state("joined");
             }
             Err(error) => {
                 tracing::warn!(target: "t87s", %error, "near cache: could not join; serving from Redis only");
@@ -556,6 +572,8 @@ pub(super) async fn run(
                 Some(message) => {
                     let Some(message) = message else {
                         tracing::info!(target: "t87s", "near cache: subscription lost; serving from Redis until it is back");
+                        #[cfg(feature = "metrics")]
+                        crate::metrics::near_state("lost");
                         break;
                     };
                     let bytes = message.get_payload_bytes();
@@ -586,6 +604,8 @@ pub(super) async fn run(
                             let since = *behind_since.get_or_insert_with(Instant::now);
                             if since.elapsed() > every {
                                 tracing::info!(target: "t87s", applied = near.applied(), counter, "near cache: behind the counter; subscribing again");
+                                #[cfg(feature = "metrics")]
+                                crate::metrics::near_state("behind");
                                 break;
                             }
                         }

@@ -1,12 +1,15 @@
 //! A process with a near cache, driven line by line on stdin by the near
 //! cache suite (`tests/near.rs`): one of the "hosts" sharing a Redis.
 //!
-//! `near_peer URL PREFIX DB_DIR LEASE_MS strict|eventual`, then commands:
+//! `near_peer URL PREFIX DB_DIR LEASE_MS strict|eventual` (URL: one, or the
+//! comma-separated nodes of a Cluster), then commands:
 //!
 //! - `get K`: the query `post:K` (tag `posts/K`), whose fetch reads the file
 //!   `DB_DIR/K`; prints the value.
 //! - `set K V`: writes `V` to `DB_DIR/K`, invalidates `posts/K`; prints `ok`
 //!   and how long the invalidation took (µs) once it returned.
+//! - `load N`: starts N tasks that query 100 other keys (`load/*` tags)
+//!   until the process ends, invalidating one every 50th call; prints `ok`.
 //! - `status`: prints `serving applied entries`.
 //!
 //! Prints `ready` once its near cache serves.
@@ -35,7 +38,13 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let adapter = RedisAdapter::builder(url.as_str())
+        // Several URLs, comma-separated: a Cluster.
+        let builder = if url.contains(',') {
+            RedisAdapter::cluster_builder(url.split(','))
+        } else {
+            RedisAdapter::builder(url.as_str())
+        };
+        let adapter = builder
             .prefix(prefix.as_str())
             .near_cache(near)
             .connect()
@@ -89,6 +98,30 @@ fn main() {
                         Ok(()) => format!("ok {}", start.elapsed().as_micros()),
                         Err(e) => format!("error {e}"),
                     }
+                }
+                ["load", tasks] => {
+                    // Background traffic until the process ends: near hits
+                    // on 100 keys, and every 50th call an invalidation of
+                    // one of them (a message to every peer, then a miss).
+                    for task in 0..tasks.parse::<u64>().unwrap_or(1) {
+                        let cache = cache.clone();
+                        tokio::spawn(async move {
+                            for call in 0u64.. {
+                                let k = (call * 7 + task) % 100;
+                                let tags = [TagPath::new(["load", &k.to_string()]).expect("tag")];
+                                let _ = cache
+                                    .query(&format!("load:{k}"), &tags, QueryOptions::new(), move || async move {
+                                        Ok::<_, std::io::Error>(format!("load {k}"))
+                                    })
+                                    .await;
+                                if call % 50 == 49 {
+                                    let _ = cache.invalidate(&tags).await;
+                                }
+                                tokio::task::yield_now().await;
+                            }
+                        });
+                    }
+                    "ok".to_owned()
                 }
                 ["status"] => match adapter.near_status() {
                     Some(s) => format!("{} {} {}", s.serving, s.applied, s.entries),

@@ -11,7 +11,7 @@
 //! | `P:m:p:E:path`, `P:m:x:E:path` | prefix / exact markers, `PX` the marker ttl |
 //! | `P:l:E:key` | the fetch lease of a key, `PX` the lease ttl |
 //! | `{P}:n` | near caches' leases: a sorted set of process ids by expiry (Redis ms) |
-//! | channels `{P}:n:i`, `{P}:n:a` | invalidations (`version markers`), near caches' acknowledgements |
+//! | channels `{P}:n:i`, `{P}:n:a:ID` | invalidations (`version payload`: who, markers), the acknowledgements to near cache `ID` |
 //!
 //! Ordering uses the version counter, never a host's clock, so hosts whose
 //! clocks disagree still never serve a value fetched before an invalidation.
@@ -103,8 +103,8 @@ const SET_MAX: &str = concat!(
 /// counter only (a Cluster, where the markers live on other nodes).
 ///
 /// Then, for near caches ([`near`]): `version payload` is published on the
-/// channel `ARGV[2]` (the payload `ARGV[3]` names the markers; none means
-/// "everything"), expired leases are dropped from the sorted set `KEYS[3]`,
+/// channel `ARGV[2]` (the payload `ARGV[3]` names the invalidator and the
+/// markers; none means "everything"), expired leases are dropped from the sorted set `KEYS[3]`,
 /// and the live ones are returned with Redis's time in ms:
 /// `{version, now, id, expiry, id, expiry, ...}`.
 const INVALIDATE: &str = concat!(
@@ -813,13 +813,20 @@ impl RedisAdapter {
         Ok((granted == 1, self.parse_counter(&counter)?))
     }
 
-    /// Publishes this process's acknowledgement of `version`.
-    async fn near_ack(&self, version: u64) {
+    /// This adapter's near cache id, the invalidator in its messages (0:
+    /// none, no acknowledgement asked).
+    fn near_id(&self) -> u64 {
+        self.inner.near.as_ref().map_or(0, |near| near.id)
+    }
+
+    /// Publishes this process's acknowledgement of `version` to the near
+    /// cache `to` that invalidated.
+    async fn near_ack(&self, version: u64, to: u64) {
         let Some(near) = self.inner.near.as_deref() else {
             return;
         };
         let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&self.inner.names.acks)
+        cmd.arg(self.inner.names.acks_of(to))
             .arg(format!("{} {version}", near.id));
         if let Err(error) = self.run::<i64>("near ack", &cmd).await {
             tracing::debug!(target: "t87s", %error, "near cache: acknowledgement not sent; the invalidator waits for the lease");
@@ -906,7 +913,7 @@ impl RedisAdapter {
 
     async fn clear_inner(&self) -> Result<(), AdapterError> {
         // First the floor, so a fetch in flight cannot write back what we delete.
-        let bumped = self.bump(&[], &[]).await?;
+        let bumped = self.bump(&[], &near::Near::payload(self.near_id(), &[])?).await?;
         let floor = bumped.0;
         self.after_bump(&[], bumped, Instant::now()).await;
         self.set_max(self.floor_key(), floor).await?;
@@ -1254,10 +1261,10 @@ impl StorageAdapter for RedisAdapter {
             // Reads before the counter's INCR returned at most its version;
             // reads after it return more. Markers only ever grow (set_max).
             let keys: Vec<String> = markers.iter().map(|m| self.marker_key(*m)).collect();
-            let payload = near::Near::payload(markers)?;
+            let from = self.near_id();
             if !self.inner.link.is_cluster() {
                 // One node: the counter and every marker in one script.
-                let bumped = self.bump(&keys, &payload).await?;
+                let bumped = self.bump(&keys, &near::Near::payload(from, markers)?).await?;
                 self.after_bump(markers, bumped, Instant::now()).await;
                 return Ok(());
             }
@@ -1265,7 +1272,7 @@ impl StorageAdapter for RedisAdapter {
             // can touch them all. The counter first, then the markers at
             // once. Near caches are told "everything" with the counter (the
             // markers are not in place yet when the message goes out).
-            let bumped = self.bump(&[], &[]).await?;
+            let bumped = self.bump(&[], &near::Near::payload(from, &[])?).await?;
             let answered = Instant::now();
             #[cfg(feature = "redis-cluster")]
             {

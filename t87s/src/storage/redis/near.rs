@@ -42,7 +42,7 @@ const MAX_LEASE: Duration = Duration::from_secs(600);
 ///   the markers and publishes `version markers` in one script: a message
 ///   can never be seen before the markers it carries are in Redis.
 /// - **Applying.** A process applies each message to its L1, then publishes
-///   an acknowledgement (`id version`). Messages arrive in order on one
+///   an acknowledgement (`id version`) on the invalidator's own channel. Messages arrive in order on one
 ///   connection and versions are consecutive, so a gap (a lost message, a
 ///   restarted counter) is seen: the L1 floor rises to the new version.
 /// - **Lease.** A process serves from L1 only while it holds a lease:
@@ -84,6 +84,28 @@ const MAX_LEASE: Duration = Duration::from_secs(600);
 /// (the subscription drops: rejoin). Not covered: a host whose monotonic
 /// clock stops while real time goes on (a suspended VM) for longer than a
 /// quarter lease.
+///
+/// # On a Cluster
+///
+/// The subscription is on the first node given; Redis broadcasts every
+/// `PUBLISH` to all nodes over the cluster bus, in order per sender. The
+/// counter, the floor and the leases share one slot (`{P}`), so the script
+/// that bumps the counter also publishes and reads the leases. The markers
+/// live in other slots and are stamped after the script, so its message
+/// carries none: each process floors its whole L1 at the new version, and
+/// entries read from Redis before the markers land are below that floor.
+/// The argument above holds with "the markers it carries" read as "every
+/// marker". If the first node is down, the near cache cannot subscribe and
+/// the process serves from Redis only until it can.
+///
+/// # What it reports
+///
+/// A hit from L1 is [`EventKind::NearHit`](crate::EventKind::NearHit), a hit
+/// of Redis [`EventKind::Hit`](crate::EventKind::Hit). Joining, losing the
+/// subscription, falling behind and a gap are `info` lines (and, with the
+/// `metrics` feature, `t87s_near_state_changes_total{state}`); an
+/// invalidation that waits on a silent process logs which one and for how
+/// long (`t87s_near_wait_seconds`, `t87s_near_silent_peers_total`).
 ///
 /// # Eventual mode
 ///
@@ -237,9 +259,12 @@ pub struct NearStatus {
     pub entries: usize,
 }
 
-/// What travels on the invalidation channel after the version: the markers.
+/// What travels on the invalidation channel after the version: who
+/// invalidated (the near cache to acknowledge to; 0 for a process without
+/// one) and the markers (none: everything).
 #[derive(Serialize, Deserialize)]
 struct Message<'a> {
+    from: u64,
     #[serde(borrow)]
     markers: Vec<(bool, &'a str, &'a str)>,
 }
@@ -325,9 +350,12 @@ impl Near {
         self.l1.invalidate_at(markers, version);
     }
 
-    /// The payload this process publishes with an invalidation.
-    pub(super) fn payload(markers: &[MarkerKey<'_>]) -> Result<Vec<u8>, AdapterError> {
+    /// The payload a process publishes with an invalidation: `from` is its
+    /// near cache's id (0 without one), `markers` what it invalidated (none:
+    /// everything).
+    pub(super) fn payload(from: u64, markers: &[MarkerKey<'_>]) -> Result<Vec<u8>, AdapterError> {
         let message = Message {
+            from,
             markers: markers
                 .iter()
                 .map(|m| (m.scope == MarkerScope::Prefix, m.prefix, m.path))
@@ -338,14 +366,15 @@ impl Near {
     }
 
     /// A message from the invalidation channel: `version payload`. Returns
-    /// the version to acknowledge.
-    fn on_invalidation(&self, bytes: &[u8]) -> Option<u64> {
+    /// the version to acknowledge, and to whom (0: no one).
+    fn on_invalidation(&self, bytes: &[u8]) -> Option<(u64, u64)> {
         let space = bytes.iter().position(|b| *b == b' ')?;
         let version = super::parse_u64(bytes.get(..space)?)?;
-        let markers: Vec<MarkerKey<'_>> = match bytes
+        let message = bytes
             .get(space + 1..)
-            .and_then(|payload| postcard::from_bytes::<Message<'_>>(payload).ok())
-        {
+            .and_then(|payload| postcard::from_bytes::<Message<'_>>(payload).ok());
+        let from = message.as_ref().map_or(0, |m| m.from);
+        let markers: Vec<MarkerKey<'_>> = match &message {
             Some(message) => message
                 .markers
                 .iter()
@@ -376,7 +405,7 @@ impl Near {
         if version > applied {
             self.applied.store(version, Ordering::Release);
         }
-        Some(self.applied())
+        Some((self.applied(), from))
     }
 
     fn on_ack(&self, bytes: &[u8]) {
@@ -473,11 +502,12 @@ impl Near {
 }
 
 /// The names the near cache uses under a prefix: the peers' leases (in the
-/// counter's slot), the invalidation channel and the acknowledgement channel.
+/// counter's slot), the invalidation channel and each near cache's
+/// acknowledgement channel.
 pub(super) struct Names {
     pub(super) peers: String,
     pub(super) channel: String,
-    pub(super) acks: String,
+    acks: String,
 }
 
 impl Names {
@@ -485,8 +515,15 @@ impl Names {
         Self {
             peers: format!("{{{prefix}}}:n"),
             channel: format!("{{{prefix}}}:n:i"),
-            acks: format!("{{{prefix}}}:n:a"),
+            acks: format!("{{{prefix}}}:n:a:"),
         }
+    }
+
+    /// The channel where the near cache `id` hears acknowledgements of its
+    /// invalidations: each goes to its invalidator alone, so an
+    /// invalidation with N live peers is N messages, not N × N.
+    pub(super) fn acks_of(&self, id: u64) -> String {
+        format!("{}{id}", self.acks)
     }
 }
 
@@ -505,7 +542,7 @@ pub(super) async fn run(
         near.stop_serving();
         let Some(names) = adapter
             .upgrade()
-            .map(|inner| (inner.names.channel.clone(), inner.names.acks.clone()))
+            .map(|inner| (inner.names.channel.clone(), inner.names.acks_of(near.id)))
         else {
             return;
         };
@@ -579,12 +616,18 @@ pub(super) async fn run(
                     let bytes = message.get_payload_bytes();
                     if message.get_channel_name() == acks {
                         near.on_ack(bytes);
-                    } else if let Some(version) = near.on_invalidation(bytes) {
+                    } else if let Some((version, from)) = near.on_invalidation(bytes) {
+                        // Acknowledged to the invalidator, if it hears
+                        // acknowledgements (it has a near cache) and is not
+                        // this process.
+                        if from == 0 || from == near.id {
+                            continue;
+                        }
                         let Some(acker) = adapter.upgrade().map(super::RedisAdapter::from_inner)
                         else {
                             return;
                         };
-                        tokio::spawn(async move { acker.near_ack(version).await });
+                        tokio::spawn(async move { acker.near_ack(version, from).await });
                     }
                 }
                 None => {

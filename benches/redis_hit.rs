@@ -287,10 +287,51 @@ fn near(c: &mut Criterion) {
             }
         })
     });
+    // The protocol's floor, bare: a PUBLISH that `live` other processes
+    // answer with a PUBLISH each, awaited on a subscription.
+    let replies = runtime.block_on(async {
+        let client = redis::Client::open(redis_url()).expect("url");
+        let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+        pubsub
+            .subscribe(format!("{prefix}:echo:out"))
+            .await
+            .expect("subscribe");
+        tokio::sync::Mutex::new(pubsub.into_on_message())
+    });
+    let mut echoes = Vec::new();
     let mut peers = Vec::new();
     for live in [1, 4] {
+        while echoes.len() < live {
+            echoes.push(Peer::start(ECHO, &prefix));
+        }
+        group.bench_function(
+            format!("redis-rs PUBLISH, {live} processes PUBLISH back (bare)"),
+            |b| {
+                b.to_async(&runtime).iter_custom(|iters| {
+                    let (mut conn, replies) = (bare.clone(), &replies);
+                    let channel = format!("{prefix}:echo:in");
+                    async move {
+                        use futures_util::StreamExt;
+                        let mut replies = replies.lock().await;
+                        let start = std::time::Instant::now();
+                        for _ in 0..iters {
+                            let _: i64 = redis::cmd("PUBLISH")
+                                .arg(&channel)
+                                .arg("x")
+                                .query_async(&mut conn)
+                                .await
+                                .expect("publish");
+                            for _ in 0..live {
+                                replies.next().await.expect("a reply");
+                            }
+                        }
+                        start.elapsed()
+                    }
+                })
+            },
+        );
         while peers.len() < live {
-            peers.push(Peer::start(&prefix));
+            peers.push(Peer::start(PEER, &prefix));
         }
         group.bench_function(
             format!("t87s strict invalidate, {live} live peer processes"),
@@ -301,7 +342,7 @@ fn near(c: &mut Criterion) {
         );
     }
     group.finish();
-    drop(peers);
+    drop((peers, echoes));
     runtime.block_on(async {
         let _ = near.clear().await;
         let _: Result<(), _> = redis::cmd("DEL").arg(&key).query_async(&mut bare).await;
@@ -325,16 +366,19 @@ async fn near_adapter(prefix: &str) -> RedisAdapter {
 /// The environment variable that makes this bench binary a near-cache peer
 /// (the prefix is its value) instead of running the benches.
 const PEER: &str = "T87S_BENCH_NEAR_PEER";
+/// The same for a bare echo: every message on `{prefix}:echo:in` is
+/// published back on `{prefix}:echo:out`.
+const ECHO: &str = "T87S_BENCH_ECHO";
 
-/// Another process with a near cache on the bench's prefix: it holds its
-/// lease and acknowledges invalidations until its stdin closes.
+/// Another process of this binary (`role` [`PEER`] or [`ECHO`]) on the
+/// bench's prefix, until its stdin closes.
 struct Peer(std::process::Child);
 
 impl Peer {
-    fn start(prefix: &str) -> Self {
+    fn start(role: &str, prefix: &str) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(std::env::current_exe().expect("bench binary"))
-            .env(PEER, prefix)
+            .env(role, prefix)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -356,15 +400,22 @@ impl Drop for Peer {
     }
 }
 
-/// The peer's life: join, say so, wait for stdin to close.
-fn peer(prefix: &str) {
+/// A peer's life: join (a near cache) or subscribe (an echo), say so, and
+/// work until stdin closes.
+fn peer(role: &str, prefix: &str) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let _adapter = near_adapter(prefix).await;
+        let _adapter = match role {
+            PEER => Some(near_adapter(prefix).await),
+            _ => {
+                tokio::spawn(echo(prefix.to_owned()).await);
+                None
+            }
+        };
         println!("serving");
         let _ = tokio::task::spawn_blocking(|| {
             let mut sink = Vec::new();
@@ -374,11 +425,38 @@ fn peer(prefix: &str) {
     });
 }
 
+/// Subscribes, then returns the loop that publishes every message back.
+async fn echo(prefix: String) -> impl std::future::Future<Output = ()> {
+    use futures_util::StreamExt;
+    let client = redis::Client::open(redis_url()).expect("url");
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+    pubsub
+        .subscribe(format!("{prefix}:echo:in"))
+        .await
+        .expect("subscribe");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    async move {
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            let _: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(format!("{prefix}:echo:out"))
+                .arg(message.get_payload_bytes())
+                .query_async(&mut conn)
+                .await;
+        }
+    }
+}
+
 criterion_group!(benches, redis_hit, near);
 
 fn main() {
-    if let Ok(prefix) = std::env::var(PEER) {
-        return peer(&prefix);
+    for role in [PEER, ECHO] {
+        if let Ok(prefix) = std::env::var(role) {
+            return peer(role, &prefix);
+        }
     }
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -167,7 +167,10 @@ fn strict_write_then_read_on_a_cluster_is_never_stale() {
     let urls = cluster.urls().join(",");
     let pairs = 300;
     let stale = stale_in_write_then_read_pairs(&urls, "cluster", pairs);
-    assert_eq!(stale, 0, "stale reads in {pairs} write-then-read pairs on a Cluster");
+    assert_eq!(
+        stale, 0,
+        "stale reads in {pairs} write-then-read pairs on a Cluster"
+    );
 }
 
 /// Eventual mode, `pairs` times: A writes and invalidates, B reads until it
@@ -207,7 +210,9 @@ fn eventual_window(name: &str, load: Option<&str>, pairs: usize) {
     windows.sort();
     eprintln!(
         "eventual mode{}: {stale} of {pairs} first reads stale; window p50 {:?} p99 {:?}",
-        load.map_or(String::new(), |n| format!(" ({n} load tasks in each process)")),
+        load.map_or(String::new(), |n| format!(
+            " ({n} load tasks in each process)"
+        )),
         windows[windows.len() / 2],
         windows[windows.len() * 99 / 100]
     );

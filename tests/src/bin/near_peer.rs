@@ -110,9 +110,14 @@ fn main() {
                                 let k = (call * 7 + task) % 100;
                                 let tags = [TagPath::new(["load", &k.to_string()]).expect("tag")];
                                 let _ = cache
-                                    .query(&format!("load:{k}"), &tags, QueryOptions::new(), move || async move {
-                                        Ok::<_, std::io::Error>(format!("load {k}"))
-                                    })
+                                    .query(
+                                        &format!("load:{k}"),
+                                        &tags,
+                                        QueryOptions::new(),
+                                        move || async move {
+                                            Ok::<_, std::io::Error>(format!("load {k}"))
+                                        },
+                                    )
                                     .await;
                                 if call % 50 == 49 {
                                     let _ = cache.invalidate(&tags).await;

@@ -913,7 +913,9 @@ impl RedisAdapter {
 
     async fn clear_inner(&self) -> Result<(), AdapterError> {
         // First the floor, so a fetch in flight cannot write back what we delete.
-        let bumped = self.bump(&[], &near::Near::payload(self.near_id(), &[])?).await?;
+        let bumped = self
+            .bump(&[], &near::Near::payload(self.near_id(), &[])?)
+            .await?;
         let floor = bumped.0;
         self.after_bump(&[], bumped, Instant::now()).await;
         self.set_max(self.floor_key(), floor).await?;
@@ -1264,7 +1266,9 @@ impl StorageAdapter for RedisAdapter {
             let from = self.near_id();
             if !self.inner.link.is_cluster() {
                 // One node: the counter and every marker in one script.
-                let bumped = self.bump(&keys, &near::Near::payload(from, markers)?).await?;
+                let bumped = self
+                    .bump(&keys, &near::Near::payload(from, markers)?)
+                    .await?;
                 self.after_bump(markers, bumped, Instant::now()).await;
                 return Ok(());
             }

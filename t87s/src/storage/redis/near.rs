@@ -446,6 +446,10 @@ impl Near {
                 (*id, answered.checked_add(left).unwrap_or(answered))
             })
             .collect();
+        // Only waits for other processes are timed (an invalidation with no
+        // other live near cache waits for nothing).
+        #[cfg(feature = "metrics")]
+        let others = !pending.is_empty();
         let mut logged = false;
         let mut silent = Vec::new();
         loop {
@@ -456,12 +460,14 @@ impl Near {
             }
             let now = Instant::now();
             pending.retain(|(id, deadline)| {
-                let acked =
-                    near.is_some_and(|n| n.acks.lock().get(id).is_some_and(|v| *v >= version));
-                if !acked && now >= *deadline {
-                    silent.push(*id);
+                if near.is_some_and(|n| n.acks.lock().get(id).is_some_and(|v| *v >= version)) {
+                    return false;
                 }
-                !acked && now < *deadline
+                if now >= *deadline {
+                    silent.push(*id);
+                    return false;
+                }
+                true
             });
             let Some(next) = pending.iter().map(|(_, d)| *d).min() else {
                 let waited = now.saturating_duration_since(answered);
@@ -469,7 +475,7 @@ impl Near {
                     tracing::info!(target: "t87s", version, ?silent, ?waited, "invalidation waited out near-cache peers that neither acknowledged nor renewed");
                 }
                 #[cfg(feature = "metrics")]
-                if !peers.is_empty() {
+                if others {
                     crate::metrics::near_waited(waited, silent.len());
                 }
                 return;

@@ -1,6 +1,7 @@
 //! Stampede protection: one fetch per key, however many callers; and the
 //! leader's cancellation, panic or failure never strands the others.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +122,29 @@ fn followers(
             })
         })
         .collect()
+}
+
+/// A miss runs its fetch in the caller's own future: no task is spawned
+/// for it (a task per miss cost a spawn and, with tokio's aligned task
+/// cells, grew glibc's heap to several times the entries it held). A fetch
+/// that is ready at once is answered in the query's first poll.
+#[tokio::test]
+async fn a_miss_fetches_in_the_callers_future() {
+    for store in Store::MEMORY {
+        let h = Harness::new(store).await;
+        let (src, tags) = (Source::new(7u32), [tag(&["t"])]);
+        let query = h.cache.query("k", &tags, QueryOptions::new(), src.fetch());
+        let mut query = std::pin::pin!(query);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match query.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => assert_eq!(v.unwrap(), 7, "{store:?}"),
+            std::task::Poll::Pending => {
+                panic!("{store:?}: a miss with a ready fetch waited on something (a task?)")
+            }
+        }
+        assert_eq!(src.calls(), 1);
+        assert_eq!(h.cache.in_flight(), 0, "{store:?}: nothing left running");
+    }
 }
 
 #[tokio::test]

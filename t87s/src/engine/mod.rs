@@ -113,7 +113,9 @@ impl<T> Cacheable for T where
 /// # Concurrency
 ///
 /// Concurrent callers of one key share one fetch: the first *leads*, the
-/// others wait for its outcome. The fetch runs in a task of its own, so:
+/// others wait for its outcome. The leader's own future runs the fetch (a
+/// miss spawns no task), and hands it to a task of its own if that future
+/// is dropped before the fetch is done, so:
 ///
 /// - **Cancellation.** A caller whose future is dropped (a timeout, a client
 ///   gone) never cancels the shared fetch: the others still get its value,

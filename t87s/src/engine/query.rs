@@ -1,12 +1,15 @@
 //! The query path: look, then serve, join a flight, or lead one.
 //!
-//! A leader's fetch runs in a task of its own ([`Flight::fly`]): the caller
-//! that started it only awaits it, so dropping that caller's future never
-//! cancels what the others wait on.
+//! A leader's fetch ([`Flight::fly`]) runs in the leader's future, and goes
+//! on in a task of its own if that future is dropped first ([`Leading`]), so
+//! dropping a caller's future never cancels what the others wait on.
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tracing::Instrument;
@@ -110,7 +113,7 @@ impl<C: Codec> Primitives<C> {
                         // process published since the look.
                         first: first.filter(|_| self.inner.flights.generation() == generation),
                     };
-                    return flight.lead(fetch).instrument(span).await;
+                    return flight.lead(fetch, span).await;
                 }
                 Role::Follower(following) => following,
             };
@@ -149,7 +152,8 @@ impl<C: Codec> Primitives<C> {
         }
         let (tags, fetch) = call.split();
         let span = self.work_span("fetch", key, tags.as_ref().len());
-        self.fetch_alone(key, tags.as_ref(), &options, before, version, fetch)
+        // Boxed: a rare path, kept out of every miss's future.
+        Box::pin(self.fetch_alone(key, tags.as_ref(), &options, before, version, fetch))
             .instrument(span)
             .await
     }
@@ -245,7 +249,7 @@ impl<C: Codec> Primitives<C> {
 }
 
 /// A flight this caller leads: everything its fetch needs, owned, so it can
-/// run in a task of its own.
+/// go on in a task of its own (see [`Leading`]).
 struct Flight<C: Codec, T, E> {
     engine: Primitives<C>,
     guard: FlightGuard,
@@ -261,26 +265,18 @@ struct Flight<C: Codec, T, E> {
 }
 
 impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
-    /// Runs the flight in its own task and waits for it. The task goes on if
-    /// this caller is dropped; a panic in the fetch is re-raised here.
-    async fn lead<F, Fut>(self, fetch: F) -> Result<Served<T>, E>
+    /// The flight, run by this caller's future (in `span`) until it is
+    /// done, or handed to a task of its own if the caller goes away first
+    /// (see [`Leading`]).
+    fn lead<F, Fut>(self, fetch: F, span: tracing::Span) -> Leading<C, T, E>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No tokio runtime: the fetch runs in the caller's future.
-            return self.fly(fetch).await;
-        };
         let engine = self.engine.clone();
-        match engine.spawn(&runtime, self.fly(fetch)).await {
-            Ok(served) => served,
-            Err(error) => match error.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // The runtime is shutting down and took the task with it;
-                // this caller goes with it.
-                Err(_) => std::future::pending().await,
-            },
+        Leading {
+            flight: Some(Box::pin(self.fly(fetch).instrument(span))),
+            engine,
         }
     }
 
@@ -288,7 +284,10 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
     /// looks once more when that look is not current (another process may
     /// just have stored the value), then fetches (extending the lease),
     /// stores and releases in one call, and publishes.
-    async fn fly<F, Fut>(self, fetch: F) -> Result<Served<T>, E>
+    fn fly<F, Fut>(
+        self,
+        fetch: F,
+    ) -> impl Future<Output = Result<Served<T>, E>> + use<C, T, E, F, Fut>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
@@ -303,108 +302,173 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
             share,
             first,
         } = self;
-        let key = &*key;
-        let (mut lease, mut version) = match first {
-            Some((lease, version)) => (lease, Some(version)),
-            None => (engine.lease(key).await, None),
-        };
-        if lease == Lease::Held {
-            match engine.await_other_process::<T>(key, &tags).await {
-                Waited::Served(served) => {
-                    guard.publish(found(&served.after, &engine));
-                    return Ok(served);
+        // Taken apart before the future is made: an `async fn` would hold
+        // both `self` and its parts.
+        async move {
+            let key = &*key;
+            let (mut lease, mut version) = match first {
+                Some((lease, version)) => (lease, Some(version)),
+                None => (engine.lease(key).await, None),
+            };
+            if lease == Lease::Held {
+                // Boxed: a rare path, kept out of every flight's future.
+                match Box::pin(engine.await_other_process::<T>(key, &tags)).await {
+                    Waited::Served(served) => {
+                        guard.publish(found(&served.after, &engine));
+                        return Ok(served);
+                    }
+                    Waited::Lease(next, read) => (lease, version) = (next, read),
                 }
-                Waited::Lease(next, read) => (lease, version) = (next, read),
+            }
+            let version = match version {
+                Some(version) => Some(version),
+                None => {
+                    let now = engine.inner.settings.clock.now_ms();
+                    match engine.look(key, Some(&tags), now).await {
+                        Ok((read, newest)) => {
+                            match engine.classify::<T>(read.entry, newest, now) {
+                                Look::Fresh(stored, value) => {
+                                    engine.release(key, lease).await;
+                                    engine.emit(engine.hit_kind(&stored), key, None);
+                                    guard.publish(found(&stored, &engine));
+                                    return Ok(Served::hit(value, stored));
+                                }
+                                Look::Graced(stored, _) | Look::Invalidated(stored) => {
+                                    before = Some(stored);
+                                }
+                                Look::Undecodable(_) | Look::Dead | Look::Missing => {}
+                            }
+                            Some(read.version)
+                        }
+                        Err(error) => {
+                            // Unreadable (down, or a key holding something
+                            // else): fetch anyway; store if the version can be
+                            // had (overwriting what could not be read).
+                            engine.emit(EventKind::AdapterError, key, Some(&error));
+                            engine.inner.settings.adapter.version().await.ok()
+                        }
+                    }
+                }
+            };
+
+            let epoch = engine.local_epoch();
+            guard.start_fetch();
+            engine.emit(EventKind::Miss, key, None);
+            let started = Instant::now();
+            let result = match CatchUnwind::new(engine.holding(key, lease, fetch())).await {
+                Ok(result) => {
+                    engine.emit_timed(EventKind::Fetched, key, started.elapsed());
+                    result
+                }
+                Err(panic) => {
+                    // Followers wake and one fetches instead; the lease goes now,
+                    // not when it times out.
+                    drop(guard);
+                    engine.release(key, lease).await;
+                    std::panic::resume_unwind(panic);
+                }
+            };
+            let produced = engine.inner.settings.clock.now_ms();
+            match result {
+                Ok(value) => {
+                    // Stored, then the lease released, in one call: a process
+                    // waiting on the lease finds the value, not a free lease and
+                    // an empty key.
+                    let after = engine
+                        .store(
+                            key,
+                            (&tags, &options),
+                            value.clone(),
+                            version,
+                            produced,
+                            lease,
+                        )
+                        .await;
+                    guard.publish(Outcome::Fresh(Fresh {
+                        entry: Arc::clone(&after),
+                        fetched: true,
+                        epoch,
+                    }));
+                    Ok(Served {
+                        value,
+                        before,
+                        after,
+                    })
+                }
+                Err(error) => {
+                    engine.release(key, lease).await;
+                    match engine.fail_safe::<T>(key, &error, before) {
+                        Some(served) => {
+                            guard.publish(Outcome::FailSafe(Arc::clone(&served.after)));
+                            Ok(served)
+                        }
+                        None => {
+                            guard.publish(Outcome::Failed(Arc::new(share.failure(&error))));
+                            Err(error)
+                        }
+                    }
+                }
             }
         }
-        let version = match version {
-            Some(version) => Some(version),
-            None => {
-                let now = engine.inner.settings.clock.now_ms();
-                match engine.look(key, Some(&tags), now).await {
-                    Ok((read, newest)) => {
-                        match engine.classify::<T>(read.entry, newest, now) {
-                            Look::Fresh(stored, value) => {
-                                engine.release(key, lease).await;
-                                engine.emit(engine.hit_kind(&stored), key, None);
-                                guard.publish(found(&stored, &engine));
-                                return Ok(Served::hit(value, stored));
-                            }
-                            Look::Graced(stored, _) | Look::Invalidated(stored) => {
-                                before = Some(stored);
-                            }
-                            Look::Undecodable(_) | Look::Dead | Look::Missing => {}
-                        }
-                        Some(read.version)
-                    }
-                    Err(error) => {
-                        // Unreadable (down, or a key holding something
-                        // else): fetch anyway; store if the version can be
-                        // had (overwriting what could not be read).
-                        engine.emit(EventKind::AdapterError, key, Some(&error));
-                        engine.inner.settings.adapter.version().await.ok()
-                    }
-                }
-            }
-        };
+    }
+}
 
-        let epoch = engine.local_epoch();
-        guard.start_fetch();
-        engine.emit(EventKind::Miss, key, None);
-        let started = Instant::now();
-        let result = match CatchUnwind::new(engine.holding(key, lease, fetch())).await {
-            Ok(result) => {
-                engine.emit_timed(EventKind::Fetched, key, started.elapsed());
-                result
+/// A flight's future, boxed so it can be handed to a task.
+type BoxedFlight<T, E> = Pin<Box<dyn Future<Output = Result<Served<T>, E>> + Send>>;
+
+/// A leader's flight, polled by the leader's own future.
+///
+/// A miss spawns no task: a task per miss costs a spawn and, with tokio's
+/// cache-line-aligned task cells, an aligned allocation that glibc's malloc
+/// serves by splitting its heap (resident memory per entry grew to several
+/// times the entries' size). But the flight must outlive its leader, whose
+/// future may be dropped mid-fetch while other callers wait on the flight
+/// (and a shared store's lease is held for it): so if the leader goes away
+/// before the flight is done, the flight goes on in a task of its own,
+/// spawned then.
+struct Leading<C: Codec, T: 'static, E: 'static> {
+    /// `None` once done (or once it panicked: it is never polled again).
+    flight: Option<BoxedFlight<T, E>>,
+    engine: Primitives<C>,
+}
+
+impl<C: Codec, T: 'static, E: 'static> Future for Leading<C, T, E> {
+    type Output = Result<Served<T>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(flight) = self.flight.as_mut() else {
+            // Polled after it answered: it never answers twice.
+            return Poll::Pending;
+        };
+        match catch_unwind(AssertUnwindSafe(|| flight.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(served)) => {
+                self.flight = None;
+                Poll::Ready(served)
             }
             Err(panic) => {
-                // Followers wake and one fetches instead; the lease goes now,
-                // not when it times out.
-                drop(guard);
-                engine.release(key, lease).await;
-                std::panic::resume_unwind(panic);
+                // The fetch panicked (the flight released its lease and
+                // woke its followers): re-raised in the leader, as it was
+                // raised, and the flight is not handed on.
+                self.flight = None;
+                std::panic::resume_unwind(panic)
             }
+        }
+    }
+}
+
+impl<C: Codec, T: 'static, E: 'static> Drop for Leading<C, T, E> {
+    fn drop(&mut self) {
+        let Some(flight) = self.flight.take() else {
+            return;
         };
-        let produced = engine.inner.settings.clock.now_ms();
-        match result {
-            Ok(value) => {
-                // Stored, then the lease released, in one call: a process
-                // waiting on the lease finds the value, not a free lease and
-                // an empty key.
-                let after = engine
-                    .store(
-                        key,
-                        (&tags, &options),
-                        value.clone(),
-                        version,
-                        produced,
-                        lease,
-                    )
-                    .await;
-                guard.publish(Outcome::Fresh(Fresh {
-                    entry: Arc::clone(&after),
-                    fetched: true,
-                    epoch,
-                }));
-                Ok(Served {
-                    value,
-                    before,
-                    after,
-                })
-            }
-            Err(error) => {
-                engine.release(key, lease).await;
-                match engine.fail_safe::<T>(key, &error, before) {
-                    Some(served) => {
-                        guard.publish(Outcome::FailSafe(Arc::clone(&served.after)));
-                        Ok(served)
-                    }
-                    None => {
-                        guard.publish(Outcome::Failed(Arc::new(share.failure(&error))));
-                        Err(error)
-                    }
-                }
-            }
+        // The leader went away mid-flight: the flight goes on by itself.
+        // With no runtime to run it (or one shutting down), it is dropped:
+        // its followers wake and one of them fetches.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // Its callers have their answer from the flight itself.
+            let flight = async move { drop(flight.await) };
+            drop(self.engine.spawn(&runtime, flight));
         }
     }
 }

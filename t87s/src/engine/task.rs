@@ -43,11 +43,31 @@ impl<F: Future> Future for CatchUnwind<F> {
 }
 
 /// Counts a running engine task in [`Primitives::in_flight`].
-struct Counted<C: Codec>(Arc<Inner<C>>);
+struct Count<C: Codec>(Arc<Inner<C>>);
 
-impl<C: Codec> Drop for Counted<C> {
+impl<C: Codec> Drop for Count<C> {
     fn drop(&mut self) {
         self.0.tasks.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task's future, counted while it lives. A struct rather than an
+    /// `async` block: the block would hold the future twice (as the value
+    /// it captured and as the future it awaits), doubling every miss's
+    /// task allocation.
+    struct Counted<C: Codec, F> {
+        #[pin]
+        work: F,
+        count: Count<C>,
+    }
+}
+
+impl<C: Codec, F: Future> Future for Counted<C, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().work.poll(cx)
     }
 }
 
@@ -60,10 +80,9 @@ impl<C: Codec> Primitives<C> {
         work: impl Future<Output = O> + Send + 'static,
     ) -> JoinHandle<O> {
         self.inner.tasks.fetch_add(1, Ordering::AcqRel);
-        let counted = Counted(Arc::clone(&self.inner));
-        let task = async move {
-            let _counted = counted;
-            work.await
+        let task = Counted {
+            work,
+            count: Count(Arc::clone(&self.inner)),
         };
         runtime.spawn(task.instrument(tracing::Span::current()))
     }

@@ -213,6 +213,22 @@ fn varint(out: &mut Vec<u8>, n: u128) {
     }
 }
 
+/// `tag` then `n` as [`varint64`] writes it, in one append (a hit encodes
+/// its arguments on every call).
+#[inline]
+fn tagged_varint64(out: &mut Vec<u8>, tag: u8, mut n: u64) {
+    let mut buf = [0u8; 11];
+    buf[0] = tag;
+    let mut len = 1;
+    while n >= 0x80 && len < 10 {
+        buf[len] = (n & 0x7f) as u8 | 0x80;
+        n >>= 7;
+        len += 1;
+    }
+    buf[len] = n as u8;
+    out.extend_from_slice(buf.get(..=len).unwrap_or(&buf));
+}
+
 #[inline]
 fn varint64(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
@@ -247,8 +263,7 @@ struct Encoder<'a> {
 impl<'a> Encoder<'a> {
     #[inline]
     fn uint(self, tag: u8, v: u64) -> Result<(), KeyError> {
-        self.parts.bytes.push(tag);
-        varint64(&mut self.parts.bytes, v);
+        tagged_varint64(&mut self.parts.bytes, tag, v);
         self.parts
             .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())
@@ -256,9 +271,8 @@ impl<'a> Encoder<'a> {
 
     #[inline]
     fn int(self, tag: u8, v: i64) -> Result<(), KeyError> {
-        self.parts.bytes.push(tag);
         // Zigzag: small magnitudes stay small either sign.
-        varint64(&mut self.parts.bytes, ((v << 1) ^ (v >> 63)) as u64);
+        tagged_varint64(&mut self.parts.bytes, tag, ((v << 1) ^ (v >> 63)) as u64);
         self.parts
             .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())

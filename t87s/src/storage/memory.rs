@@ -60,7 +60,7 @@ pub struct MemoryAdapter {
 }
 
 struct Inner {
-    entries: quick_cache::sync::Cache<OwnedKey, Arc<StoredEntry>>,
+    entries: Entries,
     markers: RwLock<Markers>,
     /// The current version: returned by reads, consumed by invalidations.
     version: AtomicU64,
@@ -307,11 +307,18 @@ impl MemoryAdapter {
         Read::new(Some(entry), self.newest(markers), version)
     }
 
+    #[inline(always)]
     fn newest(&self, markers: MarkerSet<'_>) -> u64 {
         if markers.is_empty() {
             // Only the floor: no lock on the hit path.
             return self.inner.floor.load(Ordering::Acquire);
         }
+        self.newest_of(markers)
+    }
+
+    /// [`newest`](Self::newest) of markers that must be looked up.
+    #[inline(never)]
+    fn newest_of(&self, markers: MarkerSet<'_>) -> u64 {
         let table = self.inner.markers.read();
         let mut newest = table.floor;
         if table.map.is_empty() {
@@ -342,7 +349,7 @@ impl MemoryAdapter {
 /// A quick_cache map that never holds more than `max_entries`: quick_cache
 /// rounds each shard's share up, so pick the shard count here and round the
 /// capacity down to a multiple of it.
-fn bounded_map(max_entries: usize) -> quick_cache::sync::Cache<OwnedKey, Arc<StoredEntry>> {
+fn bounded_map(max_entries: usize) -> Entries {
     let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut shards = (parallelism * 4).next_power_of_two();
     while shards > 1 && max_entries / shards < 32 {
@@ -358,11 +365,61 @@ fn bounded_map(max_entries: usize) -> quick_cache::sync::Cache<OwnedKey, Arc<Sto
         Ok(options) => quick_cache::sync::Cache::with_options(
             options,
             quick_cache::UnitWeighter,
-            quick_cache::DefaultHashBuilder::default(),
+            ByDigest,
             quick_cache::sync::DefaultLifecycle::default(),
         ),
         // Only reachable if quick_cache changes which options it requires.
-        Err(_) => quick_cache::sync::Cache::new(capacity),
+        Err(_) => quick_cache::sync::Cache::with(
+            capacity,
+            capacity as u64,
+            quick_cache::UnitWeighter,
+            ByDigest,
+            quick_cache::sync::DefaultLifecycle::default(),
+        ),
+    }
+}
+
+/// The entries' map.
+type Entries = quick_cache::sync::Cache<
+    OwnedKey,
+    Arc<StoredEntry>,
+    quick_cache::UnitWeighter,
+    ByDigest,
+>;
+
+/// Hashes an entry key by its digest as it is: the digest is already a
+/// 64-bit hash of the key ([`key::digest`], xxh3), which every key type here
+/// writes as its one `u64`; hashing it again would cost every hit for
+/// nothing.
+#[derive(Clone, Copy, Default)]
+struct ByDigest;
+
+impl std::hash::BuildHasher for ByDigest {
+    type Hasher = DigestHasher;
+
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+/// See [`ByDigest`].
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    #[inline]
+    fn write_u64(&mut self, digest: u64) {
+        self.0 = digest;
+    }
+
+    /// Never called by the keys here (they write one `u64`); mixes anything
+    /// else in rather than ignoring it.
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

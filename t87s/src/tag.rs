@@ -2,9 +2,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
 
 /// The character that separates the segments of an encoded path.
 const SEPARATOR: char = '/';
@@ -34,7 +34,9 @@ pub enum TagError {
 /// Segments may hold any text: `/` and `%` inside a segment are escaped and an
 /// empty segment is spelled `%00`, so two different segment lists never encode
 /// alike (`["a/b"]` is not `["a", "b"]`).
-/// Clones are cheap (the encoded text is shared).
+/// Clones are cheap: a path of up to 23 bytes is held inline (no
+/// allocation: most tags, so a cached entry's one tag costs no allocation of
+/// its own), a longer one is shared.
 ///
 /// ```
 /// use t87s::engine::TagPath;
@@ -46,7 +48,7 @@ pub enum TagError {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TagPath {
-    encoded: Arc<str>,
+    encoded: SmolStr,
 }
 
 impl TagPath {
@@ -150,7 +152,7 @@ impl TagPath {
     /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn as_str(&self) -> &str {
-        &self.encoded
+        self.encoded.as_str()
     }
 
     /// The decoded segments.

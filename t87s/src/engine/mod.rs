@@ -119,7 +119,9 @@ impl<T> Cacheable for T where
 ///
 /// - **Cancellation.** A caller whose future is dropped (a timeout, a client
 ///   gone) never cancels the shared fetch: the others still get its value,
-///   and it is stored.
+///   and it is stored. (A leader's future that is kept but no longer polled
+///   holds its fetch, and the callers waiting on it, until it is polled or
+///   dropped: drop the futures you stop awaiting.)
 /// - **Panics.** A fetch that panics re-raises the panic in the leader's
 ///   caller; the waiters wake, and one of them fetches instead. No key is
 ///   left blocked or poisoned.

@@ -365,7 +365,7 @@ fn bounded_map(max_entries: usize) -> Entries {
         Ok(options) => quick_cache::sync::Cache::with_options(
             options,
             quick_cache::UnitWeighter,
-            ByDigest,
+            ByDigest::default(),
             quick_cache::sync::DefaultLifecycle::default(),
         ),
         // Only reachable if quick_cache changes which options it requires.
@@ -373,42 +373,54 @@ fn bounded_map(max_entries: usize) -> Entries {
             capacity,
             capacity as u64,
             quick_cache::UnitWeighter,
-            ByDigest,
+            ByDigest::default(),
             quick_cache::sync::DefaultLifecycle::default(),
         ),
     }
 }
 
 /// The entries' map.
-type Entries = quick_cache::sync::Cache<
-    OwnedKey,
-    Arc<StoredEntry>,
-    quick_cache::UnitWeighter,
-    ByDigest,
->;
+type Entries =
+    quick_cache::sync::Cache<OwnedKey, Arc<StoredEntry>, quick_cache::UnitWeighter, ByDigest>;
 
-/// Hashes an entry key by its digest as it is: the digest is already a
-/// 64-bit hash of the key ([`key::digest`], xxh3), which every key type here
-/// writes as its one `u64`; hashing it again would cost every hit for
-/// nothing.
-#[derive(Clone, Copy, Default)]
-struct ByDigest;
+/// Hashes an entry key by its digest: the digest is already a 64-bit hash
+/// of the key ([`key::digest`], xxh3), which every key type here writes as
+/// its one `u64`, so it is only mixed with a seed drawn per map (one
+/// multiply), not hashed again. The seed keeps bucket positions
+/// unpredictable: keys chosen to collide in a few bits of their digest do
+/// not collide in the map.
+#[derive(Clone, Copy)]
+struct ByDigest {
+    seed: u64,
+}
+
+impl Default for ByDigest {
+    fn default() -> Self {
+        Self {
+            seed: fastrand::u64(..),
+        }
+    }
+}
 
 impl std::hash::BuildHasher for ByDigest {
     type Hasher = DigestHasher;
 
+    #[inline]
     fn build_hasher(&self) -> DigestHasher {
-        DigestHasher(0)
+        DigestHasher(self.seed)
     }
 }
 
-/// See [`ByDigest`].
+/// See [`ByDigest`]: holds the seed until the digest is written.
 struct DigestHasher(u64);
 
 impl Hasher for DigestHasher {
     #[inline]
     fn write_u64(&mut self, digest: u64) {
-        self.0 = digest;
+        // A folded multiply: every bit of the product depends on every bit
+        // of `digest ^ seed`.
+        let product = u128::from(digest ^ self.0) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 
     /// Never called by the keys here (they write one `u64`); mixes anything
@@ -723,11 +735,41 @@ impl MemoryAdapterBuilder {
 mod tests {
     use std::sync::Arc;
 
-    use super::{ByText, MemoryAdapter, RECENT_MARKERS};
+    use super::{ByDigest, ByText, MemoryAdapter, RECENT_MARKERS};
     use crate::clock::ManualClock;
     use crate::entry::{StoredEntry, StoredValue};
     use crate::storage::{EntryKey, MarkerKey, MarkerScope, MarkerSet, StorageAdapter};
     use crate::tag::TagPath;
+
+    /// Digests that differ only in their high bits (as keys chosen to
+    /// collide in a map's low bits would) land in different buckets, and
+    /// where a digest lands depends on the map's seed.
+    #[test]
+    fn digests_are_mixed_with_a_seed_per_map() {
+        let map = ByDigest::default();
+        let low_bits = |h: u64| h & 0xffff;
+        let hashes: Vec<u64> = (0..64u64).map(|i| map.hash_one_digest(i << 48)).collect();
+        let mut buckets: Vec<u64> = hashes.iter().map(|h| low_bits(*h)).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        assert!(
+            buckets.len() > 60,
+            "high-bit-only digests crowd {} buckets",
+            buckets.len()
+        );
+        let (a, b) = (ByDigest { seed: 1 }, ByDigest { seed: 2 });
+        assert_ne!(a.hash_one_digest(7), b.hash_one_digest(7));
+        assert_eq!(a.hash_one_digest(7), a.hash_one_digest(7));
+    }
+
+    impl ByDigest {
+        fn hash_one_digest(&self, digest: u64) -> u64 {
+            use std::hash::{BuildHasher, Hasher};
+            let mut hasher = self.build_hasher();
+            hasher.write_u64(digest);
+            hasher.finish()
+        }
+    }
 
     /// A reader that checked its markers at some version tests only the
     /// markers set since against its tags; the answer is the one the full

@@ -326,6 +326,70 @@ async fn a_panicking_leader_frees_its_lease_for_other_processes_at_once() {
     );
 }
 
+/// The leader's caller is aborted mid-fetch (a request timeout): its fetch
+/// goes on without it (a miss runs its fetch in the caller's future, and
+/// hands it to a task of its own when that future is dropped), is stored,
+/// and frees the lease, so another process takes the value, not a wait on a
+/// lease nobody fetches under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_leaders_fetch_goes_on_stores_and_frees_its_lease() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    let a = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let b = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let leader = {
+        let (a, calls) = (a.clone(), calls.clone());
+        tokio::spawn(async move {
+            a.query(
+                "k",
+                &[tag(&["p"])],
+                QueryOptions::new(),
+                move || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    started_tx.send(()).ok();
+                    go_rx.await.ok();
+                    Ok::<u64, std::io::Error>(7)
+                },
+            )
+            .await
+        })
+    };
+    started_rx.await.unwrap();
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    assert!(a.in_flight() > 0, "the fetch goes on without its caller");
+    go_tx.send(()).unwrap();
+
+    let started = Instant::now();
+    let src = Source::new(3u64);
+    let v = b
+        .query("k", &[tag(&["p"])], QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!(
+        (v, src.calls(), calls.load(Ordering::SeqCst)),
+        (7, 0, 1),
+        "the other process took the aborted leader's value"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(a.in_flight(), 0, "nothing left running");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refresh_per_expiry_across_processes() {
     if !redis_available().await {

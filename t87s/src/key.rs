@@ -213,29 +213,18 @@ fn varint(out: &mut Vec<u8>, n: u128) {
     }
 }
 
-/// `tag` then `n` as [`varint64`] writes it, in one append (a hit encodes
-/// its arguments on every call).
+/// `n` in LEB128, in one append (a hit encodes its arguments on every call).
 #[inline]
-fn tagged_varint64(out: &mut Vec<u8>, tag: u8, mut n: u64) {
-    let mut buf = [0u8; 11];
-    buf[0] = tag;
-    let mut len = 1;
-    while n >= 0x80 && len < 10 {
+fn varint64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 10];
+    let mut len = 0;
+    while n >= 0x80 && len < 9 {
         buf[len] = (n & 0x7f) as u8 | 0x80;
         n >>= 7;
         len += 1;
     }
     buf[len] = n as u8;
     out.extend_from_slice(buf.get(..=len).unwrap_or(&buf));
-}
-
-#[inline]
-fn varint64(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n & 0x7f) as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 fn name(out: &mut Vec<u8>, name: &str) {
@@ -263,7 +252,8 @@ struct Encoder<'a> {
 impl<'a> Encoder<'a> {
     #[inline]
     fn uint(self, tag: u8, v: u64) -> Result<(), KeyError> {
-        tagged_varint64(&mut self.parts.bytes, tag, v);
+        self.parts.bytes.push(tag);
+        varint64(&mut self.parts.bytes, v);
         self.parts
             .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())
@@ -271,8 +261,9 @@ impl<'a> Encoder<'a> {
 
     #[inline]
     fn int(self, tag: u8, v: i64) -> Result<(), KeyError> {
+        self.parts.bytes.push(tag);
         // Zigzag: small magnitudes stay small either sign.
-        tagged_varint64(&mut self.parts.bytes, tag, ((v << 1) ^ (v >> 63)) as u64);
+        varint64(&mut self.parts.bytes, ((v << 1) ^ (v >> 63)) as u64);
         self.parts
             .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())

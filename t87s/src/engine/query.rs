@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -275,7 +274,9 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
     {
         let engine = self.engine.clone();
         Leading {
-            flight: Some(Box::pin(self.fly(fetch).instrument(span))),
+            flight: Some(CatchUnwind::boxed(Box::pin(
+                self.fly(fetch).instrument(span),
+            ))),
             engine,
         }
     }
@@ -413,8 +414,9 @@ impl<C: Codec, T: Cacheable, E: fmt::Display + Send + 'static> Flight<C, T, E> {
     }
 }
 
-/// A flight's future, boxed so it can be handed to a task.
-type BoxedFlight<T, E> = Pin<Box<dyn Future<Output = Result<Served<T>, E>> + Send>>;
+/// A flight's future, boxed so it can be handed to a task, its panics
+/// caught while the leader polls it.
+type BoxedFlight<T, E> = CatchUnwind<dyn Future<Output = Result<Served<T>, E>> + Send>;
 
 /// A leader's flight, polled by the leader's own future.
 ///
@@ -440,19 +442,16 @@ impl<C: Codec, T: 'static, E: 'static> Future for Leading<C, T, E> {
             // Polled after it answered: it never answers twice.
             return Poll::Pending;
         };
-        match catch_unwind(AssertUnwindSafe(|| flight.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(served)) => {
-                self.flight = None;
-                Poll::Ready(served)
-            }
-            Err(panic) => {
-                // The fetch panicked (the flight released its lease and
-                // woke its followers): re-raised in the leader, as it was
-                // raised, and the flight is not handed on.
-                self.flight = None;
-                std::panic::resume_unwind(panic)
-            }
+        let Poll::Ready(outcome) = Pin::new(flight).poll(cx) else {
+            return Poll::Pending;
+        };
+        // Done, or panicked (the flight released its lease and woke its
+        // followers): either way it is not handed on.
+        self.flight = None;
+        match outcome {
+            Ok(served) => Poll::Ready(served),
+            // Re-raised in the leader, as it was raised.
+            Err(panic) => std::panic::resume_unwind(panic),
         }
     }
 }
@@ -467,6 +466,7 @@ impl<C: Codec, T: 'static, E: 'static> Drop for Leading<C, T, E> {
         // its followers wake and one of them fetches.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             // Its callers have their answer from the flight itself.
+            let flight = flight.into_inner();
             let flight = async move { drop(flight.await) };
             drop(self.engine.spawn(&runtime, flight));
         }

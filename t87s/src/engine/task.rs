@@ -21,7 +21,7 @@ use crate::codec::Codec;
 pub(crate) type Panic = Box<dyn Any + Send>;
 
 /// Polls a future, turning a panic inside it into `Err(payload)`.
-pub(crate) struct CatchUnwind<F>(Pin<Box<F>>);
+pub(crate) struct CatchUnwind<F: ?Sized>(Pin<Box<F>>);
 
 impl<F: Future> CatchUnwind<F> {
     pub(crate) fn new(future: F) -> Self {
@@ -29,7 +29,19 @@ impl<F: Future> CatchUnwind<F> {
     }
 }
 
-impl<F: Future> Future for CatchUnwind<F> {
+impl<F: Future + ?Sized> CatchUnwind<F> {
+    /// Catches the panics of a future already boxed.
+    pub(crate) fn boxed(future: Pin<Box<F>>) -> Self {
+        Self(future)
+    }
+
+    /// The future, to be polled without catching.
+    pub(crate) fn into_inner(self) -> Pin<Box<F>> {
+        self.0
+    }
+}
+
+impl<F: Future + ?Sized> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Panic>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -28,6 +28,18 @@ async fn process(url: &str, prefix: &str, clock: ManualClock, lease: &str) -> Pr
         .unwrap()
 }
 
+/// Two "processes" on one test-owned server and prefix, sharing a clock,
+/// each with `lease` as its lease timeout (the server lives as long as the
+/// first element).
+async fn two_processes(lease: &str) -> (RedisServer, ManualClock, Primitives, Primitives) {
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    let a = process(&server.url(), &prefix, clock.clone(), lease).await;
+    let b = process(&server.url(), &prefix, clock.clone(), lease).await;
+    (server, clock, a, b)
+}
+
 async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(url).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
@@ -257,11 +269,7 @@ async fn a_waiter_waits_as_long_as_the_holder_lives() {
     if !redis_available().await {
         return;
     }
-    let server = RedisServer::start(&[]);
-    let prefix = unique_prefix();
-    let clock = ManualClock::new(T0);
-    let a = process(&server.url(), &prefix, clock.clone(), "300ms").await;
-    let b = process(&server.url(), &prefix, clock.clone(), "300ms").await;
+    let (_server, _, a, b) = two_processes("300ms").await;
     let tags = [tag(&["slow"])];
     let calls = Arc::new(AtomicUsize::new(0));
 
@@ -295,11 +303,7 @@ async fn a_panicking_leader_frees_its_lease_for_other_processes_at_once() {
     if !redis_available().await {
         return;
     }
-    let server = RedisServer::start(&[]);
-    let prefix = unique_prefix();
-    let clock = ManualClock::new(T0);
-    let a = process(&server.url(), &prefix, clock.clone(), "5s").await;
-    let b = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let (_server, _, a, b) = two_processes("5s").await;
     let tags = [tag(&["p"])];
     let panicked = tokio::spawn(async move {
         a.query("k", &tags, QueryOptions::new(), || async {
@@ -336,11 +340,7 @@ async fn an_aborted_leaders_fetch_goes_on_stores_and_frees_its_lease() {
     if !redis_available().await {
         return;
     }
-    let server = RedisServer::start(&[]);
-    let prefix = unique_prefix();
-    let clock = ManualClock::new(T0);
-    let a = process(&server.url(), &prefix, clock.clone(), "5s").await;
-    let b = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let (_server, _, a, b) = two_processes("5s").await;
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -395,11 +395,7 @@ async fn one_refresh_per_expiry_across_processes() {
     if !redis_available().await {
         return;
     }
-    let server = RedisServer::start(&[]);
-    let prefix = unique_prefix();
-    let clock = ManualClock::new(T0);
-    let a = process(&server.url(), &prefix, clock.clone(), "5s").await;
-    let b = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let (_server, clock, a, b) = two_processes("5s").await;
     let tags = [tag(&["feed"])];
     let options = || {
         QueryOptions::new()

@@ -370,27 +370,49 @@ impl RedisAdapter {
     // than `format!`: a read builds seven of them, and `format!` cost a
     // Redis hit about 4,000 instructions of reallocations (callgrind).
     fn entry_key(&self, key: EntryKey<'_>) -> String {
-        concat(&[&self.inner.prefix, ":e:", key.prefix, ":", key.key])
+        self.entry_parts(key).joined()
     }
 
     fn lease_key(&self, key: EntryKey<'_>) -> String {
-        concat(&[&self.inner.prefix, ":l:", key.prefix, ":", key.key])
+        self.lease_parts(key).joined()
     }
 
     fn marker_key(&self, marker: MarkerKey<'_>) -> String {
+        self.marker_parts(marker).joined()
+    }
+
+    fn version_key(&self) -> String {
+        self.version_parts().joined()
+    }
+
+    fn floor_key(&self) -> String {
+        self.floor_parts().joined()
+    }
+
+    // The key layout (the table at the top of this module), as parts.
+
+    fn entry_parts<'a>(&'a self, key: EntryKey<'a>) -> Joined<'a> {
+        Joined([&self.inner.prefix, ":e:", key.prefix, ":", key.key])
+    }
+
+    fn lease_parts<'a>(&'a self, key: EntryKey<'a>) -> Joined<'a> {
+        Joined([&self.inner.prefix, ":l:", key.prefix, ":", key.key])
+    }
+
+    fn marker_parts<'a>(&'a self, marker: MarkerKey<'a>) -> Joined<'a> {
         let scope = match marker.scope {
             MarkerScope::Prefix => ":m:p:",
             MarkerScope::Exact => ":m:x:",
         };
-        concat(&[&self.inner.prefix, scope, marker.prefix, ":", marker.path])
+        Joined([&self.inner.prefix, scope, marker.prefix, ":", marker.path])
     }
 
-    fn version_key(&self) -> String {
-        concat(&["{", &self.inner.prefix, "}:v"])
+    fn version_parts(&self) -> Joined<'_> {
+        Joined(["{", &self.inner.prefix, "}:v", "", ""])
     }
 
-    fn floor_key(&self) -> String {
-        concat(&["{", &self.inner.prefix, "}:f"])
+    fn floor_parts(&self) -> Joined<'_> {
+        Joined(["{", &self.inner.prefix, "}:f", "", ""])
     }
 
     /// Runs `f` under the command timeout, on a connection of its own
@@ -541,17 +563,14 @@ impl RedisAdapter {
         now_ms: u64,
         ask: Option<LeaseAsk>,
     ) -> Result<Read, AdapterError> {
-        let entry_key = self.entry_key(key);
-        let lease_key = self.lease_key(key);
+        let (entry, lease) = (self.entry_parts(key), self.lease_parts(key));
         let mut rest = Vec::with_capacity(2 + markers.iter().count());
-        rest.extend([self.version_key(), self.floor_key()]);
-        rest.extend(markers.iter().map(|m| self.marker_key(m)));
+        rest.extend([self.version_parts(), self.floor_parts()]);
+        rest.extend(markers.iter().map(|m| self.marker_parts(m)));
         let parts = self
             .inner
             .link
-            .call("read", |conn| {
-                read_parts(conn, &entry_key, &lease_key, &rest, ask)
-            })
+            .call("read", |conn| read_parts(conn, entry, lease, &rest, ask))
             .await?;
         let Some((entry, held, mut values)) = parts else {
             return self.read_script(key, markers, now_ms, ask).await;
@@ -972,7 +991,10 @@ impl RedisAdapter {
 
 /// `GET` of every key in one round trip: a pipeline on one node, concurrent
 /// commands on a Cluster (the keys are in different slots).
-async fn get_each(conn: Conn, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
+async fn get_each<K>(conn: Conn, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, RedisError>
+where
+    K: redis::ToSingleRedisArg + Sync,
+{
     match conn {
         Conn::Single(mut conn) => {
             let mut pipe = redis::pipe();
@@ -1001,29 +1023,42 @@ async fn get_each(conn: Conn, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, R
 /// `None` when the entry key holds another Redis type.
 type Parts = Option<(Option<Vec<u8>>, Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>;
 
-/// The commands of a plain read (see `RedisAdapter::read_inner`).
+/// The commands of a plain read (see `RedisAdapter::read_inner`), each
+/// built in one allocation of its size, its keys written straight into it.
 async fn read_parts(
     conn: Conn,
-    entry_key: &str,
-    lease_key: &str,
-    rest: &[String],
+    entry: Joined<'_>,
+    lease: Joined<'_>,
+    rest: &[Joined<'_>],
     ask: Option<LeaseAsk>,
 ) -> Result<Parts, RedisError> {
     let entry_cmd = || match ask {
         Some(ask) => {
-            let mut cmd = Cmd::set(entry_key, lease_value(ask.token));
-            cmd.arg("NX").arg("PX").arg(ask.ttl_ms).arg("GET");
+            let (mut token, mut ttl) = (itoa::Buffer::new(), itoa::Buffer::new());
+            let (token, ttl) = (token.format(ask.token), ttl.format(ask.ttl_ms));
+            let in_place = Joined([LEASE_HEAD, token, "", "", ""]);
+            let size = "SETNXPXGET".len() + entry.len() + in_place.len() + ttl.len();
+            let mut cmd = Cmd::with_capacity(7, size);
+            cmd.arg("SET")
+                .arg(entry)
+                .arg(in_place)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl)
+                .arg("GET");
             cmd
         }
-        None => Cmd::get(entry_key),
+        None => Cmd::get(entry),
     };
     let answer = match conn {
         Conn::Single(mut conn) => {
             // Two commands: the entry, then one MGET of the lease key, the
             // counter, the floor and the markers.
-            let mut pipe = redis::pipe();
-            pipe.add_command(entry_cmd());
-            pipe.cmd("MGET").arg(lease_key).arg(rest);
+            let size = "MGET".len() + lease.len() + rest.iter().map(Joined::len).sum::<usize>();
+            let mut mget = Cmd::with_capacity(2 + rest.len(), size);
+            mget.arg("MGET").arg(lease).arg(rest);
+            let mut pipe = redis::Pipeline::with_capacity(2);
+            pipe.add_command(entry_cmd()).add_command(mget);
             pipe.query_async::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&mut conn)
                 .await
                 .map(|(entry, mut values)| {
@@ -1040,7 +1075,7 @@ async fn read_parts(
             let (mut entry_conn, mut lease_conn) = (conn.clone(), conn.clone());
             let (entry, held, values) = futures_util::future::join3(
                 async move { entry_cmd().query_async(&mut entry_conn).await },
-                async move { Cmd::get(lease_key).query_async(&mut lease_conn).await },
+                async move { Cmd::get(lease).query_async(&mut lease_conn).await },
                 get_each(Conn::Cluster(conn), rest),
             )
             .await;
@@ -1066,8 +1101,45 @@ fn eval_cmd(script: &str, key: &str, value: impl redis::ToRedisArgs) -> Cmd {
 /// What stands in an entry's place while a process fetches it: `t87s2L
 /// {token}`.
 fn lease_value(token: u64) -> String {
-    concat(&["t87s2L ", itoa::Buffer::new().format(token)])
+    concat(&[LEASE_HEAD, itoa::Buffer::new().format(token)])
 }
+
+/// The start of a lease standing in an entry's place.
+const LEASE_HEAD: &str = "t87s2L ";
+
+/// A Redis key as the parts it is made of. The hit path writes it into its
+/// command as one argument, with no `String` built for it
+/// ([`ToRedisArgs`](redis::ToRedisArgs)); [`joined`](Self::joined) builds
+/// one where a key is kept or sent elsewhere.
+#[derive(Clone, Copy)]
+struct Joined<'a>([&'a str; 5]);
+
+impl Joined<'_> {
+    fn joined(&self) -> String {
+        concat(&self.0)
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(|part| part.len()).sum()
+    }
+}
+
+impl redis::ToRedisArgs for Joined<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        for part in self.0 {
+            // Into the command's own buffer: this write cannot fail.
+            let _ = arg.write_all(part.as_bytes());
+        }
+    }
+}
+
+/// Always exactly one argument.
+impl redis::ToSingleRedisArg for Joined<'_> {}
 
 /// `parts` joined, in one allocation of the exact size.
 fn concat(parts: &[&str]) -> String {
@@ -1080,7 +1152,7 @@ fn concat(parts: &[&str]) -> String {
 
 /// The token of a lease standing in an entry's place.
 fn lease_token(bytes: &[u8]) -> Option<u64> {
-    parse_u64(bytes.strip_prefix(b"t87s2L ")?)
+    parse_u64(bytes.strip_prefix(LEASE_HEAD.as_bytes())?)
 }
 
 fn parse_u64(bytes: &[u8]) -> Option<u64> {
@@ -1319,7 +1391,18 @@ impl StorageAdapter for RedisAdapter {
 
 #[cfg(test)]
 mod tests {
-    use super::{redact, RedisAdapter};
+    use super::{redact, Joined, RedisAdapter};
+
+    #[test]
+    fn a_key_in_parts_is_sent_as_the_one_joined_argument() {
+        let parts = Joined(["app", ":e:", "", ":", "Blog::post(1)@00:0a"]);
+        let mut sent = redis::cmd("GET");
+        sent.arg(parts);
+        let mut joined = redis::cmd("GET");
+        joined.arg("app:e::Blog::post(1)@00:0a");
+        assert_eq!(sent.get_packed_command(), joined.get_packed_command());
+        assert_eq!(parts.len(), parts.joined().len());
+    }
 
     #[test]
     fn passwords_never_survive_redaction() {

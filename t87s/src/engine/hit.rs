@@ -36,6 +36,16 @@ impl<C: Codec> Primitives<C> {
             return None;
         }
         let now = self.inner.settings.clock.now_ms();
+        if let Some(memory) = &self.inner.settings.memory {
+            let look = memory.text_in_place(self.key(key), |read| self.fresh_in_place(read, now));
+            let (value, kind) = look??;
+            if self.listening() {
+                self.emit(kind, key, None);
+            } else {
+                self.count_hit(kind, key);
+            }
+            return Some(value);
+        }
         let (read, newest) = self.look_now(key, now)?.ok()?;
         match self.classify::<T>(read.entry, newest, now) {
             Look::Fresh(stored, value) => {
@@ -56,11 +66,9 @@ impl<C: Codec> Primitives<C> {
     #[inline(always)]
     fn hit_probe<T: Cacheable>(&self, memory: &MemoryAdapter, probe: &KeyProbe<'_>) -> Option<T> {
         let now = self.inner.settings.clock.now_ms();
-        let (read, newest) = self.look_probe(memory, probe, now)?.ok()?;
-        match self.classify::<T>(read.entry, newest, now) {
-            Look::Fresh(_, value) => Some(value),
-            _ => None,
-        }
+        let prefix = &*self.inner.settings.prefix;
+        let look = memory.probe_in_place(prefix, probe, |read| self.fresh_in_place(read, now));
+        look?.map(|(value, _)| value)
     }
 
     /// The first look of a typed call whose key is `head`, the arguments

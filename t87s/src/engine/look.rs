@@ -12,8 +12,9 @@ use super::{Cacheable, Primitives};
 use crate::codec::{Codec, CodecError};
 use crate::entry::StoredEntry;
 use crate::error::AdapterError;
-use crate::key::KeyProbe;
-use crate::storage::{MarkerSet, MemoryAdapter, Read};
+use crate::observer::EventKind;
+use crate::storage::InPlace;
+use crate::storage::{MarkerSet, Read};
 use crate::tag::TagPath;
 
 /// What a read found, once freshness is decided.
@@ -36,6 +37,51 @@ pub(crate) enum Look<T> {
 /// A read, and the newest invalidation marker that applies to its entry.
 pub(crate) type Seen = (Read, u64);
 
+/// Where an entry stands in time and against the newest marker of its tags.
+enum State {
+    /// Past its grace (or its TTL, without grace).
+    Dead,
+    /// A marker of its tags is as new as its fetch.
+    Invalidated,
+    /// Within its TTL.
+    Fresh,
+    /// Past its TTL, within its grace.
+    Graced,
+}
+
+/// The one rule of freshness. Time first: an entry past its grace is dead
+/// whatever its markers say.
+#[inline(always)]
+fn state(entry: &StoredEntry, newest: u64, now: u64) -> State {
+    if entry.live_until() <= now {
+        State::Dead
+    } else if newest >= entry.version {
+        State::Invalidated
+    } else if now < entry.expires_at {
+        State::Fresh
+    } else {
+        State::Graced
+    }
+}
+
+/// After `entry`'s unchecked markers were read at the store's `version`:
+/// if none is as new as it, it is clean up to `version`, and is not
+/// checked again until something is invalidated after that.
+#[inline(always)]
+fn checked(entry: &StoredEntry, newest: u64, version: u64) {
+    if newest < entry.version {
+        entry.checked_at.raise(version);
+    }
+}
+
+/// Whether markers must be read to decide `entry`, read at the store's
+/// `version`: something was invalidated since its fetch began and since it
+/// was last checked clean. Otherwise no marker can be as new as it.
+#[inline(always)]
+fn must_check(entry: &StoredEntry, version: u64) -> bool {
+    entry.version < version && entry.checked_at.get() < version
+}
+
 impl<C: Codec> Primitives<C> {
     /// Decides what `entry` is at `now`, given the newest marker of its tags.
     /// Time first: an entry past its grace is dead whatever its markers say.
@@ -49,17 +95,52 @@ impl<C: Codec> Primitives<C> {
         let Some(stored) = entry else {
             return Look::Missing;
         };
-        if stored.live_until() <= now {
-            return Look::Dead;
-        }
-        if newest >= stored.version {
-            return Look::Invalidated(stored);
-        }
+        let fresh = match state(&stored, newest, now) {
+            State::Dead => return Look::Dead,
+            State::Invalidated => return Look::Invalidated(stored),
+            State::Fresh => true,
+            State::Graced => false,
+        };
         match self.value_of::<T>(&stored) {
             Err(error) => Look::Undecodable(error),
-            Ok(value) if now < stored.expires_at => Look::Fresh(stored, value),
+            Ok(value) if fresh => Look::Fresh(stored, value),
             Ok(value) => Look::Graced(stored, value),
         }
+    }
+
+    /// The value of an entry read in place and the kind of hit it is, if it
+    /// is fresh:
+    /// [`classify`](Self::classify)'s `Fresh`, decided on the entry where it
+    /// lies (its markers read first if something was invalidated since it
+    /// was fetched or last checked).
+    #[inline(always)]
+    pub(crate) fn fresh_in_place<T: Cacheable>(
+        &self,
+        read: InPlace<'_>,
+        now: u64,
+    ) -> Option<(T, EventKind)> {
+        let entry = read.entry;
+        let newest = if must_check(entry, read.version) {
+            // Held in place, the entry cannot be replaced while its markers
+            // are read.
+            let newest = read.newest(self.unchecked_markers(entry));
+            checked(entry, newest, read.version);
+            newest
+        } else {
+            read.floor
+        };
+        match state(entry, newest, now) {
+            State::Fresh => Some((self.value_of::<T>(entry).ok()?, self.hit_kind(entry))),
+            _ => None,
+        }
+    }
+
+    /// The markers of `entry`'s tags that could make it stale: every marker
+    /// older than its fetch, or than its last clean check, is known not to.
+    #[inline]
+    fn unchecked_markers<'a>(&'a self, entry: &'a StoredEntry) -> MarkerSet<'a> {
+        self.markers(&entry.tags)
+            .since(entry.version.max(entry.checked_at.get()))
     }
 
     /// Reads `key` with no I/O, if the store can (an in-process store).
@@ -75,18 +156,6 @@ impl<C: Codec> Primitives<C> {
                 self.look_now_by(|markers| adapter.try_read_now(key, markers, now))
             }
         }
-    }
-
-    /// Reads a typed call's key from the memory store by its probe.
-    #[inline(always)]
-    pub(crate) fn look_probe(
-        &self,
-        memory: &MemoryAdapter,
-        probe: &KeyProbe<'_>,
-        now: u64,
-    ) -> Option<Result<Seen, AdapterError>> {
-        let prefix = &*self.inner.settings.prefix;
-        self.look_now_by(|markers| Some(Ok(memory.read_probe(prefix, probe, markers, now))))
     }
 
     /// A read with no I/O through `read` (which reads one key with the given
@@ -107,11 +176,7 @@ impl<C: Codec> Primitives<C> {
         loop {
             let markers = match &checking {
                 None => MarkerSet::empty(),
-                // Every marker older than the entry's fetch, or than its last
-                // clean check, is known not to make it stale.
-                Some(entry) => self
-                    .markers(&entry.tags)
-                    .since(entry.version.max(entry.checked_at.get())),
+                Some(entry) => self.unchecked_markers(entry),
             };
             let read = match read(markers)? {
                 Ok(read) => read,
@@ -119,7 +184,7 @@ impl<C: Codec> Primitives<C> {
             };
             let Some(entry) = checking.take() else {
                 match &read.entry {
-                    Some(e) if e.version < read.version && e.checked_at.get() < read.version => {
+                    Some(e) if must_check(e, read.version) => {
                         checking = Some(Arc::clone(e));
                         continue;
                     }
@@ -134,9 +199,7 @@ impl<C: Codec> Primitives<C> {
                 // old entry's. Read again, the slow way.
                 return None;
             }
-            if read.newest_marker < entry.version {
-                entry.checked_at.raise(read.version);
-            }
+            checked(&entry, read.newest_marker, read.version);
             let newest = read.newest_marker;
             return Some(Ok((read, newest)));
         }

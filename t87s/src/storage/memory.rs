@@ -232,7 +232,7 @@ impl MemoryAdapter {
     fn from_builder(b: MemoryAdapterBuilder) -> Self {
         Self {
             inner: Arc::new(Inner {
-                entries: bounded_map(b.max_entries),
+                entries: Entries::new(b.max_entries),
                 markers: RwLock::new(Markers::default()),
                 version: AtomicU64::new(1),
                 floor: AtomicU64::new(0),
@@ -262,17 +262,44 @@ impl MemoryAdapter {
         self.inner.markers.read().map.len()
     }
 
-    /// [`StorageAdapter::try_read_now`] for a typed call's key, found by its
-    /// probe (its text is never built).
+    /// `f` of the entry under a typed call's key, found by its probe and
+    /// read in place (see [`InPlace`]); `None` when there is none.
     #[inline]
-    pub(crate) fn read_probe(
+    pub(crate) fn probe_in_place<R>(
         &self,
         prefix: &str,
         probe: &KeyProbe<'_>,
-        markers: MarkerSet<'_>,
-        now_ms: u64,
-    ) -> Read {
-        self.read_now(&ByProbe { prefix, probe }, markers, now_ms)
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R> {
+        self.in_place(&ByProbe { prefix, probe }, f)
+    }
+
+    /// `f` of the entry under `key`, read in place (see [`InPlace`]).
+    #[inline]
+    pub(crate) fn text_in_place<R>(
+        &self,
+        key: EntryKey<'_>,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R> {
+        self.in_place(&ByText::new(key), f)
+    }
+
+    #[inline(always)]
+    fn in_place<Q, R>(&self, key: &Q, f: impl FnOnce(InPlace<'_>) -> R) -> Option<R>
+    where
+        Q: Hash + Equivalent<OwnedKey>,
+    {
+        let inner = &*self.inner;
+        // The order of `read_now`: the version, the entry, then the floor.
+        let version = inner.version.load(Ordering::Acquire);
+        inner.entries.read(key, |entry| {
+            f(InPlace {
+                entry,
+                version,
+                floor: inner.floor.load(Ordering::Acquire),
+                store: self,
+            })
+        })
     }
 
     /// [`StorageAdapter::try_read_now`], without the dynamic call.
@@ -346,42 +373,167 @@ impl MemoryAdapter {
     }
 }
 
-/// A quick_cache map that never holds more than `max_entries`: quick_cache
-/// rounds each shard's share up, so pick the shard count here and round the
-/// capacity down to a multiple of it.
-fn bounded_map(max_entries: usize) -> Entries {
-    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut shards = (parallelism * 4).next_power_of_two();
-    while shards > 1 && max_entries / shards < 32 {
-        shards /= 2;
-    }
-    let capacity = (max_entries / shards) * shards;
-    let options = quick_cache::OptionsBuilder::new()
-        .shards(shards)
-        .estimated_items_capacity(capacity)
-        .weight_capacity(capacity as u64)
-        .build();
-    match options {
-        Ok(options) => quick_cache::sync::Cache::with_options(
-            options,
-            quick_cache::UnitWeighter,
-            ByDigest::default(),
-            quick_cache::sync::DefaultLifecycle::default(),
-        ),
-        // Only reachable if quick_cache changes which options it requires.
-        Err(_) => quick_cache::sync::Cache::with(
-            capacity,
-            capacity as u64,
-            quick_cache::UnitWeighter,
-            ByDigest::default(),
-            quick_cache::sync::DefaultLifecycle::default(),
-        ),
+/// An entry read in place, under its shard's read lock: what a
+/// [`Read`] with no markers would say of it, with nothing cloned. Whoever
+/// reads it keeps the lock for as long as it looks (a clone of the value,
+/// no more).
+pub(crate) struct InPlace<'a> {
+    pub(crate) entry: &'a StoredEntry,
+    /// The store's version when the entry was read ([`Read::version`]).
+    pub(crate) version: u64,
+    /// The store's floor: every entry at or below it is stale.
+    pub(crate) floor: u64,
+    store: &'a MemoryAdapter,
+}
+
+impl InPlace<'_> {
+    /// The newest of the floor and `markers` ([`Read::newest_marker`]),
+    /// read now (the marker table's lock is taken inside the shard's).
+    #[inline]
+    pub(crate) fn newest(&self, markers: MarkerSet<'_>) -> u64 {
+        self.store.newest(markers)
     }
 }
 
-/// The entries' map.
-type Entries =
-    quick_cache::sync::Cache<OwnedKey, Arc<StoredEntry>, quick_cache::UnitWeighter, ByDigest>;
+/// The entries' map: quick_cache shards, each behind a read-write lock of
+/// its own. A hit reads its entry in place under the shard's read lock
+/// ([`read`](Self::read)), with no `Arc` cloned and dropped: quick_cache's
+/// concurrent map hands values out only by clone.
+///
+/// Lock order: a shard's lock, then the marker table's (a reader in place
+/// checks markers); never the other way round.
+struct Entries {
+    shards: Box<[RwLock<Shard>]>,
+    /// Picks the shard; each shard hashes with a copy of it.
+    hasher: ByDigest,
+}
+
+type Shard = quick_cache::unsync::Cache<
+    OwnedKey,
+    Arc<StoredEntry>,
+    quick_cache::UnitWeighter,
+    ByDigest,
+    DropOutside,
+>;
+
+/// Hands the entries an insert evicts back to the caller, which drops them
+/// once the shard's lock is released (a value's drop can take a while).
+#[derive(Clone, Copy, Default)]
+struct DropOutside;
+
+impl quick_cache::Lifecycle<OwnedKey, Arc<StoredEntry>> for DropOutside {
+    type RequestState = Vec<Arc<StoredEntry>>;
+
+    fn on_evict(&self, evicted: &mut Self::RequestState, _: OwnedKey, entry: Arc<StoredEntry>) {
+        evicted.push(entry);
+    }
+}
+
+impl Entries {
+    /// A map that never holds more than `max_entries`: each shard holds an
+    /// equal share, so pick the shard count here and round the capacity down
+    /// to a multiple of it.
+    fn new(max_entries: usize) -> Self {
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut count = (parallelism * 4).next_power_of_two();
+        while count > 1 && max_entries / count < 32 {
+            count /= 2;
+        }
+        let share = max_entries / count;
+        let hasher = ByDigest::default();
+        let shards = (0..count)
+            .map(|_| {
+                RwLock::new(Shard::with(
+                    share,
+                    share as u64,
+                    quick_cache::UnitWeighter,
+                    hasher,
+                    DropOutside,
+                ))
+            })
+            .collect();
+        Self { shards, hasher }
+    }
+
+    /// The shard of `key`, by bits of its hash that the shard's own table
+    /// does not use (it takes the low bits for the bucket and the top 7 for
+    /// the tag).
+    #[inline]
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &RwLock<Shard> {
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, key);
+        let at = (hash >> 32) as usize & (self.shards.len() - 1);
+        // `at` is masked to the (power-of-two) length: always in range.
+        match self.shards.get(at) {
+            Some(shard) => shard,
+            None => &self.shards[0],
+        }
+    }
+
+    /// `f` of the entry under `key`, read in place under its shard's read
+    /// lock (keep `f` short: writers to the shard wait for it).
+    #[inline]
+    fn read<Q, R>(&self, key: &Q, f: impl FnOnce(&Arc<StoredEntry>) -> R) -> Option<R>
+    where
+        Q: Hash + Equivalent<OwnedKey> + ?Sized,
+    {
+        self.shard(key).read().get(key).map(f)
+    }
+
+    #[inline]
+    fn get<Q>(&self, key: &Q) -> Option<Arc<StoredEntry>>
+    where
+        Q: Hash + Equivalent<OwnedKey> + ?Sized,
+    {
+        self.read(key, Arc::clone)
+    }
+
+    fn insert(&self, key: OwnedKey, entry: Arc<StoredEntry>) {
+        // Whatever the insert evicts is dropped after the lock is released.
+        let evicted = {
+            let mut shard = self.shard(&key).write();
+            let mut evicted = Vec::new();
+            shard.insert_with_lifecycle(key, entry, &mut evicted);
+            evicted
+        };
+        drop(evicted);
+    }
+
+    fn remove<Q>(&self, key: &Q)
+    where
+        Q: Hash + Equivalent<OwnedKey> + ?Sized,
+    {
+        let removed = self.shard(key).write().remove(key);
+        drop(removed);
+    }
+
+    /// Removes the entry under `key` if `f` says so.
+    fn remove_if<Q>(&self, key: &Q, f: impl FnOnce(&Arc<StoredEntry>) -> bool)
+    where
+        Q: Hash + Equivalent<OwnedKey> + ?Sized,
+    {
+        let removed = self.shard(key).write().remove_if(key, f);
+        drop(removed);
+    }
+
+    fn clear(&self) {
+        for shard in &*self.shards {
+            // Dropped once the lock is released.
+            let drained: Vec<_> = shard.write().drain().collect();
+            drop(drained);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.read().len()).sum()
+    }
+
+    fn capacity(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| shard.read().capacity())
+            .sum()
+    }
+}
 
 /// Hashes an entry key by its digest: the digest is already a 64-bit hash
 /// of the key ([`key::digest`], xxh3), which every key type here writes as
@@ -624,6 +776,9 @@ impl StorageAdapter for MemoryAdapter {
         table.order.clear();
         table.floor = version;
         inner.floor.store(version, Ordering::Release);
+        // Every entry is below the floor now. The table's lock is released
+        // first: a reader in place holds a shard's lock, then the table's.
+        drop(table);
         inner.entries.clear();
         Box::pin(std::future::ready(Ok(())))
     }
@@ -847,6 +1002,92 @@ mod tests {
         }];
         adapter.invalidate_at(&covering, 11);
         assert_eq!(adapter.newest(markers.since(12)), 11);
+    }
+
+    fn entry_with(value: StoredValue, tags: &[TagPath]) -> Arc<StoredEntry> {
+        Arc::new(StoredEntry::new(value, Arc::from(tags), 1).lifetime(0, u64::MAX, None))
+    }
+
+    /// Runs `work` on a thread of its own and fails, rather than hangs,
+    /// if it does not finish within 20 s (a deadlock).
+    fn finishes(work: impl FnOnce() + Send + 'static) {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            work();
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("deadlocked: did not finish within 20 s");
+    }
+
+    /// A reader in place holds its shard's lock while it reads markers;
+    /// `clear` takes the marker table's lock and then every shard's. Taken
+    /// in that order together, the two would deadlock: `clear` lets go of
+    /// the table first.
+    #[test]
+    fn clearing_while_readers_check_markers_in_place_never_deadlocks() {
+        let adapter = MemoryAdapter::new();
+        let tags = [TagPath::new(["posts", "1"]).expect("tag")];
+        let key = EntryKey {
+            prefix: "t87s",
+            key: "post:1",
+        };
+        let reader = adapter.clone();
+        finishes(move || {
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    for _ in 0..20_000 {
+                        let _ = futures_util::FutureExt::now_or_never(adapter.clear());
+                    }
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                });
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    reader.insert(
+                        key,
+                        entry_with(StoredValue::Bytes(Arc::from(&b"1"[..])), &tags),
+                    );
+                    // Held in place, the entry's markers are read.
+                    let _ = reader
+                        .text_in_place(key, |read| read.newest(MarkerSet::new("t87s", &tags)));
+                }
+            });
+        });
+    }
+
+    /// What an insert evicts is dropped after the shard's lock is released:
+    /// a value whose drop reads the store does not deadlock it.
+    #[test]
+    fn evicted_values_are_dropped_outside_the_lock() {
+        struct ReadsOnDrop(MemoryAdapter);
+        impl Drop for ReadsOnDrop {
+            fn drop(&mut self) {
+                // Takes every shard's read lock.
+                let _ = self.0.entry_count();
+            }
+        }
+        let adapter = MemoryAdapter::builder()
+            .max_entries(64)
+            .build()
+            .expect("adapter");
+        let writer = adapter.clone();
+        finishes(move || {
+            for i in 0..1_000 {
+                let key = format!("key:{i}");
+                let value = StoredValue::Object(Arc::new(ReadsOnDrop(writer.clone())));
+                writer.insert(
+                    EntryKey {
+                        prefix: "t87s",
+                        key: &key,
+                    },
+                    entry_with(value, &[]),
+                );
+            }
+        });
+        assert!(adapter.entry_count() <= 64);
+        // The survivors hold clones of the adapter: let them go.
+        futures_util::FutureExt::now_or_never(adapter.clear());
     }
 
     /// Two keys whose digests collide are still told apart by their text:

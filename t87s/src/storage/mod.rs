@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{NearCache, NearMode, NearStatus, RedisAdapter, RedisAdapterBuilder};
+pub(crate) use memory::InPlace;
 pub use memory::{MemoryAdapter, MemoryAdapterBuilder};
 
 use crate::entry::StoredEntry;

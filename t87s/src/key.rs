@@ -216,15 +216,14 @@ fn varint(out: &mut Vec<u8>, n: u128) {
 /// `n` in LEB128, in one append (a hit encodes its arguments on every call).
 #[inline]
 fn varint64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 10];
-    let mut len = 0;
-    while n >= 0x80 && len < 9 {
-        buf[len] = (n & 0x7f) as u8 | 0x80;
+    // Byte by byte into reserved room: a copy of a few bytes costs more
+    // (a `memcpy` call) than the pushes.
+    out.reserve(10);
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
         n >>= 7;
-        len += 1;
     }
-    buf[len] = n as u8;
-    out.extend_from_slice(buf.get(..=len).unwrap_or(&buf));
+    out.push(n as u8);
 }
 
 fn name(out: &mut Vec<u8>, name: &str) {
@@ -742,6 +741,9 @@ const RAW_BYTES: usize = 24;
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// The length of a `#[cached]` key's tail: `)@`, 16 hex digits, `:`.
+const TAIL_LEN: usize = 19;
+
 /// How a key holds its canonical bytes: as they are (hex in its text), or,
 /// past [`RAW_BYTES`], as their 128-bit hash (`#` and hex).
 pub(crate) enum Form<'a> {
@@ -866,6 +868,10 @@ pub(crate) fn digest(text: &str) -> u64 {
 /// end, so any other key is told apart in a character or two.
 fn typed_digest(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
+    // Shorter than any tail (`)@`, 16 hex digits, `:`): not a typed key.
+    if bytes.len() < TAIL_LEN {
+        return None;
+    }
     let is_hex = |c: &u8| matches!(c, b'0'..=b'9' | b'a'..=b'f');
     // The form: hex digits (up to the raw bytes' worth), or `#` and 32 of
     // them, after the `:` that ends the tail `)@` + 16 hex digits + `:`.

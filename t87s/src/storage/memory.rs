@@ -29,7 +29,8 @@ const RECENT_MARKERS: usize = 8;
 /// - **Bounded entries.** At most `max_entries` entries (rounded down to a
 ///   multiple of the internal shard count when it is over 32 per shard); past that the
 ///   least useful are evicted (CLOCK-Pro, O(1) per insert). A hit takes no
-///   exclusive lock.
+///   exclusive lock, and reads its entry in place under its shard's read
+///   lock: nothing is cloned but the value it returns.
 /// - **Keys by digest.** Entries are hashed by a 64-bit digest of their key
 ///   (for a `#[cached]` key, of the method's identity and the canonical bytes
 ///   of its arguments, so a typed hit builds no key text), and a hit compares

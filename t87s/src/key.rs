@@ -1034,10 +1034,28 @@ pub(crate) const fn last_segment(path: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{concat, digest, last_segment, push_hex, KeyParts};
+    use super::{concat, digest, last_segment, push_hex, same, KeyParts};
 
     const HEAD: &str = "blog::post(";
     const TAIL: &str = ")@0123456789abcdef:";
+
+    /// Byte strings of every length up to 40 are equal only when every
+    /// byte is: a difference at any position is seen, whichever words the
+    /// comparison takes.
+    #[test]
+    fn same_sees_a_difference_at_every_position() {
+        for n in 0..40u8 {
+            let a: Vec<u8> = (0..n).collect();
+            assert!(same(&a, &a.clone()), "length {n}");
+            for at in 0..usize::from(n) {
+                let mut b = a.clone();
+                b[at] ^= 0x40;
+                assert!(!same(&a, &b), "length {n}, byte {at}");
+            }
+            let longer: Vec<u8> = (0..=n).collect();
+            assert!(!same(&a, &longer), "lengths {n} and {}", n + 1);
+        }
+    }
 
     /// The text of a key with `args`, and its parts begun silent for a probe.
     fn both(args: &[&str]) -> (String, KeyParts) {

@@ -38,6 +38,8 @@ pub struct PrimitivesBuilder<C: Codec = Postcard> {
     observed: bool,
     /// The adapter, when it is a [`MemoryAdapter`]: hits call it directly.
     memory: Option<MemoryAdapter>,
+    #[cfg(feature = "redis")]
+    near_copy: Option<crate::storage::NearCopy>,
     prefix: Box<str>,
     default_ttl: Result<Duration, ConfigError>,
     default_grace: Result<Option<Duration>, ConfigError>,
@@ -55,6 +57,9 @@ pub(crate) struct Settings<C> {
     pub(crate) observer: Arc<dyn Observer>,
     pub(crate) observed: bool,
     pub(crate) memory: Option<MemoryAdapter>,
+    /// A Redis adapter's near copy, read in place by the hit path.
+    #[cfg(feature = "redis")]
+    pub(crate) near_copy: Option<crate::storage::NearCopy>,
     /// Whether the adapter keeps a near copy of a shared store
     /// ([`StorageAdapter::keeps_objects`]): its answers with no I/O are near
     /// hits.
@@ -82,6 +87,10 @@ impl PrimitivesBuilder<Postcard> {
         let memory = (&adapter as &dyn Any)
             .downcast_ref::<MemoryAdapter>()
             .cloned();
+        #[cfg(feature = "redis")]
+        let near_copy = (&adapter as &dyn Any)
+            .downcast_ref::<crate::RedisAdapter>()
+            .and_then(crate::RedisAdapter::near_copy);
         Self {
             adapter: Arc::new(adapter),
             codec: Postcard,
@@ -89,6 +98,8 @@ impl PrimitivesBuilder<Postcard> {
             observer: Arc::new(NoObserver),
             observed: false,
             memory,
+            #[cfg(feature = "redis")]
+            near_copy,
             prefix: "t87s".into(),
             default_ttl: Ok(Duration::from_secs(30)),
             default_grace: Ok(None),
@@ -233,6 +244,8 @@ impl<C: Codec> PrimitivesBuilder<C> {
             observer: self.observer,
             observed: self.observed,
             memory: self.memory,
+            #[cfg(feature = "redis")]
+            near_copy: self.near_copy,
             prefix: self.prefix,
             default_ttl: self.default_ttl,
             default_grace: self.default_grace,
@@ -258,6 +271,8 @@ impl<C: Codec> PrimitivesBuilder<C> {
             return Err(ConfigError::VerifyPercent(self.verify_percent));
         }
         Ok(Settings {
+            #[cfg(feature = "redis")]
+            near_copy: self.near_copy,
             near: self.adapter.keeps_objects(),
             adapter: self.adapter,
             codec: self.codec,

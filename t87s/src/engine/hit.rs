@@ -8,7 +8,7 @@ use super::{Cacheable, Primitives};
 use crate::codec::Codec;
 use crate::key::{KeyError, KeyParts, KeyProbe};
 use crate::observer::EventKind;
-use crate::storage::MemoryAdapter;
+use crate::storage::{InPlace, MemoryAdapter};
 
 thread_local! {
     /// Where hit-path keys are built: no allocation per call.
@@ -36,8 +36,19 @@ impl<C: Codec> Primitives<C> {
             return None;
         }
         let now = self.inner.settings.clock.now_ms();
-        if let Some(memory) = &self.inner.settings.memory {
-            let look = memory.text_in_place(self.key(key), |read| self.fresh_in_place(read, now));
+        // Entries this process holds are read in place; only another store
+        // is read through its adapter.
+        let settings = &self.inner.settings;
+        let in_place = |read: InPlace<'_>| self.fresh_in_place(read, now);
+        let look = match &settings.memory {
+            Some(memory) => Some(memory.text_in_place(self.key(key), in_place)),
+            #[cfg(feature = "redis")]
+            None => (settings.near_copy.as_ref())
+                .map(|near| near.read_in_place(self.key(key), now, in_place)),
+            #[cfg(not(feature = "redis"))]
+            None => None,
+        };
+        if let Some(look) = look {
             let (value, kind) = look??;
             if self.listening() {
                 self.emit(kind, key, None);

@@ -387,12 +387,24 @@ pub(crate) struct InPlace<'a> {
     store: &'a MemoryAdapter,
 }
 
-impl InPlace<'_> {
+impl<'a> InPlace<'a> {
     /// The newest of the floor and `markers` ([`Read::newest_marker`]),
     /// read now (the marker table's lock is taken inside the shard's).
     #[inline]
     pub(crate) fn newest(&self, markers: MarkerSet<'_>) -> u64 {
         self.store.newest(markers)
+    }
+
+    /// The entry, with its markers and floor already checked by the reader
+    /// (a near cache's): version and floor 0, as a near answer's [`Read`].
+    #[cfg(feature = "redis")]
+    #[inline]
+    pub(crate) fn settled(self) -> InPlace<'a> {
+        InPlace {
+            version: 0,
+            floor: 0,
+            ..self
+        }
     }
 }
 

@@ -15,6 +15,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 #[cfg(feature = "redis")]
+pub(crate) use self::redis::NearCopy;
+#[cfg(feature = "redis")]
 pub use self::redis::{NearCache, NearMode, NearStatus, RedisAdapter, RedisAdapterBuilder};
 pub(crate) use memory::InPlace;
 pub use memory::{MemoryAdapter, MemoryAdapterBuilder};

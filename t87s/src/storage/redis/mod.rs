@@ -233,6 +233,25 @@ const HEADER: &[u8] = b"t87s2 ";
 /// First bytes of every envelope: anything else under our key is foreign.
 const MAGIC: u32 = 0x7438_7301;
 
+/// A Redis adapter's near copy, as the engine's hit path reads it: entries
+/// in place, by the near cache's rules (see [`NearCache`]).
+#[derive(Clone)]
+pub(crate) struct NearCopy(Arc<near::Near>);
+
+impl NearCopy {
+    /// `f` of the entry under `key` in the near copy, read in place, if it
+    /// may be served now (see [`InPlace`](crate::storage::InPlace)).
+    #[inline]
+    pub(crate) fn read_in_place<R>(
+        &self,
+        key: EntryKey<'_>,
+        now_ms: u64,
+        f: impl FnOnce(crate::storage::InPlace<'_>) -> R,
+    ) -> Option<R> {
+        self.0.read_in_place(key, now_ms, f)
+    }
+}
+
 /// A [`StorageAdapter`] on Redis, shared by every process that uses the same
 /// server (or Cluster) and prefix.
 ///
@@ -850,6 +869,11 @@ impl RedisAdapter {
         if let Err(error) = self.run::<i64>("near ack", &cmd).await {
             tracing::debug!(target: "t87s", %error, "near cache: acknowledgement not sent; the invalidator waits for the lease");
         }
+    }
+
+    /// This adapter's near copy, for the engine's hit path to read in place.
+    pub(crate) fn near_copy(&self) -> Option<NearCopy> {
+        self.inner.near.clone().map(NearCopy)
     }
 
     /// The near cache's state, if this adapter has one (see

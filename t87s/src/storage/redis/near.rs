@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::entry::StoredEntry;
 use crate::error::{AdapterError, ConfigError};
 use crate::storage::memory::MemoryAdapter;
-use crate::storage::{EntryKey, MarkerKey, MarkerScope, MarkerSet, Read};
+use crate::storage::{EntryKey, InPlace, MarkerKey, MarkerScope, MarkerSet, Read};
 
 const DEFAULT_LEASE: Duration = Duration::from_secs(3);
 const DEFAULT_MAX_ENTRIES: usize = 10_000;
@@ -338,6 +338,39 @@ impl Near {
             entry.checked_at.raise(first.version);
         }
         Some(Read::new(Some(entry), 0, 0))
+    }
+
+    /// [`read_now`](Self::read_now) in place: `f` gets the entry where it
+    /// lies in L1, only if it is fresh by time and by markers, as settled
+    /// (no version, no floor: an L1 answer is never the base of a write).
+    #[inline]
+    pub(super) fn read_in_place<R>(
+        &self,
+        key: EntryKey<'_>,
+        now_ms: u64,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R> {
+        if !self.serving() {
+            return None;
+        }
+        self.l1
+            .text_in_place(key, |read| {
+                let entry = read.entry;
+                if now_ms >= entry.expires_at || read.floor >= entry.version {
+                    return None;
+                }
+                // The rule of `read_now`: markers are read only if an
+                // invalidation was applied since its version or its last check.
+                if entry.version < read.version && entry.checked_at.get() < read.version {
+                    let markers = MarkerSet::new(key.prefix, &entry.tags);
+                    if read.newest(markers) >= entry.version {
+                        return None;
+                    }
+                    entry.checked_at.raise(read.version);
+                }
+                Some(f(read.settled()))
+            })
+            .flatten()
     }
 
     pub(super) fn keep(&self, key: EntryKey<'_>, entry: &Arc<StoredEntry>) {

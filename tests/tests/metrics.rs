@@ -238,3 +238,45 @@ fn near_hits_and_shared_hits_are_told_apart_and_near_waits_are_counted() {
         "{figures:?}"
     );
 }
+
+/// A `#[cached]` method's hit from a near copy (looked up by its probe, with
+/// no key text built) is a near hit, as a raw query's is; and an
+/// invalidation reaches it.
+#[test]
+fn a_cached_methods_hit_from_a_near_copy_is_a_near_hit() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if !runtime.block_on(t87s_tests::redis_available()) {
+        return;
+    }
+    runtime.block_on(async {
+        let adapter = redis(&t87s_tests::unique_prefix(), Some(1_000)).await;
+        t87s_tests::wait_until("the near cache to join", || {
+            adapter.near_status().is_some_and(|s| s.serving)
+        })
+        .await;
+        let events = t87s_tests::Recorder::default();
+        // No sampled verification: every hit takes the hit path.
+        let cache = QueryCache::<Tags>::builder(adapter)
+            .observer(events.clone())
+            .verify_percent(0.0)
+            .build()
+            .unwrap();
+        let blog = Blog {
+            cache: cache.clone(),
+            title: Arc::default(),
+        };
+        for _ in 0..3 {
+            assert_eq!(blog.post(1).await, Ok(1));
+        }
+        assert_eq!(events.count(EventKind::Miss), 1, "{:?}", events.kinds());
+        assert_eq!(events.count(EventKind::NearHit), 2, "{:?}", events.kinds());
+        assert_eq!(events.count(EventKind::Hit), 0, "{:?}", events.kinds());
+        blog.title.store(10, Ordering::SeqCst);
+        cache.invalidate(cache.tags().posts(1)).await.unwrap();
+        assert_eq!(blog.post(1).await, Ok(11));
+        assert_eq!(events.count(EventKind::NearHit), 2, "{:?}", events.kinds());
+    });
+}

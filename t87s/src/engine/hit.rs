@@ -15,6 +15,15 @@ thread_local! {
     static SCRATCH: RefCell<KeyParts> = RefCell::new(KeyParts::default());
 }
 
+/// A store whose entries this process holds, as the hit path reads them in
+/// place.
+#[derive(Clone, Copy)]
+enum Local<'a> {
+    Memory(&'a MemoryAdapter),
+    #[cfg(feature = "redis")]
+    Near(&'a crate::storage::NearCopy),
+}
+
 /// What the synchronous first look of a typed query found.
 pub(crate) enum First<T> {
     /// A fresh hit.
@@ -38,17 +47,13 @@ impl<C: Codec> Primitives<C> {
         let now = self.inner.settings.clock.now_ms();
         // Entries this process holds are read in place; only another store
         // is read through its adapter.
-        let settings = &self.inner.settings;
-        let in_place = |read: InPlace<'_>| self.fresh_in_place(read, now);
-        let look = match &settings.memory {
-            Some(memory) => Some(memory.text_in_place(self.key(key), in_place)),
-            #[cfg(feature = "redis")]
-            None => (settings.near_copy.as_ref())
-                .map(|near| near.read_in_place(self.key(key), now, in_place)),
-            #[cfg(not(feature = "redis"))]
-            None => None,
-        };
-        if let Some(look) = look {
+        if let Some(local) = self.local() {
+            let in_place = |read: InPlace<'_>| self.fresh_in_place(read, now);
+            let look = match local {
+                Local::Memory(memory) => memory.text_in_place(self.key(key), in_place),
+                #[cfg(feature = "redis")]
+                Local::Near(near) => near.read_in_place(self.key(key), now, in_place),
+            };
             let (value, kind) = look??;
             if self.listening() {
                 self.emit(kind, key, None);
@@ -72,14 +77,39 @@ impl<C: Codec> Primitives<C> {
         }
     }
 
-    /// [`hit_now`](Self::hit_now) in the memory store, by a typed call's
-    /// probe; the caller emits the hit (it has no key text yet).
+    /// [`hit_now`](Self::hit_now) in the entries this process holds, by a
+    /// typed call's probe: the value and the kind of hit; the caller emits
+    /// it (it has no key text yet).
     #[inline(always)]
-    fn hit_probe<T: Cacheable>(&self, memory: &MemoryAdapter, probe: &KeyProbe<'_>) -> Option<T> {
+    fn hit_probe<T: Cacheable>(
+        &self,
+        local: Local<'_>,
+        probe: &KeyProbe<'_>,
+    ) -> Option<(T, EventKind)> {
         let now = self.inner.settings.clock.now_ms();
         let prefix = &*self.inner.settings.prefix;
-        let look = memory.probe_in_place(prefix, probe, |read| self.fresh_in_place(read, now));
-        look?.map(|(value, _)| value)
+        let in_place = |read: InPlace<'_>| self.fresh_in_place(read, now);
+        let look = match local {
+            Local::Memory(memory) => memory.probe_in_place(prefix, probe, in_place),
+            #[cfg(feature = "redis")]
+            Local::Near(near) => near.probe_in_place(prefix, probe, now, in_place),
+        };
+        look?
+    }
+
+    /// The entries this process holds for its store, if it holds them: the
+    /// store itself (memory), or a Redis adapter's near copy.
+    #[inline(always)]
+    fn local(&self) -> Option<Local<'_>> {
+        let settings = &self.inner.settings;
+        if let Some(memory) = &settings.memory {
+            return Some(Local::Memory(memory));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(near) = &settings.near_copy {
+            return Some(Local::Near(near));
+        }
+        None
     }
 
     /// The first look of a typed call whose key is `head`, the arguments
@@ -87,7 +117,8 @@ impl<C: Codec> Primitives<C> {
     /// [`KeyParts::finish`]), built in a reused thread-local buffer; tries a
     /// hit first if `try_hit`.
     ///
-    /// On a memory store the hit is looked up by the canonical bytes of the
+    /// On a store whose entries this process holds (the memory store, a
+    /// near copy) the hit is looked up by the canonical bytes of the
     /// arguments alone ([`KeyParts::probe`]): the readable key is built only
     /// for a miss, or for a hit that someone listens to. Only a miss
     /// allocates its key.
@@ -105,21 +136,20 @@ impl<C: Codec> Primitives<C> {
                 Ok(scratch) => scratch,
                 Err(_) => &mut fresh,
             };
-            let memory = self.inner.settings.memory.as_ref();
-            match memory.filter(|_| try_hit && !self.inner.verify) {
-                Some(memory) => {
+            match self.local().filter(|_| try_hit && !self.inner.verify) {
+                Some(local) => {
                     parts.begin_silent();
                     if !args(parts) {
                         return First::NoKey;
                     }
                     let hit = parts
                         .probe(head, tail)
-                        .and_then(|probe| self.hit_probe::<T>(memory, &probe));
-                    if let Some(value) = hit {
+                        .and_then(|probe| self.hit_probe::<T>(local, &probe));
+                    if let Some((value, kind)) = hit {
                         if !self.listening() {
-                            self.count_hit(EventKind::Hit, head);
+                            self.count_hit(kind, head);
                         } else if text(parts, (head, tail), &mut args) {
-                            self.emit(EventKind::Hit, &parts.text, None);
+                            self.emit(kind, &parts.text, None);
                         }
                         return First::Hit(value);
                     }

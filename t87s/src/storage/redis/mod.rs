@@ -250,6 +250,18 @@ impl NearCopy {
     ) -> Option<R> {
         self.0.read_in_place(key, now_ms, f)
     }
+
+    /// [`read_in_place`](Self::read_in_place) by a typed call's probe.
+    #[inline]
+    pub(crate) fn probe_in_place<R>(
+        &self,
+        prefix: &str,
+        probe: &crate::key::KeyProbe<'_>,
+        now_ms: u64,
+        f: impl FnOnce(crate::storage::InPlace<'_>) -> R,
+    ) -> Option<R> {
+        self.0.probe_in_place(prefix, probe, now_ms, f)
+    }
 }
 
 /// A [`StorageAdapter`] on Redis, shared by every process that uses the same

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use crate::entry::StoredEntry;
 use crate::error::{AdapterError, ConfigError};
+use crate::key::KeyProbe;
 use crate::storage::memory::MemoryAdapter;
 use crate::storage::{EntryKey, InPlace, MarkerKey, MarkerScope, MarkerSet, Read};
 
@@ -341,8 +342,7 @@ impl Near {
     }
 
     /// [`read_now`](Self::read_now) in place: `f` gets the entry where it
-    /// lies in L1, only if it is fresh by time and by markers, as settled
-    /// (no version, no floor: an L1 answer is never the base of a write).
+    /// lies in L1, only if it may be served (see [`servable`](Self::servable)).
     #[inline]
     pub(super) fn read_in_place<R>(
         &self,
@@ -354,23 +354,48 @@ impl Near {
             return None;
         }
         self.l1
-            .text_in_place(key, |read| {
-                let entry = read.entry;
-                if now_ms >= entry.expires_at || read.floor >= entry.version {
-                    return None;
-                }
-                // The rule of `read_now`: markers are read only if an
-                // invalidation was applied since its version or its last check.
-                if entry.version < read.version && entry.checked_at.get() < read.version {
-                    let markers = MarkerSet::new(key.prefix, &entry.tags);
-                    if read.newest(markers) >= entry.version {
-                        return None;
-                    }
-                    entry.checked_at.raise(read.version);
-                }
-                Some(f(read.settled()))
+            .text_in_place(key, |read| self.servable(key.prefix, now_ms, read).map(f))
+            .flatten()
+    }
+
+    /// [`read_in_place`](Self::read_in_place) by a typed call's probe.
+    #[inline]
+    pub(super) fn probe_in_place<R>(
+        &self,
+        prefix: &str,
+        probe: &KeyProbe<'_>,
+        now_ms: u64,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R> {
+        if !self.serving() {
+            return None;
+        }
+        self.l1
+            .probe_in_place(prefix, probe, |read| {
+                self.servable(prefix, now_ms, read).map(f)
             })
             .flatten()
+    }
+
+    /// The rules of [`read_now`](Self::read_now) for an entry read in place:
+    /// fresh by time and by markers, then settled (no version, no floor: an
+    /// L1 answer is never the base of a write).
+    #[inline(always)]
+    fn servable<'a>(&self, prefix: &str, now_ms: u64, read: InPlace<'a>) -> Option<InPlace<'a>> {
+        let entry = read.entry;
+        if now_ms >= entry.expires_at || read.floor >= entry.version {
+            return None;
+        }
+        // Markers are read only if an invalidation was applied since its
+        // version or its last check.
+        if entry.version < read.version && entry.checked_at.get() < read.version {
+            let markers = MarkerSet::new(prefix, &entry.tags);
+            if read.newest(markers) >= entry.version {
+                return None;
+            }
+            entry.checked_at.raise(read.version);
+        }
+        Some(read.settled())
     }
 
     pub(super) fn keep(&self, key: EntryKey<'_>, entry: &Arc<StoredEntry>) {

@@ -8,20 +8,77 @@ use super::{Cacheable, Primitives};
 use crate::codec::Codec;
 use crate::key::{KeyError, KeyParts, KeyProbe};
 use crate::observer::EventKind;
-use crate::storage::{InPlace, MemoryAdapter};
+use crate::storage::{EntryKey, InPlace, MemoryAdapter};
 
 thread_local! {
     /// Where hit-path keys are built: no allocation per call.
     static SCRATCH: RefCell<KeyParts> = RefCell::new(KeyParts::default());
 }
 
-/// A store whose entries this process holds, as the hit path reads them in
-/// place.
-#[derive(Clone, Copy)]
-enum Local<'a> {
-    Memory(&'a MemoryAdapter),
-    #[cfg(feature = "redis")]
-    Near(&'a crate::storage::NearCopy),
+/// Entries this process holds, read in place by the hit path: the memory
+/// store, or a Redis adapter's near copy (each by its own rules).
+trait Local {
+    fn text_in_place<R>(
+        &self,
+        key: EntryKey<'_>,
+        now: u64,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R>;
+
+    fn probe_in_place<R>(
+        &self,
+        prefix: &str,
+        probe: &KeyProbe<'_>,
+        now: u64,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R>;
+}
+
+impl Local for MemoryAdapter {
+    #[inline(always)]
+    fn text_in_place<R>(
+        &self,
+        key: EntryKey<'_>,
+        _: u64,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R> {
+        MemoryAdapter::text_in_place(self, key, f)
+    }
+
+    #[inline(always)]
+    fn probe_in_place<R>(
+        &self,
+        prefix: &str,
+        probe: &KeyProbe<'_>,
+        _: u64,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R> {
+        MemoryAdapter::probe_in_place(self, prefix, probe, f)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Local for crate::storage::NearCopy {
+    #[inline(always)]
+    fn text_in_place<R>(
+        &self,
+        key: EntryKey<'_>,
+        now: u64,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R> {
+        self.read_in_place(key, now, f)
+    }
+
+    #[inline(always)]
+    fn probe_in_place<R>(
+        &self,
+        prefix: &str,
+        probe: &KeyProbe<'_>,
+        now: u64,
+        f: impl FnOnce(InPlace<'_>) -> R,
+    ) -> Option<R> {
+        crate::storage::NearCopy::probe_in_place(self, prefix, probe, now, f)
+    }
 }
 
 /// What the synchronous first look of a typed query found.
@@ -47,20 +104,13 @@ impl<C: Codec> Primitives<C> {
         let now = self.inner.settings.clock.now_ms();
         // Entries this process holds are read in place; only another store
         // is read through its adapter.
-        if let Some(local) = self.local() {
-            let in_place = |read: InPlace<'_>| self.fresh_in_place(read, now);
-            let look = match local {
-                Local::Memory(memory) => memory.text_in_place(self.key(key), in_place),
-                #[cfg(feature = "redis")]
-                Local::Near(near) => near.read_in_place(self.key(key), now, in_place),
-            };
-            let (value, kind) = look??;
-            if self.listening() {
-                self.emit(kind, key, None);
-            } else {
-                self.count_hit(kind, key);
-            }
-            return Some(value);
+        let settings = &self.inner.settings;
+        if let Some(memory) = &settings.memory {
+            return self.hit_text(memory, key, now);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(near) = &settings.near_copy {
+            return self.hit_text(near, key, now);
         }
         let (read, newest) = self.look_now(key, now)?.ok()?;
         match self.classify::<T>(read.entry, newest, now) {
@@ -77,39 +127,18 @@ impl<C: Codec> Primitives<C> {
         }
     }
 
-    /// [`hit_now`](Self::hit_now) in the entries this process holds, by a
-    /// typed call's probe: the value and the kind of hit; the caller emits
-    /// it (it has no key text yet).
+    /// [`hit_now`](Self::hit_now) in entries this process holds, read in
+    /// place.
     #[inline(always)]
-    fn hit_probe<T: Cacheable>(
-        &self,
-        local: Local<'_>,
-        probe: &KeyProbe<'_>,
-    ) -> Option<(T, EventKind)> {
-        let now = self.inner.settings.clock.now_ms();
-        let prefix = &*self.inner.settings.prefix;
-        let in_place = |read: InPlace<'_>| self.fresh_in_place(read, now);
-        let look = match local {
-            Local::Memory(memory) => memory.probe_in_place(prefix, probe, in_place),
-            #[cfg(feature = "redis")]
-            Local::Near(near) => near.probe_in_place(prefix, probe, now, in_place),
-        };
-        look?
-    }
-
-    /// The entries this process holds for its store, if it holds them: the
-    /// store itself (memory), or a Redis adapter's near copy.
-    #[inline(always)]
-    fn local(&self) -> Option<Local<'_>> {
-        let settings = &self.inner.settings;
-        if let Some(memory) = &settings.memory {
-            return Some(Local::Memory(memory));
+    fn hit_text<T: Cacheable>(&self, local: &impl Local, key: &str, now: u64) -> Option<T> {
+        let look = local.text_in_place(self.key(key), now, |read| self.fresh_in_place(read, now));
+        let (value, kind) = look??;
+        if self.listening() {
+            self.emit(kind, key, None);
+        } else {
+            self.count_hit(kind, key);
         }
-        #[cfg(feature = "redis")]
-        if let Some(near) = &settings.near_copy {
-            return Some(Local::Near(near));
-        }
-        None
+        Some(value)
     }
 
     /// The first look of a typed call whose key is `head`, the arguments
@@ -136,23 +165,24 @@ impl<C: Codec> Primitives<C> {
                 Ok(scratch) => scratch,
                 Err(_) => &mut fresh,
             };
-            match self.local().filter(|_| try_hit && !self.inner.verify) {
-                Some(local) => {
-                    parts.begin_silent();
-                    if !args(parts) {
-                        return First::NoKey;
+            let settings = &self.inner.settings;
+            let probed = if try_hit && !self.inner.verify {
+                match &settings.memory {
+                    Some(memory) => {
+                        Some(self.probe_hit::<T>(memory, parts, (head, tail), &mut args))
                     }
-                    let hit = parts
-                        .probe(head, tail)
-                        .and_then(|probe| self.hit_probe::<T>(local, &probe));
-                    if let Some((value, kind)) = hit {
-                        if !self.listening() {
-                            self.count_hit(kind, head);
-                        } else if text(parts, (head, tail), &mut args) {
-                            self.emit(kind, &parts.text, None);
-                        }
-                        return First::Hit(value);
-                    }
+                    #[cfg(feature = "redis")]
+                    None => (settings.near_copy.as_ref())
+                        .map(|near| self.probe_hit::<T>(near, parts, (head, tail), &mut args)),
+                    #[cfg(not(feature = "redis"))]
+                    None => None,
+                }
+            } else {
+                None
+            };
+            match probed {
+                Some(Some(first)) => return first,
+                Some(None) => {
                     if !text(parts, (head, tail), &mut args) {
                         return First::NoKey;
                     }
@@ -170,6 +200,37 @@ impl<C: Codec> Primitives<C> {
             }
             First::Miss(parts.text.clone())
         })
+    }
+
+    /// [`first_look`](Self::first_look) in entries this process holds: the
+    /// hit looked up by the arguments' canonical bytes (its key's text built
+    /// only if someone listens to it). `None`: not a hit, the text is to be
+    /// built.
+    #[inline(always)]
+    fn probe_hit<T: Cacheable>(
+        &self,
+        local: &impl Local,
+        parts: &mut KeyParts,
+        (head, tail): (&'static str, &'static str),
+        args: &mut impl FnMut(&mut KeyParts) -> bool,
+    ) -> Option<First<T>> {
+        parts.begin_silent();
+        if !args(parts) {
+            return Some(First::NoKey);
+        }
+        let probe = parts.probe(head, tail)?;
+        let now = self.inner.settings.clock.now_ms();
+        let prefix = &*self.inner.settings.prefix;
+        let look = local.probe_in_place(prefix, &probe, now, |read| {
+            self.fresh_in_place::<T>(read, now)
+        });
+        let (value, kind) = look??;
+        if !self.listening() {
+            self.count_hit(kind, head);
+        } else if text(parts, (head, tail), args) {
+            self.emit(kind, &parts.text, None);
+        }
+        Some(First::Hit(value))
     }
 
     /// A call whose key could not be built runs uncached: said every time.

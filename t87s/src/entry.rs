@@ -326,4 +326,23 @@ impl StoredEntry {
     pub fn lifetime_ms(&self) -> u64 {
         self.live_until().saturating_sub(self.created_at)
     }
+
+    /// Whether markers must be read to decide this entry, read at the
+    /// store's `version`: something was invalidated since its fetch began
+    /// and since it was last checked clean. Otherwise no marker can be as
+    /// new as it.
+    #[inline(always)]
+    pub(crate) fn must_check(&self, version: u64) -> bool {
+        self.version < version && self.checked_at.get() < version
+    }
+
+    /// After its markers were read at the store's `version`, `newest` the
+    /// newest of them: if none is as new as it, it is clean up to `version`,
+    /// and is not checked again until something is invalidated after that.
+    #[inline(always)]
+    pub(crate) fn checked(&self, newest: u64, version: u64) {
+        if newest < self.version {
+            self.checked_at.raise(version);
+        }
+    }
 }

@@ -64,24 +64,6 @@ fn state(entry: &StoredEntry, newest: u64, now: u64) -> State {
     }
 }
 
-/// After `entry`'s unchecked markers were read at the store's `version`:
-/// if none is as new as it, it is clean up to `version`, and is not
-/// checked again until something is invalidated after that.
-#[inline(always)]
-fn checked(entry: &StoredEntry, newest: u64, version: u64) {
-    if newest < entry.version {
-        entry.checked_at.raise(version);
-    }
-}
-
-/// Whether markers must be read to decide `entry`, read at the store's
-/// `version`: something was invalidated since its fetch began and since it
-/// was last checked clean. Otherwise no marker can be as new as it.
-#[inline(always)]
-fn must_check(entry: &StoredEntry, version: u64) -> bool {
-    entry.version < version && entry.checked_at.get() < version
-}
-
 impl<C: Codec> Primitives<C> {
     /// Decides what `entry` is at `now`, given the newest marker of its tags.
     /// Time first: an entry past its grace is dead whatever its markers say.
@@ -120,11 +102,11 @@ impl<C: Codec> Primitives<C> {
         now: u64,
     ) -> Option<(T, EventKind)> {
         let entry = read.entry;
-        let newest = if must_check(entry, read.version) {
+        let newest = if entry.must_check(read.version) {
             // Held in place, the entry cannot be replaced while its markers
             // are read.
             let newest = read.newest(self.unchecked_markers(entry));
-            checked(entry, newest, read.version);
+            entry.checked(newest, read.version);
             newest
         } else {
             read.floor
@@ -184,7 +166,7 @@ impl<C: Codec> Primitives<C> {
             };
             let Some(entry) = checking.take() else {
                 match &read.entry {
-                    Some(e) if must_check(e, read.version) => {
+                    Some(e) if e.must_check(read.version) => {
                         checking = Some(Arc::clone(e));
                         continue;
                     }
@@ -199,7 +181,7 @@ impl<C: Codec> Primitives<C> {
                 // old entry's. Read again, the slow way.
                 return None;
             }
-            checked(&entry, read.newest_marker, read.version);
+            entry.checked(read.newest_marker, read.version);
             let newest = read.newest_marker;
             return Some(Ok((read, newest)));
         }

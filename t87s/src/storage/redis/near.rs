@@ -330,13 +330,13 @@ impl Near {
         }
         // No invalidation applied since its version, or since it was last
         // checked: no marker can be as new as it.
-        if entry.version < first.version && entry.checked_at.get() < first.version {
+        if entry.must_check(first.version) {
             let markers = MarkerSet::new(key.prefix, &entry.tags);
             let second = self.l1.read_text(key, markers, now_ms);
             if second.newest_marker >= entry.version {
                 return None;
             }
-            entry.checked_at.raise(first.version);
+            entry.checked(second.newest_marker, first.version);
         }
         Some(Read::new(Some(entry), 0, 0))
     }
@@ -388,12 +388,12 @@ impl Near {
         }
         // Markers are read only if an invalidation was applied since its
         // version or its last check.
-        if entry.version < read.version && entry.checked_at.get() < read.version {
-            let markers = MarkerSet::new(prefix, &entry.tags);
-            if read.newest(markers) >= entry.version {
+        if entry.must_check(read.version) {
+            let newest = read.newest(MarkerSet::new(prefix, &entry.tags));
+            if newest >= entry.version {
                 return None;
             }
-            entry.checked_at.raise(read.version);
+            entry.checked(newest, read.version);
         }
         Some(read.settled())
     }

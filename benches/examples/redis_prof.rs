@@ -53,7 +53,7 @@ fn main() {
             .await
             .expect("set");
         if mode == "pair" {
-            let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+            let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
             for _ in 0..n {
                 let start = std::time::Instant::now();
                 let v: Option<Vec<u8>> = redis::cmd("GET")
@@ -95,6 +95,15 @@ fn main() {
                 std::hint::black_box(v);
                 times[4].push(start.elapsed());
                 let start = std::time::Instant::now();
+                let v: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut bare)
+                    .await
+                    .expect("get");
+                let v: Option<Payload> = v.map(|v| Postcard.decode(&v).expect("decode"));
+                std::hint::black_box(v);
+                times[5].push(start.elapsed());
+                let start = std::time::Instant::now();
                 let v = cache
                     .query("hit", &tags, QueryOptions::new(), || async {
                         Err::<Payload, _>(std::io::Error::other("a hit never fetches"))
@@ -104,7 +113,7 @@ fn main() {
                 std::hint::black_box(v);
                 times[2].push(start.elapsed());
             }
-            let [get, pipeline, hit, get_mget, mget] = times.map(|mut t| {
+            let [get, pipeline, hit, get_mget, mget, get_decode] = times.map(|mut t| {
                 t.sort();
                 t[t.len() / 2]
             });
@@ -113,7 +122,7 @@ fn main() {
                 hit.as_secs_f64() / get.as_secs_f64(),
                 hit.saturating_sub(get)
             );
-            println!("GET+MGET {get_mget:?} one MGET of 8 {mget:?}");
+            println!("GET+MGET {get_mget:?} one MGET of 8 {mget:?} GET+decode {get_decode:?}");
             let _ = cache.clear().await;
             return;
         }

@@ -108,18 +108,22 @@ impl TagPath {
         if encoded.is_empty() {
             return Err(TagError::Empty);
         }
-        for segment in encoded.split(SEPARATOR) {
-            if segment == EMPTY_SEGMENT {
+        // One pass over the bytes (this runs on every entry a byte store
+        // reads): each segment is `%00` or non-empty, with `%` only in
+        // `%25` and `%2F`.
+        for segment in encoded.as_bytes().split(|b| *b == SEPARATOR as u8) {
+            if segment == EMPTY_SEGMENT.as_bytes() {
                 continue;
-            }
-            for (i, _) in segment.match_indices('%') {
-                match segment.get(i + 1..i + 3) {
-                    Some("25") | Some("2F") => {}
-                    _ => return Err(TagError::BadEscape(encoded.to_owned())),
-                }
             }
             if segment.is_empty() {
                 return Err(TagError::BadEscape(encoded.to_owned()));
+            }
+            let mut rest = segment;
+            while let Some(at) = rest.iter().position(|b| *b == b'%') {
+                match rest.get(at + 1..at + 3) {
+                    Some(b"25") | Some(b"2F") => rest = rest.get(at + 3..).unwrap_or_default(),
+                    _ => return Err(TagError::BadEscape(encoded.to_owned())),
+                }
             }
         }
         Ok(Self {
@@ -186,8 +190,11 @@ impl TagPath {
     /// ```
     pub fn prefixes(&self) -> impl Iterator<Item = &str> + '_ {
         let s: &str = &self.encoded;
-        s.match_indices(SEPARATOR)
-            .map(move |(i, _)| &s[..i])
+        // A byte scan: tags are short, where a `char` search's setup costs
+        // more than it saves.
+        (s.bytes().enumerate())
+            .filter(|(_, b)| *b == SEPARATOR as u8)
+            .map(move |(i, _)| s.get(..i).unwrap_or_default())
             .chain(std::iter::once(s))
     }
 

@@ -238,7 +238,10 @@ impl Target {
         let client = redis::Client::open(seed.as_str()).map_err(|e| fail("parse the url of", e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
+            // Every command runs under `Link::call`'s timeout already: a
+            // second timer per command would cost each hit its setting and
+            // clearing.
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let conn = tokio::time::timeout(

@@ -76,6 +76,24 @@ fn redis_hit(c: &mut Criterion) {
             }
         })
     });
+    // What a hand-written Redis cache does on a hit: GET, then decode the
+    // value (a t87s hit decodes it too; the value's decode is the same work
+    // whoever does it).
+    group.bench_function("redis-rs GET + postcard decode (bare)", |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut conn = bare.clone();
+            let key = bare_key.clone();
+            async move {
+                let v: Vec<u8> = redis::cmd("GET")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("get");
+                let value: Payload = Postcard.decode(&v).expect("decode");
+                value
+            }
+        })
+    });
     // What a t87s hit sends, bare: the entry (SET NX GET), then the lease
     // key, counter, floor and the 4 markers in one MGET.
     let rest: Vec<String> = (0..7).map(|i| format!("{prefix}:rest:{i}")).collect();

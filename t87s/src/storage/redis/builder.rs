@@ -199,6 +199,7 @@ impl RedisAdapterBuilder {
         let adapter = RedisAdapter {
             inner: Arc::new(Inner {
                 link: Link::new(target, self.breaker_failures, self.breaker_cooldown),
+                heads: Heads::new(&self.prefix),
                 prefix: self.prefix,
                 marker_ttl_ms: u64::try_from(self.marker_ttl.as_millis())
                     .unwrap_or(u64::MAX)

@@ -314,9 +314,36 @@ pub struct RedisAdapter {
 struct Inner {
     link: Link,
     prefix: String,
+    /// The parts of every key that depend on the prefix alone, joined once.
+    heads: Heads,
     marker_ttl_ms: u64,
     names: near::Names,
     near: Option<Arc<near::Near>>,
+}
+
+/// The key layout's prefix-only parts (the table at the top of this
+/// module), joined at build so a read writes each key from two or four
+/// parts, not five.
+struct Heads {
+    entry: String,
+    lease: String,
+    prefix_marker: String,
+    exact_marker: String,
+    version: String,
+    floor: String,
+}
+
+impl Heads {
+    fn new(prefix: &str) -> Self {
+        Self {
+            entry: concat(&[prefix, ":e:"]),
+            lease: concat(&[prefix, ":l:"]),
+            prefix_marker: concat(&[prefix, ":m:p:"]),
+            exact_marker: concat(&[prefix, ":m:x:"]),
+            version: concat(&["{", prefix, "}:v"]),
+            floor: concat(&["{", prefix, "}:f"]),
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -423,27 +450,27 @@ impl RedisAdapter {
     // The key layout (the table at the top of this module), as parts.
 
     fn entry_parts<'a>(&'a self, key: EntryKey<'a>) -> Joined<'a> {
-        Joined([&self.inner.prefix, ":e:", key.prefix, ":", key.key])
+        Joined([&self.inner.heads.entry, key.prefix, ":", key.key])
     }
 
     fn lease_parts<'a>(&'a self, key: EntryKey<'a>) -> Joined<'a> {
-        Joined([&self.inner.prefix, ":l:", key.prefix, ":", key.key])
+        Joined([&self.inner.heads.lease, key.prefix, ":", key.key])
     }
 
     fn marker_parts<'a>(&'a self, marker: MarkerKey<'a>) -> Joined<'a> {
-        let scope = match marker.scope {
-            MarkerScope::Prefix => ":m:p:",
-            MarkerScope::Exact => ":m:x:",
+        let head = match marker.scope {
+            MarkerScope::Prefix => &self.inner.heads.prefix_marker,
+            MarkerScope::Exact => &self.inner.heads.exact_marker,
         };
-        Joined([&self.inner.prefix, scope, marker.prefix, ":", marker.path])
+        Joined([head, marker.prefix, ":", marker.path])
     }
 
     fn version_parts(&self) -> Joined<'_> {
-        Joined(["{", &self.inner.prefix, "}:v", "", ""])
+        Joined([&self.inner.heads.version, "", "", ""])
     }
 
     fn floor_parts(&self) -> Joined<'_> {
-        Joined(["{", &self.inner.prefix, "}:f", "", ""])
+        Joined([&self.inner.heads.floor, "", "", ""])
     }
 
     /// Runs `f` under the command timeout, on a connection of its own
@@ -1072,7 +1099,7 @@ async fn read_parts(
         Some(ask) => {
             let (mut token, mut ttl) = (itoa::Buffer::new(), itoa::Buffer::new());
             let (token, ttl) = (token.format(ask.token), ttl.format(ask.ttl_ms));
-            let in_place = Joined([LEASE_HEAD, token, "", "", ""]);
+            let in_place = Joined([LEASE_HEAD, token, "", ""]);
             let size = "SETNXPXGET".len() + entry.len() + in_place.len() + ttl.len();
             let mut cmd = Cmd::with_capacity(7, size);
             cmd.arg("SET")
@@ -1148,7 +1175,7 @@ const LEASE_HEAD: &str = "t87s2L ";
 /// ([`ToRedisArgs`](redis::ToRedisArgs)); [`joined`](Self::joined) builds
 /// one where a key is kept or sent elsewhere.
 #[derive(Clone, Copy)]
-struct Joined<'a>([&'a str; 5]);
+struct Joined<'a>([&'a str; 4]);
 
 impl Joined<'_> {
     fn joined(&self) -> String {
@@ -1172,6 +1199,9 @@ impl redis::ToRedisArgs for Joined<'_> {
         let mut stack = [0u8; 192];
         let mut at = 0;
         for part in self.0 {
+            if part.is_empty() {
+                continue;
+            }
             let end = at + part.len();
             match stack.get_mut(at..end) {
                 Some(slot) => slot.copy_from_slice(part.as_bytes()),
@@ -1440,13 +1470,21 @@ mod tests {
 
     #[test]
     fn a_key_in_parts_is_sent_as_the_one_joined_argument() {
-        let parts = Joined(["app", ":e:", "", ":", "Blog::post(1)@00:0a"]);
+        let parts = Joined(["app:e:", "", ":", "Blog::post(1)@00:0a"]);
         let mut sent = redis::cmd("GET");
         sent.arg(parts);
         let mut joined = redis::cmd("GET");
         joined.arg("app:e::Blog::post(1)@00:0a");
         assert_eq!(sent.get_packed_command(), joined.get_packed_command());
         assert_eq!(parts.len(), parts.joined().len());
+        // Longer than the stack buffer: joined on the heap, sent the same.
+        let long = "x".repeat(300);
+        let parts = Joined(["app:e:", "", ":", &long]);
+        let mut sent = redis::cmd("GET");
+        sent.arg(parts);
+        let mut joined = redis::cmd("GET");
+        joined.arg(format!("app:e::{long}"));
+        assert_eq!(sent.get_packed_command(), joined.get_packed_command());
     }
 
     #[test]

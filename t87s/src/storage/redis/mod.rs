@@ -322,8 +322,8 @@ struct Inner {
 }
 
 /// The key layout's prefix-only parts (the table at the top of this
-/// module), joined at build so a read writes each key from two or four
-/// parts, not five.
+/// module), joined at build: a read writes the counter and the floor whole,
+/// and every other key from four parts.
 struct Heads {
     entry: String,
     lease: String,
@@ -1193,8 +1193,8 @@ impl redis::ToRedisArgs for Joined<'_> {
         W: ?Sized + redis::RedisWrite,
     {
         // Joined on the stack and written as one argument: one copy into
-        // the command, where a write per part costs the command's writer
-        // its bookkeeping five times. Longer keys (rare) are joined on the
+        // the command, where a write per part pays the command's writer its
+        // bookkeeping for each part. Longer keys (rare) are joined on the
         // heap.
         let mut stack = [0u8; 192];
         let mut at = 0;

@@ -15,6 +15,15 @@ use t87s::engine::{Primitives, QueryOptions, TagPath};
 use t87s::{Codec, Postcard, QueryCache, RedisAdapter};
 use t87s_benches::{redis_url, Blog, Payload};
 
+/// A bare redis-rs `GET`: the peer of the hit figures.
+async fn bare_get(mut conn: redis::aio::ConnectionManager, key: String) -> Option<Vec<u8>> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("get")
+}
+
 fn redis_hit(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -63,32 +72,17 @@ fn redis_hit(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .sample_size(60);
     group.bench_function("redis-rs GET (bare)", |b| {
-        b.to_async(&runtime).iter(|| {
-            let mut conn = bare.clone();
-            let key = bare_key.clone();
-            async move {
-                let v: Vec<u8> = redis::cmd("GET")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("get");
-                v
-            }
-        })
+        b.to_async(&runtime)
+            .iter(|| bare_get(bare.clone(), bare_key.clone()))
     });
     // What a hand-written Redis cache does on a hit: GET, then decode the
     // value (a t87s hit decodes it too; the value's decode is the same work
     // whoever does it).
     group.bench_function("redis-rs GET + postcard decode (bare)", |b| {
         b.to_async(&runtime).iter(|| {
-            let mut conn = bare.clone();
-            let key = bare_key.clone();
+            let get = bare_get(bare.clone(), bare_key.clone());
             async move {
-                let v: Vec<u8> = redis::cmd("GET")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("get");
+                let v = get.await.expect("the bare key is set");
                 let value: Payload = Postcard.decode(&v).expect("decode");
                 value
             }
@@ -292,18 +286,8 @@ fn near(c: &mut Criterion) {
         .sample_size(40);
     let key = format!("{prefix}:bare");
     group.bench_function("redis-rs GET (bare)", |b| {
-        b.to_async(&runtime).iter(|| {
-            let mut conn = bare.clone();
-            let key = key.clone();
-            async move {
-                let v: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("get");
-                v
-            }
-        })
+        b.to_async(&runtime)
+            .iter(|| bare_get(bare.clone(), key.clone()))
     });
     // The protocol's floor, bare: a PUBLISH that `live` other processes
     // answer with a PUBLISH each, awaited on a subscription.

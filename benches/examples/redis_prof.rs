@@ -2,9 +2,12 @@
 //! instructions of a t87s hit against the same commands sent bare.
 //!
 //! `redis_prof t87s N` or `redis_prof bare N` (needs Redis at `REDIS_URL`);
-//! `redis_prof pair N` times a bare `GET`, the hit's commands sent bare and a
-//! t87s hit, interleaved one after another N times, and prints the medians:
-//! on a noisy machine, interleaving keeps the three under the same noise.
+//! `redis_prof pair N` times a bare `GET`, the hit's command sent bare (one
+//! `MGET` of the entry, the refresh lease, the counter, the floor and 4
+//! markers), a `GET` + decode and a t87s hit, interleaved N times, and prints
+//! the medians: on a noisy machine, interleaving keeps them under the same
+//! noise, and each round starts with the next one, so that none is always
+//! timed first.
 //! Instructions per hit: run callgrind at two N and divide the difference,
 //! e.g. `valgrind --tool=callgrind target/release/examples/redis_prof t87s 20000`
 //! and `40000`; the server's work is not counted.
@@ -53,92 +56,78 @@ fn main() {
             .await
             .expect("set");
         if mode == "pair" {
-            let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()];
-            for _ in 0..n {
-                let start = std::time::Instant::now();
-                let v: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut bare)
-                    .await
-                    .expect("get");
-                std::hint::black_box(v);
-                times[0].push(start.elapsed());
-                let start = std::time::Instant::now();
-                let mut pipe = redis::pipe();
-                pipe.cmd("SET")
-                    .arg(&key)
-                    .arg("lease")
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(5_000)
-                    .arg("GET");
-                pipe.cmd("MGET").arg(&rest);
-                let v: (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) =
-                    pipe.query_async(&mut bare).await.expect("pipeline");
-                std::hint::black_box(v);
-                times[1].push(start.elapsed());
-                let start = std::time::Instant::now();
-                let mut pipe = redis::pipe();
-                pipe.cmd("GET").arg(&key);
-                pipe.cmd("MGET").arg(&rest);
-                let v: (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) =
-                    pipe.query_async(&mut bare).await.expect("pipeline");
-                std::hint::black_box(v);
-                times[3].push(start.elapsed());
-                let start = std::time::Instant::now();
+            // Four ways, each round starting at the next one: a way's
+            // place in the round (which is timed right after which) is
+            // spread evenly over the run.
+            let mut times: [Vec<Duration>; 4] = Default::default();
+            for round in 0..n {
+                for turn in 0..4 {
+                    let way = (round as usize + turn) % 4;
+                    let start = std::time::Instant::now();
+                    match way {
+                        0 => {
+                            let v: Option<Vec<u8>> = redis::cmd("GET")
+                                .arg(&key)
+                                .query_async(&mut bare)
+                                .await
+                                .expect("get");
+                            std::hint::black_box(v);
+                        }
+                        1 => {
+                            let v: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                                .arg(&key)
+                                .arg(&rest)
+                                .query_async(&mut bare)
+                                .await
+                                .expect("mget");
+                            std::hint::black_box(v);
+                        }
+                        2 => {
+                            let v: Option<Vec<u8>> = redis::cmd("GET")
+                                .arg(&key)
+                                .query_async(&mut bare)
+                                .await
+                                .expect("get");
+                            let v: Option<Payload> =
+                                v.map(|v| Postcard.decode(&v).expect("decode"));
+                            std::hint::black_box(v);
+                        }
+                        _ => {
+                            let v = cache
+                                .query("hit", &tags, QueryOptions::new(), || async {
+                                    Err::<Payload, _>(std::io::Error::other("a hit never fetches"))
+                                })
+                                .await
+                                .expect("hit");
+                            std::hint::black_box(v);
+                        }
+                    }
+                    times[way].push(start.elapsed());
+                }
+            }
+            let [get, mget, get_decode, hit] = times.map(|mut t| {
+                t.sort();
+                t[t.len() / 2]
+            });
+            println!(
+                "medians: GET {get:?}, the hit's MGET (bare) {mget:?}, GET + decode {get_decode:?}, \
+                 t87s hit {hit:?}; hit/GET {:.3} (+{:?}), hit/(GET + decode) {:.3} (+{:?})",
+                hit.as_secs_f64() / get.as_secs_f64(),
+                hit.saturating_sub(get),
+                hit.as_secs_f64() / get_decode.as_secs_f64(),
+                hit.saturating_sub(get_decode),
+            );
+            let _ = cache.clear().await;
+            return;
+        }
+        for _ in 0..n {
+            if mode == "bare" {
                 let v: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
                     .arg(&key)
                     .arg(&rest)
                     .query_async(&mut bare)
                     .await
                     .expect("mget");
-                std::hint::black_box(v);
-                times[4].push(start.elapsed());
-                let start = std::time::Instant::now();
-                let v: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut bare)
-                    .await
-                    .expect("get");
-                let v: Option<Payload> = v.map(|v| Postcard.decode(&v).expect("decode"));
-                std::hint::black_box(v);
-                times[5].push(start.elapsed());
-                let start = std::time::Instant::now();
-                let v = cache
-                    .query("hit", &tags, QueryOptions::new(), || async {
-                        Err::<Payload, _>(std::io::Error::other("a hit never fetches"))
-                    })
-                    .await
-                    .expect("hit");
-                std::hint::black_box(v);
-                times[2].push(start.elapsed());
-            }
-            let [get, pipeline, hit, get_mget, mget, get_decode] = times.map(|mut t| {
-                t.sort();
-                t[t.len() / 2]
-            });
-            println!(
-                "median GET {get:?}, bare pipeline {pipeline:?}, t87s hit {hit:?}: hit/GET {:.3}, hit-GET {:?}",
-                hit.as_secs_f64() / get.as_secs_f64(),
-                hit.saturating_sub(get)
-            );
-            println!("GET+MGET {get_mget:?} one MGET of 8 {mget:?} GET+decode {get_decode:?}");
-            let _ = cache.clear().await;
-            return;
-        }
-        for _ in 0..n {
-            if mode == "bare" {
-                let mut pipe = redis::pipe();
-                pipe.cmd("SET")
-                    .arg(&key)
-                    .arg("lease")
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(5_000)
-                    .arg("GET");
-                pipe.cmd("MGET").arg(&rest);
-                let v: (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) =
-                    pipe.query_async(&mut bare).await.expect("pipeline");
                 std::hint::black_box(v);
             } else {
                 let v = cache

@@ -65,6 +65,78 @@ fn slow<T: Send + 'static>(
 }
 
 #[tokio::test]
+async fn an_entry_gone_from_redis_costs_one_more_read_and_a_dead_one_none() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let proxy = t87s_tests::proxy::Proxy::start(
+        format!("127.0.0.1:{}", server.port),
+        Duration::from_millis(0),
+    )
+    .await;
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    let cache = process(&url, &prefix, clock.clone(), "5s").await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(7u64);
+    let options = || QueryOptions::new().ttl(Duration::from_secs(60));
+    for key in ["post:1", "post:1"] {
+        cache
+            .query(key, &tags, options(), src.fetch())
+            .await
+            .unwrap();
+    }
+    assert_eq!(src.calls(), 1);
+
+    // Deleted behind this process's back: the one-MGET read finds nothing,
+    // and a second read takes the lease in the entry's place.
+    let mut conn = raw(&server.url()).await;
+    let entries: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:e:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(&entries)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let monitor = Monitor::start(server.port);
+    monitor.reset();
+    proxy.round_trips().await;
+    let v = cache.query("post:1", &tags, options(), src.fetch()).await;
+    assert_eq!((v.unwrap(), src.calls()), (7, 2));
+    assert_eq!(
+        proxy.round_trips().await,
+        3,
+        "one read more than a miss of a key never seen"
+    );
+    assert_eq!(monitor.sent(), ["MGET", "SET", "MGET", "SET", "EVAL"]);
+
+    // A miss of a key this process never saw takes the lease at once.
+    monitor.reset();
+    cache
+        .query("post:2", &tags, options(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!(proxy.round_trips().await, 2);
+    assert_eq!(monitor.sent(), ["SET", "MGET", "SET", "EVAL"]);
+
+    // Past its lifetime (this process's clock), the entry is read with the
+    // lease asked for, whether or not Redis dropped it yet.
+    clock.advance(Duration::from_secs(61));
+    monitor.reset();
+    let v = cache.query("post:2", &tags, options(), src.fetch()).await;
+    assert_eq!((v.unwrap(), src.calls()), (7, 4));
+    assert_eq!(
+        monitor.sent().get(..2),
+        Some(&["SET".to_owned(), "MGET".to_owned()][..])
+    );
+}
+
+#[tokio::test]
 async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
     if !redis_available().await {
         return;
@@ -113,7 +185,12 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
         .unwrap();
     assert_eq!((hit, src.calls()), (7, 2));
     assert_eq!(proxy.round_trips().await, 1, "a hit: one read");
-    assert_eq!(monitor.sent(), ["SET", "MGET"], "every marker in one MGET");
+    assert_eq!(
+        monitor.sent(),
+        ["MGET"],
+        "one command: the entry and every marker in one MGET (this process \
+         stored the entry, so the read leaves the lease out)"
+    );
 
     monitor.reset();
     let three = [tags[0].clone(), tag(&["users", "7"]), tag(&["feed"])];

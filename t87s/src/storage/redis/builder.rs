@@ -206,6 +206,7 @@ impl RedisAdapterBuilder {
                     .max(1),
                 names,
                 near: near.map(Arc::new),
+                seen: super::seen::Seen::new(),
             }),
         };
         if let (Some(near), Some(client)) = (&adapter.inner.near, subscriber) {

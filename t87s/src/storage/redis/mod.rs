@@ -39,6 +39,7 @@ use crate::tag::TagPath;
 mod builder;
 mod link;
 mod near;
+mod seen;
 pub use self::builder::RedisAdapterBuilder;
 use self::link::{Conn, Link};
 pub use self::near::{NearCache, NearMode, NearStatus};
@@ -267,10 +268,12 @@ impl NearCopy {
 /// A [`StorageAdapter`] on Redis, shared by every process that uses the same
 /// server (or Cluster) and prefix.
 ///
-/// - A hit costs one round trip of two plain commands: `SET key <lease> NX
-///   PX ttl GET` (the entry; when there is none, this process's lease takes
-///   its place) and one `MGET` of the refresh lease, the version counter,
-///   the floor and every marker of the query's tags. On a Cluster, where the
+/// - A hit costs one round trip of one command: an `MGET` of the entry,
+///   the refresh lease, the version counter, the floor and every marker of
+///   the query's tags. A read that may have to take the fetch lease (an
+///   entry this process has not seen lately) sends `SET key <lease> NX PX
+///   ttl GET` for the entry instead, beside the `MGET`: when there is no
+///   entry, this process's lease takes its place. On a Cluster, where the
 ///   keys live in different slots, the reads are concurrent.
 /// - A miss costs two: that read (which took the lease), then the store,
 ///   which replaces the lease, with the release of the refresh lease in the
@@ -319,6 +322,9 @@ struct Inner {
     marker_ttl_ms: u64,
     names: near::Names,
     near: Option<Arc<near::Near>>,
+    /// Entries this process found or stored, for reads that leave the
+    /// lease out.
+    seen: seen::Seen,
 }
 
 /// The key layout's prefix-only parts (the table at the top of this
@@ -600,20 +606,23 @@ impl RedisAdapter {
             .map_err(|e| AdapterError::with_source("could not encode an entry for redis", e))
     }
 
-    /// A read: one round trip of plain commands (a pipeline on one node,
-    /// concurrent commands on a Cluster):
+    /// A read: one round trip of plain commands (concurrent commands on a
+    /// Cluster):
     ///
-    /// - the entry: `GET`, or, when a lease is asked, `SET key <lease> NX PX
-    ///   ttl GET`, which reads the entry and, only when there is none, puts
-    ///   this instance's lease in its place (a miss takes its lease in the
-    ///   read, with no script);
-    /// - in one `MGET`: the refresh lease key (for entries that exist but
-    ///   want a fetch), the counter, the floor and every marker.
+    /// - the entry, the refresh lease key (for entries that exist but want
+    ///   a fetch), the counter, the floor and every marker in one `MGET`;
+    /// - or, when a lease is asked and this process has not seen the entry
+    ///   lately (see [`seen`]), `SET key <lease> NX PX ttl GET` for the
+    ///   entry, which reads it and, only when there is none, puts this
+    ///   instance's lease in its place (a miss takes its lease in the read,
+    ///   with no script), in a pipeline with the `MGET` of the rest. An
+    ///   `MGET` that finds no entry where one was seen reads again that way.
     ///
     /// An entry that exists but wants a fetch (past its TTL, invalidated)
     /// takes the lease key in a second round trip, a script that also reads
-    /// the entry again (another process may just have stored it). A key of
-    /// another Redis type is read by the [`READ`] script instead.
+    /// the entry again (another process may just have stored it). An entry
+    /// key of another Redis type reads as none in an `MGET`; `SET ... GET`
+    /// refuses it, and the [`READ`] script reads instead.
     async fn read_inner(
         &self,
         key: EntryKey<'_>,
@@ -625,13 +634,26 @@ impl RedisAdapter {
         let mut rest = Vec::with_capacity(2 + markers.iter().count());
         rest.extend([self.version_parts(), self.floor_parts()]);
         rest.extend(markers.iter().map(|m| self.marker_parts(m)));
-        let parts = self
-            .inner
-            .link
-            .call("read", |conn| read_parts(conn, entry, lease, &rest, ask))
-            .await?;
-        let Some((entry, held, mut values)) = parts else {
-            return self.read_script(key, markers, now_ms, ask).await;
+        // An entry this process saw a moment ago is read without taking the
+        // lease (one command); if it is gone, a second read takes it.
+        let seen = &self.inner.seen;
+        let mut in_read = ask.filter(|_| !seen.likely(key, now_ms));
+        let (entry, held, mut values) = loop {
+            let parts = self
+                .inner
+                .link
+                .call("read", |conn| {
+                    read_parts(conn, entry, lease, &rest, in_read)
+                })
+                .await?;
+            match parts {
+                None => return self.read_script(key, markers, now_ms, ask).await,
+                Some((None, _, _)) if in_read.is_none() && ask.is_some() => {
+                    seen.forget(key);
+                    in_read = ask;
+                }
+                Some(parts) => break parts,
+            }
         };
         // A lost counter starts again, and the floor rises to it: what this
         // read found is older than the floor.
@@ -669,8 +691,12 @@ impl RedisAdapter {
             *slot = bytes;
         }
         let mut read = self.answer(key, &values, counter, 1);
-        if read.entry.is_some() {
-            read.newest_marker = read.newest_marker.max(floor);
+        match &read.entry {
+            Some(stored) => {
+                read.newest_marker = read.newest_marker.max(floor);
+                seen.saw(key, self.kept_until(stored));
+            }
+            None => seen.forget(key),
         }
         if let Some(lease) = lease {
             return Ok(read.with_lease(lease));
@@ -789,6 +815,18 @@ impl RedisAdapter {
             newest_marker,
             counter.saturating_add(1),
         )
+    }
+
+    /// How long an entry is kept in Redis (`PX`): its lifetime, never
+    /// longer than the markers that could make it stale.
+    fn entry_ttl_ms(&self, entry: &StoredEntry) -> u64 {
+        entry.lifetime_ms().clamp(1, self.inner.marker_ttl_ms)
+    }
+
+    /// Until when an entry should be in Redis, counted from its creation
+    /// (never after its store, so never later than its `PX` runs out).
+    fn kept_until(&self, entry: &StoredEntry) -> u64 {
+        entry.created_at.saturating_add(self.entry_ttl_ms(entry))
     }
 
     /// The version counter, started again (with the floor raised) if lost.
@@ -994,6 +1032,7 @@ impl RedisAdapter {
     }
 
     async fn clear_inner(&self) -> Result<(), AdapterError> {
+        self.inner.seen.clear();
         // First the floor, so a fetch in flight cannot write back what we delete.
         let bumped = self
             .bump(&[], &near::Near::payload(self.near_id(), &[])?)
@@ -1115,23 +1154,27 @@ async fn read_parts(
     };
     let answer = match conn {
         Conn::Single(mut conn) => {
-            // Two commands: the entry, then one MGET of the lease key, the
-            // counter, the floor and the markers.
+            // One MGET of the lease key, the counter, the floor and the
+            // markers; the entry first in it, or, to take the lease in its
+            // place, in a command of its own before it.
             let size = "MGET".len() + lease.len() + rest.iter().map(Joined::len).sum::<usize>();
-            let mut mget = Cmd::with_capacity(2 + rest.len(), size);
-            mget.arg("MGET").arg(lease).arg(rest);
-            let mut pipe = redis::Pipeline::with_capacity(2);
-            pipe.add_command(entry_cmd()).add_command(mget);
-            pipe.query_async::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&mut conn)
-                .await
-                .map(|(entry, mut values)| {
-                    let held = if values.is_empty() {
-                        None
-                    } else {
-                        values.remove(0)
-                    };
-                    (entry, held, values)
-                })
+            let mut mget = Cmd::with_capacity(3 + rest.len(), size + entry.len());
+            mget.arg("MGET");
+            if ask.is_none() {
+                mget.arg(entry);
+            }
+            mget.arg(lease).arg(rest);
+            let answer = if ask.is_none() {
+                mget.query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                    .await
+                    .map(|mut values| (take_first(&mut values), values))
+            } else {
+                let mut pipe = redis::Pipeline::with_capacity(2);
+                pipe.add_command(entry_cmd()).add_command(mget);
+                pipe.query_async::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&mut conn)
+                    .await
+            };
+            answer.map(|(entry, mut values)| (entry, take_first(&mut values), values))
         }
         #[cfg(feature = "redis-cluster")]
         Conn::Cluster(conn) => {
@@ -1150,6 +1193,15 @@ async fn read_parts(
         // A pipeline's error carries the failing command's: matched by text.
         Err(error) if error.to_string().contains("WRONGTYPE") => Ok(None),
         Err(error) => Err(error),
+    }
+}
+
+/// The first of `values`, taken out (`None` when there are none).
+fn take_first(values: &mut Vec<Option<Vec<u8>>>) -> Option<Vec<u8>> {
+    if values.is_empty() {
+        None
+    } else {
+        values.remove(0)
     }
 }
 
@@ -1362,7 +1414,7 @@ impl StorageAdapter for RedisAdapter {
         Box::pin(async move {
             let bytes = Self::encode(&entry)?;
             // Never outlive the markers that could make the entry stale.
-            let ttl = entry.lifetime_ms().clamp(1, self.inner.marker_ttl_ms);
+            let ttl = self.entry_ttl_ms(&entry);
             let entry_key = self.entry_key(key);
             let mut set = Cmd::set(&entry_key, bytes);
             set.arg("PX").arg(ttl);
@@ -1391,7 +1443,9 @@ impl StorageAdapter for RedisAdapter {
                         }
                     }
                 })
-                .await
+                .await?;
+            self.inner.seen.saw(key, self.kept_until(&entry));
+            Ok(())
         })
     }
 
@@ -1400,6 +1454,7 @@ impl StorageAdapter for RedisAdapter {
             if let Some(near) = &self.inner.near {
                 near.l1.remove(key);
             }
+            self.inner.seen.forget(key);
             let _: i64 = self.run("delete", &Cmd::del(self.entry_key(key))).await?;
             Ok(())
         })

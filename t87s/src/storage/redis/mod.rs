@@ -636,8 +636,8 @@ impl RedisAdapter {
         rest.extend(markers.iter().map(|m| self.marker_parts(m)));
         // An entry this process saw a moment ago is read without taking the
         // lease (one command); if it is gone, a second read takes it.
-        let seen = &self.inner.seen;
-        let mut in_read = ask.filter(|_| !seen.likely(key, now_ms));
+        let (seen, spot) = (&self.inner.seen, seen::Seen::spot(key));
+        let mut in_read = ask.filter(|_| !seen.likely(spot, now_ms));
         let (entry, held, mut values) = loop {
             let parts = self
                 .inner
@@ -649,7 +649,7 @@ impl RedisAdapter {
             match parts {
                 None => return self.read_script(key, markers, now_ms, ask).await,
                 Some((None, _, _)) if in_read.is_none() && ask.is_some() => {
-                    seen.forget(key);
+                    seen.forget(spot);
                     in_read = ask;
                 }
                 Some(parts) => break parts,
@@ -694,9 +694,9 @@ impl RedisAdapter {
         match &read.entry {
             Some(stored) => {
                 read.newest_marker = read.newest_marker.max(floor);
-                seen.saw(key, self.kept_until(stored));
+                seen.saw(spot, self.kept_until(stored));
             }
-            None => seen.forget(key),
+            None => seen.forget(spot),
         }
         if let Some(lease) = lease {
             return Ok(read.with_lease(lease));
@@ -1444,7 +1444,8 @@ impl StorageAdapter for RedisAdapter {
                     }
                 })
                 .await?;
-            self.inner.seen.saw(key, self.kept_until(&entry));
+            let spot = seen::Seen::spot(key);
+            self.inner.seen.saw(spot, self.kept_until(&entry));
             Ok(())
         })
     }
@@ -1454,7 +1455,7 @@ impl StorageAdapter for RedisAdapter {
             if let Some(near) = &self.inner.near {
                 near.l1.remove(key);
             }
-            self.inner.seen.forget(key);
+            self.inner.seen.forget(seen::Seen::spot(key));
             let _: i64 = self.run("delete", &Cmd::del(self.entry_key(key))).await?;
             Ok(())
         })

@@ -30,6 +30,16 @@ pub(super) struct Seen {
     slots: Box<[AtomicU64]>,
 }
 
+/// Where a key's hint lives, found once per read.
+#[derive(Clone, Copy)]
+pub(super) struct Spot {
+    slot: usize,
+    fingerprint: u64,
+}
+
+/// The fingerprint half of a slot.
+const FINGERPRINT: u64 = !(u32::MAX as u64);
+
 impl Seen {
     pub(super) fn new() -> Self {
         Self {
@@ -37,42 +47,46 @@ impl Seen {
         }
     }
 
-    /// The slot of `key` and what it holds for `key` until `until_s`.
-    fn locate(key: EntryKey<'_>) -> (usize, u64) {
+    /// The spot of `key`'s hint.
+    pub(super) fn spot(key: EntryKey<'_>) -> Spot {
         let hash = xxh3_64_with_seed(key.key.as_bytes(), xxh3_64(key.prefix.as_bytes()));
         // The low bits pick the slot; the high 32 are the fingerprint.
-        let slot = usize::try_from(hash % SLOTS as u64).unwrap_or(0);
-        (slot, hash & !u64::from(u32::MAX))
-    }
-
-    /// Whether `key`'s entry was found (or stored) by this process and
-    /// should still be in Redis at `now_ms`.
-    pub(super) fn likely(&self, key: EntryKey<'_>, now_ms: u64) -> bool {
-        let (slot, fingerprint) = Self::locate(key);
-        let Some(held) = self.slots.get(slot) else {
-            return false;
-        };
-        let held = held.load(Ordering::Relaxed);
-        held & !u64::from(u32::MAX) == fingerprint && held & u64::from(u32::MAX) > now_ms / 1000
-    }
-
-    /// `key`'s entry is in Redis until `until_ms` (the hint keeps whole
-    /// seconds, rounded down). A time already past forgets it.
-    pub(super) fn saw(&self, key: EntryKey<'_>, until_ms: u64) {
-        let (slot, fingerprint) = Self::locate(key);
-        if let Some(held) = self.slots.get(slot) {
-            let until_s = u32::try_from(until_ms / 1000).unwrap_or(u32::MAX);
-            held.store(fingerprint | u64::from(until_s), Ordering::Relaxed);
+        Spot {
+            slot: usize::try_from(hash % SLOTS as u64).unwrap_or(0),
+            fingerprint: hash & FINGERPRINT,
         }
     }
 
-    /// `key`'s entry is not in Redis (a read found none, or this process
-    /// deleted it).
-    pub(super) fn forget(&self, key: EntryKey<'_>) {
-        let (slot, fingerprint) = Self::locate(key);
-        if let Some(held) = self.slots.get(slot) {
+    /// Whether the entry at `spot` was found (or stored) by this process
+    /// and should still be in Redis at `now_ms`.
+    pub(super) fn likely(&self, spot: Spot, now_ms: u64) -> bool {
+        let Some(held) = self.slots.get(spot.slot) else {
+            return false;
+        };
+        let held = held.load(Ordering::Relaxed);
+        held & FINGERPRINT == spot.fingerprint && held & !FINGERPRINT > now_ms / 1000
+    }
+
+    /// The entry at `spot` is in Redis until `until_ms` (the hint keeps
+    /// whole seconds, rounded down). A time already past forgets it.
+    pub(super) fn saw(&self, spot: Spot, until_ms: u64) {
+        if let Some(held) = self.slots.get(spot.slot) {
+            let until_s = u32::try_from(until_ms / 1000).unwrap_or(u32::MAX);
+            let hint = spot.fingerprint | u64::from(until_s);
+            // A hit of a hot key writes nothing: the slot's cache line
+            // stays shared between the threads that read it.
+            if held.load(Ordering::Relaxed) != hint {
+                held.store(hint, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The entry at `spot` is not in Redis (a read found none, or this
+    /// process deleted it).
+    pub(super) fn forget(&self, spot: Spot) {
+        if let Some(held) = self.slots.get(spot.slot) {
             let was = held.load(Ordering::Relaxed);
-            if was & !u64::from(u32::MAX) == fingerprint {
+            if was & FINGERPRINT == spot.fingerprint {
                 // Lost to a concurrent `saw` of another key: that one stays.
                 let _ = held.compare_exchange(was, 0, Ordering::Relaxed, Ordering::Relaxed);
             }
@@ -89,11 +103,11 @@ impl Seen {
 
 #[cfg(test)]
 mod tests {
-    use super::Seen;
+    use super::{Seen, Spot};
     use crate::storage::EntryKey;
 
-    fn key(key: &str) -> EntryKey<'_> {
-        EntryKey { prefix: "t", key }
+    fn key(key: &str) -> Spot {
+        Seen::spot(EntryKey { prefix: "t", key })
     }
 
     #[test]
@@ -126,10 +140,10 @@ mod tests {
     fn forgetting_a_key_leaves_another_in_its_slot() {
         let seen = Seen::new();
         // Find a key that shares "a"'s slot.
-        let (slot, _) = Seen::locate(key("a"));
+        let slot = key("a").slot;
         let other = (0..u32::MAX)
             .map(|i| format!("k{i}"))
-            .find(|k| Seen::locate(key(k)).0 == slot)
+            .find(|k| key(k).slot == slot)
             .expect("some key shares the slot");
         seen.saw(key(&other), 10_000);
         seen.forget(key("a"));

@@ -192,6 +192,20 @@ impl<'a> MarkerSet<'a> {
         self.tags.is_empty()
     }
 
+    /// How many marker keys [`iter`](Self::iter) yields: each tag's
+    /// prefixes and the tag itself.
+    ///
+    /// ```
+    /// let tags = [t87s::engine::TagPath::new(["posts", "1"])?];
+    /// let markers = t87s::adapter::MarkerSet::new("p", &tags);
+    /// assert_eq!(markers.len(), 3); // posts*, posts/1*, posts/1
+    /// assert_eq!(markers.len(), markers.iter().count());
+    /// # Ok::<(), t87s::engine::TagError>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.tags.iter().map(|tag| tag.depth() + 1).sum()
+    }
+
     /// Every marker key, without allocating.
     ///
     /// ```

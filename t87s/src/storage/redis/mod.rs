@@ -631,7 +631,7 @@ impl RedisAdapter {
         ask: Option<LeaseAsk>,
     ) -> Result<Read, AdapterError> {
         let (entry, lease) = (self.entry_parts(key), self.lease_parts(key));
-        let mut rest = Vec::with_capacity(2 + markers.iter().count());
+        let mut rest = Vec::with_capacity(2 + markers.len());
         rest.extend([self.version_parts(), self.floor_parts()]);
         rest.extend(markers.iter().map(|m| self.marker_parts(m)));
         // An entry this process saw a moment ago is read without taking the

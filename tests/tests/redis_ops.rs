@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use t87s::engine::{Primitives, QueryOptions};
 use t87s::{ManualClock, RedisAdapter};
+use t87s_tests::proxy::Proxy;
 use t87s_tests::servers::{Monitor, RedisServer};
 use t87s_tests::{redis_available, tag, unique_prefix, Source, T0};
 
@@ -40,6 +41,14 @@ async fn two_processes(lease: &str) -> (RedisServer, ManualClock, Primitives, Pr
     (server, clock, a, b)
 }
 
+/// A test-owned server behind a loopback proxy (which counts round trips,
+/// and can delay or cut the traffic).
+async fn proxied_server() -> (RedisServer, Proxy) {
+    let server = RedisServer::start(&[]);
+    let proxy = Proxy::start(format!("127.0.0.1:{}", server.port), Duration::ZERO).await;
+    (server, proxy)
+}
+
 async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(url).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
@@ -69,12 +78,7 @@ async fn an_entry_gone_from_redis_costs_one_more_read_and_a_dead_one_none() {
     if !redis_available().await {
         return;
     }
-    let server = RedisServer::start(&[]);
-    let proxy = t87s_tests::proxy::Proxy::start(
-        format!("127.0.0.1:{}", server.port),
-        Duration::from_millis(0),
-    )
-    .await;
+    let (server, proxy) = proxied_server().await;
     let prefix = unique_prefix();
     let clock = ManualClock::new(T0);
     let url = format!("redis://127.0.0.1:{}", proxy.port);
@@ -141,14 +145,9 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
     if !redis_available().await {
         return;
     }
-    let server = RedisServer::start(&[]);
     // Round trips are counted at a proxy (a client's bytes after the
     // server's begin one); MONITOR names the commands.
-    let proxy = t87s_tests::proxy::Proxy::start(
-        format!("127.0.0.1:{}", server.port),
-        Duration::from_millis(0),
-    )
-    .await;
+    let (server, proxy) = proxied_server().await;
     let url = format!("redis://127.0.0.1:{}", proxy.port);
     let cache = process(&url, &unique_prefix(), ManualClock::new(T0), "5s").await;
     let tags = [tag(&["posts", "1", "comments"])];
@@ -689,12 +688,7 @@ async fn a_failed_invalidation_lands_on_retry_and_the_other_process_stops_servin
     if !redis_available().await {
         return;
     }
-    let server = RedisServer::start(&[]);
-    let proxy = t87s_tests::proxy::Proxy::start(
-        format!("127.0.0.1:{}", server.port),
-        Duration::from_millis(0),
-    )
-    .await;
+    let (server, proxy) = proxied_server().await;
     let prefix = unique_prefix();
     let clock = ManualClock::new(T0);
     // The writer reaches Redis through a network the test can cut.

@@ -118,14 +118,12 @@ mod tests {
         assert!(seen.likely(key("a"), 4_999));
         assert!(!seen.likely(key("a"), 5_000), "whole seconds, rounded down");
         assert!(!seen.likely(key("b"), 0), "another key");
+        let other_prefix = Seen::spot(EntryKey {
+            prefix: "u",
+            key: "a",
+        });
         assert!(
-            !seen.likely(
-                EntryKey {
-                    prefix: "u",
-                    key: "a"
-                },
-                0
-            ),
+            !seen.likely(other_prefix, 0),
             "the same key under another prefix"
         );
         seen.forget(key("a"));

@@ -10,8 +10,8 @@
 //!
 //! A hint only ever picks the commands of a read, never a value: a wrong
 //! one costs one round trip (an entry gone early: deleted, evicted, or
-//! expired on a server whose clock runs ahead) or the lease-taking read a
-//! hit did before (two keys in one slot take turns).
+//! stored by a process whose clock runs ahead of this one's) or the
+//! lease-taking read a hit did before (two keys in one slot take turns).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -8,6 +8,9 @@
 //! the medians: on a noisy machine, interleaving keeps them under the same
 //! noise, and each round starts with the next one, so that none is always
 //! timed first.
+//! `redis_prof misses N` times a t87s miss (a new key each time, the fetch
+//! answers at once) against a bare `GET` + `SET` of the same bytes, the
+//! same way.
 //! Instructions per hit: run callgrind at two N and divide the difference,
 //! e.g. `valgrind --tool=callgrind target/release/examples/redis_prof t87s 20000`
 //! and `40000`; the server's work is not counted.
@@ -55,6 +58,54 @@ fn main() {
             .query_async(&mut bare)
             .await
             .expect("set");
+        if mode == "misses" {
+            // A miss of a new key each time, t87s and a bare GET + SET of
+            // the same bytes, alternating which goes first.
+            let bytes = Postcard.encode(&Payload::new()).expect("encode");
+            let mut times: [Vec<Duration>; 2] = Default::default();
+            for round in 0..n {
+                for turn in 0..2 {
+                    let way = (round as usize + turn) % 2;
+                    let start = std::time::Instant::now();
+                    if way == 0 {
+                        let key = format!("{key}:{round}");
+                        let v: Option<Vec<u8>> = redis::cmd("GET")
+                            .arg(&key)
+                            .query_async(&mut bare)
+                            .await
+                            .expect("get");
+                        std::hint::black_box(v);
+                        let _: () = redis::cmd("SET")
+                            .arg(&key)
+                            .arg(&bytes)
+                            .arg("PX")
+                            .arg(3_600_000)
+                            .query_async(&mut bare)
+                            .await
+                            .expect("set");
+                    } else {
+                        let v = cache
+                            .query(&format!("miss:{round}"), &tags, QueryOptions::new(), || async {
+                                Ok::<_, std::io::Error>(Payload::new())
+                            })
+                            .await
+                            .expect("miss");
+                        std::hint::black_box(v);
+                    }
+                    times[way].push(start.elapsed());
+                }
+            }
+            let [bare, miss] = times.map(|mut t| {
+                t.sort();
+                t[t.len() / 2]
+            });
+            println!(
+                "medians: GET + SET {bare:?}, t87s miss {miss:?}; miss/(GET + SET) {:.3}",
+                miss.as_secs_f64() / bare.as_secs_f64()
+            );
+            let _ = cache.clear().await;
+            return;
+        }
         if mode == "pair" {
             // Four ways, each round starting at the next one: a way's
             // place in the round (which is timed right after which) is

@@ -207,6 +207,7 @@ impl RedisAdapterBuilder {
                 names,
                 near: near.map(Arc::new),
                 seen: super::seen::Seen::new(),
+                leases: super::seen::LeaseKeys::new(),
             }),
         };
         if let (Some(near), Some(client)) = (&adapter.inner.near, subscriber) {

@@ -275,11 +275,13 @@ impl NearCopy {
 ///   ttl GET` for the entry instead, beside the `MGET`: when there is no
 ///   entry, this process's lease takes its place. On a Cluster, where the
 ///   keys live in different slots, the reads are concurrent.
-/// - A miss costs two: that read (which took the lease), then the store,
-///   which replaces the lease, with the release of the refresh lease in the
-///   same pipeline. An entry that exists but wants a fetch takes the refresh
-///   lease in a script of its own (one more round trip). The lease holder
-///   extends its lease while it fetches; a lease whose holder died expires.
+/// - A miss costs two: that read (which took the lease), then the store, a
+///   `SET` that replaces the lease. An entry that exists but wants a fetch
+///   takes the refresh lease key in a script of its own (one more round
+///   trip), and its store releases that key in the same pipeline (a store
+///   touches the refresh lease key only when this process took it). The
+///   lease holder extends its lease while it fetches; a lease whose holder
+///   died expires.
 /// - Invalidation stamps markers with versions from one counter in Redis, so
 ///   app servers whose clocks disagree agree on what is stale: one script on
 ///   one node. A lost counter starts again at the server's time, with the
@@ -325,6 +327,9 @@ struct Inner {
     /// Entries this process found or stored, for reads that leave the
     /// lease out.
     seen: seen::Seen,
+    /// Refresh lease keys this process may hold, for stores and releases
+    /// that leave the others alone.
+    leases: seen::LeaseKeys,
 }
 
 /// The key layout's prefix-only parts (the table at the top of this
@@ -738,7 +743,12 @@ impl RedisAdapter {
             .arg(ask.token)
             .arg(ask.ttl_ms)
             .arg(seen);
+        let spot = seen::Seen::spot(key);
+        self.inner.leases.asking(spot);
         let (answer, now): (String, Option<Vec<u8>>) = self.eval("lease", &invocation).await?;
+        if answer != "a" {
+            self.inner.leases.let_go(spot);
+        }
         match answer.as_str() {
             "a" => Ok(read.with_lease(Lease::Acquired)),
             "h" => Ok(read.with_lease(Lease::Held)),
@@ -774,6 +784,10 @@ impl RedisAdapter {
             .arg(ttl)
             .arg(u8::from(ask.is_some()))
             .arg(self.inner.marker_ttl_ms);
+        let spot = seen::Seen::spot(key);
+        if ask.is_some() {
+            self.inner.leases.asking(spot);
+        }
         let mut values: Vec<Option<Vec<u8>>> = self.eval("read", &invocation).await?;
         let counter = values.get(1).and_then(|v| v.as_deref()).and_then(parse_u64);
         let lease = match values.get(2).and_then(|v| v.as_deref()) {
@@ -781,6 +795,9 @@ impl RedisAdapter {
             Some(_) => Some(Lease::Held),
             None => None,
         };
+        if lease != Some(Lease::Acquired) {
+            self.inner.leases.let_go(spot);
+        }
         // The entry, then the floor and the markers from the fourth on.
         values.drain(1..3);
         let read = self.answer(key, &values, counter.unwrap_or(0), 1);
@@ -994,7 +1011,14 @@ impl RedisAdapter {
             None => eval_cmd(RELEASE, &target, value),
         };
         let in_place = command(self.entry_key(key), lease_value(token));
-        let lease_key = command(self.lease_key(key), token.to_string());
+        // The refresh lease key only if this process may hold it.
+        let spot = seen::Seen::spot(key);
+        let lease_key = self
+            .inner
+            .leases
+            .may_hold(spot)
+            .then(|| command(self.lease_key(key), token.to_string()));
+        let touched = lease_key.is_some();
         self.inner
             .link
             .call(what, |conn| async move {
@@ -1002,31 +1026,46 @@ impl RedisAdapter {
                     Conn::Single(mut conn) => {
                         let mut pipe = redis::pipe();
                         pipe.add_command(in_place).ignore();
-                        pipe.add_command(lease_key).ignore();
+                        if let Some(lease_key) = lease_key {
+                            pipe.add_command(lease_key).ignore();
+                        }
                         pipe.query_async::<()>(&mut conn).await
                     }
                     #[cfg(feature = "redis-cluster")]
                     Conn::Cluster(conn) => {
-                        let (mut a, mut b) = (conn.clone(), conn);
-                        let (x, y) = futures_util::future::join(
+                        let mut a = conn.clone();
+                        let both = futures_util::future::join(
                             in_place.query_async::<i64>(&mut a),
-                            lease_key.query_async::<i64>(&mut b),
-                        )
-                        .await;
+                            async move {
+                                let mut b = conn;
+                                match lease_key {
+                                    Some(lease_key) => lease_key.query_async::<i64>(&mut b).await,
+                                    None => Ok(0),
+                                }
+                            },
+                        );
+                        let (x, y) = both.await;
                         x.and(y).map(drop)
                     }
                 }
             })
-            .await
+            .await?;
+        if touched && ttl_ms.is_none() {
+            self.inner.leases.let_go(spot);
+        }
+        Ok(())
     }
 
     async fn lease_inner(&self, key: EntryKey<'_>, ask: LeaseAsk) -> Result<Lease, AdapterError> {
         let mut invocation = SCRIPTS.lease.key(self.lease_key(key));
         invocation.arg(ask.token).arg(ask.ttl_ms);
+        let spot = seen::Seen::spot(key);
+        self.inner.leases.asking(spot);
         let answer: String = self.eval("lease", &invocation).await?;
         Ok(if answer == "a" {
             Lease::Acquired
         } else {
+            self.inner.leases.let_go(spot);
             Lease::Held
         })
     }
@@ -1419,8 +1458,13 @@ impl StorageAdapter for RedisAdapter {
             let mut set = Cmd::set(&entry_key, bytes);
             set.arg("PX").arg(ttl);
             // The entry replaces a lease standing in its place; the refresh
-            // lease key goes after it, in the same round trip on one node.
-            let release = token.map(|token| eval_cmd(RELEASE, &self.lease_key(key), token));
+            // lease key, if this process may hold it, goes after it, in the
+            // same round trip on one node.
+            let spot = seen::Seen::spot(key);
+            let release = token
+                .filter(|_| self.inner.leases.may_hold(spot))
+                .map(|token| eval_cmd(RELEASE, &self.lease_key(key), token));
+            let releasing = release.is_some();
             self.inner
                 .link
                 .call("write", |conn| async move {
@@ -1444,7 +1488,9 @@ impl StorageAdapter for RedisAdapter {
                     }
                 })
                 .await?;
-            let spot = seen::Seen::spot(key);
+            if releasing {
+                self.inner.leases.let_go(spot);
+            }
             self.inner.seen.saw(spot, self.kept_until(&entry));
             Ok(())
         })

@@ -1,5 +1,7 @@
-//! Which entries this process last found in Redis, and until when: the hint
-//! that lets a read leave the lease out.
+//! What this process knows of its keys in Redis, so that a command can
+//! leave out what cannot matter: which entries it last found, and until
+//! when (a read leaves the lease out), and which refresh lease keys it may
+//! hold (a store leaves the others alone).
 //!
 //! A read that may take the fetch lease puts it in the entry's place (`SET
 //! key <lease> NX PX ttl GET`), so that a miss costs two round trips, not
@@ -7,6 +9,10 @@
 //! most reads are hits: an entry this process saw a moment ago is almost
 //! always still there. For those, the read is the one `MGET` alone; if the
 //! entry turns out to be gone, a second read takes the lease.
+//!
+//! The same goes for the refresh lease key of an entry that exists but
+//! wants a fetch ([`LeaseKeys`]): a store or a release touches it only if
+//! this process asked for it.
 //!
 //! A hint only ever picks the commands of a read, never a value: a wrong
 //! one costs one round trip (an entry gone early: deleted, evicted, or
@@ -35,6 +41,8 @@ pub(super) struct Seen {
 pub(super) struct Spot {
     slot: usize,
     fingerprint: u64,
+    /// The key's whole hash (see [`LeaseKeys`]).
+    hash: u64,
 }
 
 /// The fingerprint half of a slot.
@@ -54,6 +62,7 @@ impl Seen {
         Spot {
             slot: usize::try_from(hash % SLOTS as u64).unwrap_or(0),
             fingerprint: hash & FINGERPRINT,
+            hash,
         }
     }
 
@@ -101,9 +110,64 @@ impl Seen {
     }
 }
 
+/// Keys whose refresh lease key this process may hold: it asked for the
+/// lease there and has not yet stored the entry or released the lease. A
+/// store, a release and an extension touch the refresh lease key only for
+/// these (a script each: about 5 µs of server time); a miss takes its lease
+/// in the entry's place, which the store replaces.
+///
+/// A key is counted as held from before the asking command is sent until
+/// the answer says it was not taken, or the lease is released: an answer
+/// lost to a timeout leaves it counted, so a lease this process holds is
+/// never left out. If the set ever holds [`MAX_HELD`] keys (leases asked
+/// for and never stored nor released), it stops counting and every store
+/// releases the refresh lease key, as before it existed.
+pub(super) struct LeaseKeys {
+    held: parking_lot::Mutex<Option<hashbrown::HashSet<u64>>>,
+}
+
+/// See [`LeaseKeys`]: far more than the fetches one process runs at once.
+const MAX_HELD: usize = 65_536;
+
+impl LeaseKeys {
+    pub(super) fn new() -> Self {
+        Self {
+            held: parking_lot::Mutex::new(Some(hashbrown::HashSet::new())),
+        }
+    }
+
+    /// This process is about to ask for the refresh lease key at `spot`.
+    pub(super) fn asking(&self, spot: Spot) {
+        let mut held = self.held.lock();
+        if let Some(keys) = held.as_mut() {
+            if keys.len() >= MAX_HELD {
+                *held = None;
+            } else {
+                keys.insert(spot.hash);
+            }
+        }
+    }
+
+    /// Whether this process may hold the refresh lease key at `spot`.
+    pub(super) fn may_hold(&self, spot: Spot) -> bool {
+        self.held
+            .lock()
+            .as_ref()
+            .is_none_or(|keys| keys.contains(&spot.hash))
+    }
+
+    /// The refresh lease key at `spot` is not (or no longer) this
+    /// process's.
+    pub(super) fn let_go(&self, spot: Spot) {
+        if let Some(keys) = self.held.lock().as_mut() {
+            keys.remove(&spot.hash);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Seen, Spot};
+    use super::{LeaseKeys, Seen, Spot, MAX_HELD};
     use crate::storage::EntryKey;
 
     fn key(key: &str) -> Spot {
@@ -151,5 +215,27 @@ mod tests {
             !seen.likely(key(&other), 0),
             "one key per slot: the last seen"
         );
+    }
+
+    #[test]
+    fn a_lease_key_is_held_from_the_asking_to_the_letting_go() {
+        let leases = LeaseKeys::new();
+        assert!(!leases.may_hold(key("a")));
+        leases.asking(key("a"));
+        assert!(leases.may_hold(key("a")));
+        assert!(!leases.may_hold(key("b")));
+        leases.let_go(key("a"));
+        assert!(!leases.may_hold(key("a")));
+    }
+
+    #[test]
+    fn too_many_lease_keys_never_let_go_stop_the_counting() {
+        let leases = LeaseKeys::new();
+        for i in 0..=MAX_HELD {
+            leases.asking(key(&format!("k{i}")));
+        }
+        assert!(leases.may_hold(key("never asked")), "every key may be held");
+        leases.let_go(key("k0"));
+        assert!(leases.may_hold(key("k0")));
     }
 }

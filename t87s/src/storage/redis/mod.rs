@@ -744,10 +744,10 @@ impl RedisAdapter {
             .arg(ask.ttl_ms)
             .arg(seen);
         let spot = seen::Seen::spot(key);
-        self.inner.leases.asking(spot);
+        self.inner.leases.asking(spot, ask.token);
         let (answer, now): (String, Option<Vec<u8>>) = self.eval("lease", &invocation).await?;
         if answer != "a" {
-            self.inner.leases.let_go(spot);
+            self.inner.leases.let_go(spot, ask.token);
         }
         match answer.as_str() {
             "a" => Ok(read.with_lease(Lease::Acquired)),
@@ -786,7 +786,7 @@ impl RedisAdapter {
             .arg(self.inner.marker_ttl_ms);
         let spot = seen::Seen::spot(key);
         if ask.is_some() {
-            self.inner.leases.asking(spot);
+            self.inner.leases.asking(spot, token);
         }
         let mut values: Vec<Option<Vec<u8>>> = self.eval("read", &invocation).await?;
         let counter = values.get(1).and_then(|v| v.as_deref()).and_then(parse_u64);
@@ -796,7 +796,7 @@ impl RedisAdapter {
             None => None,
         };
         if lease != Some(Lease::Acquired) {
-            self.inner.leases.let_go(spot);
+            self.inner.leases.let_go(spot, token);
         }
         // The entry, then the floor and the markers from the fourth on.
         values.drain(1..3);
@@ -1016,7 +1016,7 @@ impl RedisAdapter {
         let lease_key = self
             .inner
             .leases
-            .may_hold(spot)
+            .may_hold(spot, token)
             .then(|| command(self.lease_key(key), token.to_string()));
         let touched = lease_key.is_some();
         self.inner
@@ -1051,7 +1051,7 @@ impl RedisAdapter {
             })
             .await?;
         if touched && ttl_ms.is_none() {
-            self.inner.leases.let_go(spot);
+            self.inner.leases.let_go(spot, token);
         }
         Ok(())
     }
@@ -1060,12 +1060,12 @@ impl RedisAdapter {
         let mut invocation = SCRIPTS.lease.key(self.lease_key(key));
         invocation.arg(ask.token).arg(ask.ttl_ms);
         let spot = seen::Seen::spot(key);
-        self.inner.leases.asking(spot);
+        self.inner.leases.asking(spot, ask.token);
         let answer: String = self.eval("lease", &invocation).await?;
         Ok(if answer == "a" {
             Lease::Acquired
         } else {
-            self.inner.leases.let_go(spot);
+            self.inner.leases.let_go(spot, ask.token);
             Lease::Held
         })
     }
@@ -1461,10 +1461,8 @@ impl StorageAdapter for RedisAdapter {
             // lease key, if this process may hold it, goes after it, in the
             // same round trip on one node.
             let spot = seen::Seen::spot(key);
-            let release = token
-                .filter(|_| self.inner.leases.may_hold(spot))
-                .map(|token| eval_cmd(RELEASE, &self.lease_key(key), token));
-            let releasing = release.is_some();
+            let released = token.filter(|token| self.inner.leases.may_hold(spot, *token));
+            let release = released.map(|token| eval_cmd(RELEASE, &self.lease_key(key), token));
             self.inner
                 .link
                 .call("write", |conn| async move {
@@ -1488,8 +1486,8 @@ impl StorageAdapter for RedisAdapter {
                     }
                 })
                 .await?;
-            if releasing {
-                self.inner.leases.let_go(spot);
+            if let Some(token) = released {
+                self.inner.leases.let_go(spot, token);
             }
             self.inner.seen.saw(spot, self.kept_until(&entry));
             Ok(())

@@ -123,7 +123,9 @@ impl Seen {
 /// for and never stored nor released), it stops counting and every store
 /// releases the refresh lease key, as before it existed.
 pub(super) struct LeaseKeys {
-    held: parking_lot::Mutex<Option<hashbrown::HashSet<u64>>>,
+    /// Each key's hash, with the lease token it was asked under (engines
+    /// that share an adapter hold leases under tokens of their own).
+    held: parking_lot::Mutex<Option<hashbrown::HashSet<(u64, u64)>>>,
 }
 
 /// See [`LeaseKeys`]: far more than the fetches one process runs at once.
@@ -136,31 +138,33 @@ impl LeaseKeys {
         }
     }
 
-    /// This process is about to ask for the refresh lease key at `spot`.
-    pub(super) fn asking(&self, spot: Spot) {
+    /// This process is about to ask for the refresh lease key at `spot`
+    /// under `token`.
+    pub(super) fn asking(&self, spot: Spot, token: u64) {
         let mut held = self.held.lock();
         if let Some(keys) = held.as_mut() {
             if keys.len() >= MAX_HELD {
                 *held = None;
             } else {
-                keys.insert(spot.hash);
+                keys.insert((spot.hash, token));
             }
         }
     }
 
-    /// Whether this process may hold the refresh lease key at `spot`.
-    pub(super) fn may_hold(&self, spot: Spot) -> bool {
+    /// Whether this process may hold the refresh lease key at `spot`
+    /// under `token`.
+    pub(super) fn may_hold(&self, spot: Spot, token: u64) -> bool {
         self.held
             .lock()
             .as_ref()
-            .is_none_or(|keys| keys.contains(&spot.hash))
+            .is_none_or(|keys| keys.contains(&(spot.hash, token)))
     }
 
-    /// The refresh lease key at `spot` is not (or no longer) this
-    /// process's.
-    pub(super) fn let_go(&self, spot: Spot) {
+    /// The refresh lease key at `spot` is not (or no longer) held under
+    /// `token`.
+    pub(super) fn let_go(&self, spot: Spot, token: u64) {
         if let Some(keys) = self.held.lock().as_mut() {
-            keys.remove(&spot.hash);
+            keys.remove(&(spot.hash, token));
         }
     }
 }
@@ -220,22 +224,26 @@ mod tests {
     #[test]
     fn a_lease_key_is_held_from_the_asking_to_the_letting_go() {
         let leases = LeaseKeys::new();
-        assert!(!leases.may_hold(key("a")));
-        leases.asking(key("a"));
-        assert!(leases.may_hold(key("a")));
-        assert!(!leases.may_hold(key("b")));
-        leases.let_go(key("a"));
-        assert!(!leases.may_hold(key("a")));
+        assert!(!leases.may_hold(key("a"), 1));
+        leases.asking(key("a"), 1);
+        assert!(leases.may_hold(key("a"), 1));
+        assert!(!leases.may_hold(key("b"), 1));
+        assert!(!leases.may_hold(key("a"), 2), "another engine's token");
+        leases.let_go(key("a"), 2);
+        assert!(leases.may_hold(key("a"), 1), "still held under token 1");
+        leases.let_go(key("a"), 1);
+        assert!(!leases.may_hold(key("a"), 1));
     }
 
     #[test]
     fn too_many_lease_keys_never_let_go_stop_the_counting() {
         let leases = LeaseKeys::new();
         for i in 0..=MAX_HELD {
-            leases.asking(key(&format!("k{i}")));
+            leases.asking(key(&format!("k{i}")), 1);
         }
-        assert!(leases.may_hold(key("never asked")), "every key may be held");
-        leases.let_go(key("k0"));
-        assert!(leases.may_hold(key("k0")));
+        let never = key("never asked");
+        assert!(leases.may_hold(never, 1), "every key may be held");
+        leases.let_go(key("k0"), 1);
+        assert!(leases.may_hold(key("k0"), 1));
     }
 }

@@ -16,6 +16,7 @@
 //! and `40000`; the server's work is not counted.
 use std::time::Duration;
 
+use redis::aio::ConnectionManager;
 use t87s::engine::{Primitives, QueryOptions, TagPath};
 use t87s::{Codec, Postcard, RedisAdapter};
 use t87s_benches::{redis_url, Payload};
@@ -69,12 +70,7 @@ fn main() {
                     let start = std::time::Instant::now();
                     if way == 0 {
                         let key = format!("{key}:{round}");
-                        let v: Option<Vec<u8>> = redis::cmd("GET")
-                            .arg(&key)
-                            .query_async(&mut bare)
-                            .await
-                            .expect("get");
-                        std::hint::black_box(v);
+                        std::hint::black_box(get(&mut bare, &key).await);
                         let _: () = redis::cmd("SET")
                             .arg(&key)
                             .arg(&bytes)
@@ -116,29 +112,10 @@ fn main() {
                     let way = (round as usize + turn) % 4;
                     let start = std::time::Instant::now();
                     match way {
-                        0 => {
-                            let v: Option<Vec<u8>> = redis::cmd("GET")
-                                .arg(&key)
-                                .query_async(&mut bare)
-                                .await
-                                .expect("get");
-                            std::hint::black_box(v);
-                        }
-                        1 => {
-                            let v: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                                .arg(&key)
-                                .arg(&rest)
-                                .query_async(&mut bare)
-                                .await
-                                .expect("mget");
-                            std::hint::black_box(v);
-                        }
+                        0 => drop(std::hint::black_box(get(&mut bare, &key).await)),
+                        1 => drop(std::hint::black_box(mget(&mut bare, &key, &rest).await)),
                         2 => {
-                            let v: Option<Vec<u8>> = redis::cmd("GET")
-                                .arg(&key)
-                                .query_async(&mut bare)
-                                .await
-                                .expect("get");
+                            let v = get(&mut bare, &key).await;
                             let v: Option<Payload> =
                                 v.map(|v| Postcard.decode(&v).expect("decode"));
                             std::hint::black_box(v);
@@ -173,13 +150,7 @@ fn main() {
         }
         for _ in 0..n {
             if mode == "bare" {
-                let v: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                    .arg(&key)
-                    .arg(&rest)
-                    .query_async(&mut bare)
-                    .await
-                    .expect("mget");
-                std::hint::black_box(v);
+                std::hint::black_box(mget(&mut bare, &key, &rest).await);
             } else {
                 let v = cache
                     .query("hit", &tags, QueryOptions::new(), || async {
@@ -192,4 +163,23 @@ fn main() {
         }
         let _ = cache.clear().await;
     });
+}
+
+/// A bare `GET`.
+async fn get(bare: &mut ConnectionManager, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(bare)
+        .await
+        .expect("get")
+}
+
+/// The command of a t87s hit, sent bare: one `MGET` of the entry and 7 more.
+async fn mget(bare: &mut ConnectionManager, key: &str, rest: &[String]) -> Vec<Option<Vec<u8>>> {
+    redis::cmd("MGET")
+        .arg(key)
+        .arg(rest)
+        .query_async(bare)
+        .await
+        .expect("mget")
 }

@@ -206,8 +206,8 @@ impl RedisAdapterBuilder {
                     .max(1),
                 names,
                 near: near.map(Arc::new),
-                seen: super::seen::Seen::new(),
-                leases: super::seen::LeaseKeys::new(),
+                seen: Seen::new(),
+                leases: LeaseKeys::new(),
             }),
         };
         if let (Some(near), Some(client)) = (&adapter.inner.near, subscriber) {

@@ -43,6 +43,7 @@ mod seen;
 pub use self::builder::RedisAdapterBuilder;
 use self::link::{Conn, Link};
 pub use self::near::{NearCache, NearMode, NearStatus};
+use self::seen::{LeaseKeys, Seen};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -326,10 +327,10 @@ struct Inner {
     near: Option<Arc<near::Near>>,
     /// Entries this process found or stored, for reads that leave the
     /// lease out.
-    seen: seen::Seen,
+    seen: Seen,
     /// Refresh lease keys this process may hold, for stores and releases
     /// that leave the others alone.
-    leases: seen::LeaseKeys,
+    leases: LeaseKeys,
 }
 
 /// The key layout's prefix-only parts (the table at the top of this
@@ -641,7 +642,8 @@ impl RedisAdapter {
         rest.extend(markers.iter().map(|m| self.marker_parts(m)));
         // An entry this process saw a moment ago is read without taking the
         // lease (one command); if it is gone, a second read takes it.
-        let (seen, spot) = (&self.inner.seen, seen::Seen::spot(key));
+        let seen = &self.inner.seen;
+        let spot = Seen::spot(key);
         let mut in_read = ask.filter(|_| !seen.likely(spot, now_ms));
         let (entry, held, mut values) = loop {
             let parts = self
@@ -732,7 +734,7 @@ impl RedisAdapter {
             let lease = self.lease_inner(key, ask).await?;
             return Ok(read.with_lease(lease));
         }
-        let seen = read
+        let read_version = read
             .entry
             .as_ref()
             .map(|e| e.version.to_string())
@@ -742,8 +744,8 @@ impl RedisAdapter {
             .key(self.lease_key(key))
             .arg(ask.token)
             .arg(ask.ttl_ms)
-            .arg(seen);
-        let spot = seen::Seen::spot(key);
+            .arg(read_version);
+        let spot = Seen::spot(key);
         self.inner.leases.asking(spot, ask.token);
         let (answer, now): (String, Option<Vec<u8>>) = self.eval("lease", &invocation).await?;
         if answer != "a" {
@@ -784,7 +786,7 @@ impl RedisAdapter {
             .arg(ttl)
             .arg(u8::from(ask.is_some()))
             .arg(self.inner.marker_ttl_ms);
-        let spot = seen::Seen::spot(key);
+        let spot = Seen::spot(key);
         if ask.is_some() {
             self.inner.leases.asking(spot, token);
         }
@@ -1012,7 +1014,7 @@ impl RedisAdapter {
         };
         let in_place = command(self.entry_key(key), lease_value(token));
         // The refresh lease key only if this process may hold it.
-        let spot = seen::Seen::spot(key);
+        let spot = Seen::spot(key);
         let lease_key = self
             .inner
             .leases
@@ -1059,7 +1061,7 @@ impl RedisAdapter {
     async fn lease_inner(&self, key: EntryKey<'_>, ask: LeaseAsk) -> Result<Lease, AdapterError> {
         let mut invocation = SCRIPTS.lease.key(self.lease_key(key));
         invocation.arg(ask.token).arg(ask.ttl_ms);
-        let spot = seen::Seen::spot(key);
+        let spot = Seen::spot(key);
         self.inner.leases.asking(spot, ask.token);
         let answer: String = self.eval("lease", &invocation).await?;
         Ok(if answer == "a" {
@@ -1199,19 +1201,20 @@ async fn read_parts(
             let size = "MGET".len() + lease.len() + rest.iter().map(Joined::len).sum::<usize>();
             let mut mget = Cmd::with_capacity(3 + rest.len(), size + entry.len());
             mget.arg("MGET");
-            if ask.is_none() {
-                mget.arg(entry);
-            }
-            mget.arg(lease).arg(rest);
-            let answer = if ask.is_none() {
-                mget.query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
-                    .await
-                    .map(|mut values| (take_first(&mut values), values))
-            } else {
-                let mut pipe = redis::Pipeline::with_capacity(2);
-                pipe.add_command(entry_cmd()).add_command(mget);
-                pipe.query_async::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&mut conn)
-                    .await
+            let answer = match ask {
+                None => {
+                    mget.arg(entry).arg(lease).arg(rest);
+                    mget.query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                        .await
+                        .map(|mut values| (take_first(&mut values), values))
+                }
+                Some(_) => {
+                    mget.arg(lease).arg(rest);
+                    let mut pipe = redis::Pipeline::with_capacity(2);
+                    pipe.add_command(entry_cmd()).add_command(mget);
+                    pipe.query_async::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&mut conn)
+                        .await
+                }
             };
             answer.map(|(entry, mut values)| (entry, take_first(&mut values), values))
         }
@@ -1460,7 +1463,7 @@ impl StorageAdapter for RedisAdapter {
             // The entry replaces a lease standing in its place; the refresh
             // lease key, if this process may hold it, goes after it, in the
             // same round trip on one node.
-            let spot = seen::Seen::spot(key);
+            let spot = Seen::spot(key);
             let released = token.filter(|token| self.inner.leases.may_hold(spot, *token));
             let release = released.map(|token| eval_cmd(RELEASE, &self.lease_key(key), token));
             self.inner
@@ -1499,7 +1502,7 @@ impl StorageAdapter for RedisAdapter {
             if let Some(near) = &self.inner.near {
                 near.l1.remove(key);
             }
-            self.inner.seen.forget(seen::Seen::spot(key));
+            self.inner.seen.forget(Seen::spot(key));
             let _: i64 = self.run("delete", &Cmd::del(self.entry_key(key))).await?;
             Ok(())
         })

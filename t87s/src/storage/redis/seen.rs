@@ -55,7 +55,7 @@ impl Seen {
         }
     }
 
-    /// The spot of `key`'s hint.
+    /// The spot of `key`'s hint (and its key in [`LeaseKeys`]).
     pub(super) fn spot(key: EntryKey<'_>) -> Spot {
         let hash = xxh3_64_with_seed(key.key.as_bytes(), xxh3_64(key.prefix.as_bytes()));
         // The low bits pick the slot; the high 32 are the fingerprint.

@@ -289,3 +289,56 @@ async fn dead_entries_cost_no_marker_reads() {
     assert!(dead.entry.is_none());
     assert_eq!(dead.newest_marker, 0, "dead entry: markers not read");
 }
+
+/// A value that counts how often it is decoded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct Counted(String);
+
+static DECODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl<'de> serde::Deserialize<'de> for Counted {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DECODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        String::deserialize(d).map(Counted)
+    }
+}
+
+#[tokio::test]
+async fn hits_on_unchanged_bytes_decode_once_and_changed_bytes_are_decoded() {
+    let clock = ManualClock::new(T0);
+    let adapter = MemoryAdapter::builder()
+        .value_form(ValueForm::Bytes)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let cache = cache_on(&adapter, &clock, &Recorder::default());
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(Counted("first".into()));
+    let first = cache.query("k", &tags, QueryOptions::new(), src.fetch());
+    assert_eq!(first.await.unwrap(), Counted("first".into()));
+    let decodes = || DECODES.load(std::sync::atomic::Ordering::Relaxed);
+    let before = decodes();
+    for _ in 0..5 {
+        let hit = cache.query("k", &tags, QueryOptions::new(), src.fetch());
+        assert_eq!(hit.await.unwrap(), Counted("first".into()));
+    }
+    assert_eq!(src.calls(), 1);
+    assert_eq!(
+        decodes() - before,
+        1,
+        "decoded on the first hit, cloned after"
+    );
+
+    // New bytes under the key (a write by anyone): served, never the kept value.
+    let options = t87s::engine::SetOptions::new(tags.clone());
+    cache
+        .set("k", &Counted("second".into()), options)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let hit = cache.query("k", &tags, QueryOptions::new(), src.fetch());
+        assert_eq!(hit.await.unwrap(), Counted("second".into()));
+    }
+    assert_eq!(src.calls(), 1);
+    assert!(decodes() - before >= 2, "the new bytes were decoded");
+}

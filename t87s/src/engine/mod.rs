@@ -23,6 +23,7 @@
 mod background;
 mod builder;
 mod call;
+mod decoded;
 mod flight;
 mod hit;
 mod lease;
@@ -179,6 +180,9 @@ struct Inner<C> {
     /// This instance's token on cross-process leases: every caller of the
     /// instance shares its lease on a key (they coalesce in its flights).
     lease_token: u64,
+    /// Whose values the per-thread memo of decoded values holds (see
+    /// [`decoded`]).
+    decoder: u64,
     /// Invalidations waiting for a retry.
     retries: retry::Retries,
     /// The handles of the `metrics` facade.
@@ -260,6 +264,7 @@ impl<C: Codec> Primitives<C> {
                 tasks: AtomicUsize::new(0),
                 local_epoch: AtomicU64::new(0),
                 lease_token: fastrand::u64(1..),
+                decoder: decoded::engine_id(),
                 retries: retry::Retries::default(),
                 #[cfg(feature = "metrics")]
                 metrics: crate::metrics::Metrics::default(),

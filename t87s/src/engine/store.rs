@@ -158,7 +158,8 @@ impl<C: Codec> Primitives<C> {
         adapter.keep_object(self.key(key), &object);
     }
 
-    /// The value of an entry, as `T`: a clone of an object, or decoded bytes.
+    /// The value of an entry, as `T`: a clone of an object, or decoded bytes
+    /// (see [`decode`](Self::decode)).
     #[inline(always)]
     pub(crate) fn value_of<T: Cacheable>(&self, stored: &StoredEntry) -> Result<T, CodecError> {
         let other_type = || {
@@ -170,7 +171,18 @@ impl<C: Codec> Primitives<C> {
         match &stored.value {
             StoredValue::Object(any) => any.downcast_ref::<T>().cloned().ok_or_else(other_type),
             StoredValue::Bytes(_) if stored.value_type != value_type_of::<T>() => Err(other_type()),
-            StoredValue::Bytes(bytes) => self.inner.settings.codec.decode(bytes),
+            StoredValue::Bytes(bytes) => self.decode(bytes),
         }
+    }
+
+    /// The value of an entry a byte store read, as `T`: a clone of the value
+    /// this thread decoded from the same bytes, when it keeps one (see
+    /// [`decoded`](super::decoded)), or the bytes decoded. Out of line: the
+    /// in-process hit path never decodes.
+    #[inline(never)]
+    fn decode<T: Cacheable>(&self, bytes: &Arc<[u8]>) -> Result<T, CodecError> {
+        super::decoded::value(self.inner.decoder, bytes, |bytes| {
+            self.inner.settings.codec.decode(bytes)
+        })
     }
 }

@@ -1,0 +1,211 @@
+//! Values decoded from a byte store, remembered per thread: a hit whose
+//! bytes are exactly the ones this thread decoded a moment ago (for the same
+//! engine and value type) is served a clone of that value instead of being
+//! decoded again.
+//!
+//! A shared store sends an entry's bytes on every hit, and a hot key's bytes
+//! do not change between its writes; decoding them (postcard, field by
+//! field, `Vec<u8>` element by element) is most of what a Redis hit costs
+//! the client beyond the round trip. The bytes are still read from the store
+//! on every hit and compared whole, so this never serves a value the store
+//! does not hold: it only skips decoding bytes already decoded.
+//!
+//! Bounded per thread: [`SLOTS`] slots, each holding one value whose bytes
+//! are at most [`MAX_BYTES`] long. A value is kept the second time its
+//! bytes are decoded in a row in its slot, so a key read once does not push
+//! out a hot one.
+
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::codec::CodecError;
+
+/// Slots per thread.
+pub(crate) const SLOTS: usize = 64;
+/// The longest bytes a slot keeps the value of.
+pub(crate) const MAX_BYTES: usize = 4096;
+
+/// One value kept: what it was decoded from, by which engine, as which type.
+struct Kept {
+    engine: u64,
+    type_id: TypeId,
+    bytes: Arc<[u8]>,
+    value: Box<dyn Any>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// The digest of the bytes last read in this slot (kept or not).
+    last: Cell<u64>,
+    kept: Option<Kept>,
+}
+
+thread_local! {
+    static DECODED: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A number no other engine in this process has: whose values a slot holds.
+pub(crate) fn engine_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `bytes` as a `T`: a clone of the value this thread decoded from the same
+/// bytes for `engine`, or `decode(bytes)` (remembered if it is decoded
+/// twice in a row).
+#[inline]
+pub(crate) fn value<T: Clone + 'static>(
+    engine: u64,
+    bytes: &Arc<[u8]>,
+    decode: impl FnOnce(&[u8]) -> Result<T, CodecError>,
+) -> Result<T, CodecError> {
+    if bytes.len() > MAX_BYTES {
+        return decode(bytes);
+    }
+    let digest = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, engine);
+    let at = (digest as usize) % SLOTS;
+    // The kept value, or whether these bytes were the last read in the slot.
+    let found = DECODED
+        .try_with(|slots| {
+            // Re-entered (a `Clone` or `Deserialize` that reads the cache):
+            // decode as if nothing were kept.
+            let slots = slots.try_borrow().ok()?;
+            let slot = slots.get(at)?;
+            let again = slot.last.replace(digest) == digest;
+            let Some(kept) = &slot.kept else {
+                return Some(Err(true));
+            };
+            let same = kept.engine == engine
+                && kept.type_id == TypeId::of::<T>()
+                && (Arc::ptr_eq(&kept.bytes, bytes) || kept.bytes[..] == bytes[..]);
+            match same.then(|| kept.value.downcast_ref::<T>()).flatten() {
+                Some(value) => Some(Ok(value.clone())),
+                None => Some(Err(again)),
+            }
+        })
+        .ok()
+        .flatten();
+    let keep = match found {
+        Some(Ok(value)) => return Ok(value),
+        Some(Err(keep)) => keep,
+        // No slots yet on this thread.
+        None => true,
+    };
+    let value = decode(bytes)?;
+    if keep {
+        let _ = DECODED.try_with(|slots| {
+            let Ok(mut slots) = slots.try_borrow_mut() else {
+                return;
+            };
+            if slots.is_empty() {
+                slots.resize_with(SLOTS, Slot::default);
+            }
+            let Some(slot) = slots.get_mut(at) else {
+                return;
+            };
+            slot.last.set(digest);
+            let kept = Kept {
+                engine,
+                type_id: TypeId::of::<T>(),
+                bytes: Arc::clone(bytes),
+                value: Box::new(value.clone()),
+            };
+            // The value pushed out is dropped after the borrow ends: its
+            // `Drop` may read the cache.
+            let old = slot.kept.replace(kept);
+            drop(slots);
+            drop(old);
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(b: &[u8]) -> Arc<[u8]> {
+        Arc::from(b)
+    }
+
+    /// A decoder that counts its calls.
+    fn counting(calls: &Cell<u32>) -> impl Fn(&[u8]) -> Result<Vec<u8>, CodecError> + '_ {
+        move |b| {
+            calls.set(calls.get() + 1);
+            Ok(b.to_vec())
+        }
+    }
+
+    #[test]
+    fn the_same_bytes_are_decoded_once_then_cloned() {
+        let engine = engine_id();
+        let calls = Cell::new(0);
+        for _ in 0..5 {
+            // A new allocation each time, as a store's answer is.
+            let got = value(engine, &bytes(b"hello"), counting(&calls));
+            assert_eq!(got, Ok(b"hello".to_vec()));
+        }
+        assert_eq!(calls.get(), 1, "kept on the first decode of an empty slot");
+    }
+
+    #[test]
+    fn other_bytes_another_engine_or_another_type_are_decoded() {
+        let (engine, other) = (engine_id(), engine_id());
+        let calls = Cell::new(0);
+        value(engine, &bytes(b"one"), counting(&calls)).unwrap();
+        value(engine, &bytes(b"one"), counting(&calls)).unwrap();
+        assert_eq!(calls.get(), 1);
+        value(other, &bytes(b"one"), counting(&calls)).unwrap();
+        assert_eq!(
+            calls.get(),
+            2,
+            "another engine's codec may decode otherwise"
+        );
+        let as_string = value(engine, &bytes(b"one"), |b| {
+            Ok(String::from_utf8_lossy(b).into_owned())
+        });
+        assert_eq!(as_string, Ok("one".to_owned()));
+        let changed = value(engine, &bytes(b"onf"), counting(&calls));
+        assert_eq!(changed, Ok(b"onf".to_vec()));
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[test]
+    fn a_value_read_once_does_not_push_out_a_kept_one() {
+        let engine = engine_id();
+        let calls = Cell::new(0);
+        // Two byte strings that land in one slot.
+        let slot = |b: &[u8]| xxhash_rust::xxh3::xxh3_64_with_seed(b, engine) as usize % SLOTS;
+        let hot = b"hot".to_vec();
+        let cold = (0u32..)
+            .map(|i| i.to_le_bytes().to_vec())
+            .find(|b| slot(b) == slot(&hot))
+            .unwrap();
+        value(engine, &bytes(&hot), counting(&calls)).unwrap();
+        value(engine, &bytes(&cold), counting(&calls)).unwrap();
+        value(engine, &bytes(&hot), counting(&calls)).unwrap();
+        assert_eq!(calls.get(), 2, "the hot value stayed after one cold read");
+        // Decoded twice in a row in its slot, the new value is kept.
+        value(engine, &bytes(&cold), counting(&calls)).unwrap();
+        value(engine, &bytes(&cold), counting(&calls)).unwrap();
+        value(engine, &bytes(&cold), counting(&calls)).unwrap();
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[test]
+    fn long_bytes_and_failed_decodes_are_not_kept() {
+        let engine = engine_id();
+        let calls = Cell::new(0);
+        let long = bytes(&[7u8; MAX_BYTES + 1]);
+        for _ in 0..3 {
+            value(engine, &long, counting(&calls)).unwrap();
+        }
+        assert_eq!(calls.get(), 3);
+        let failing =
+            |_: &[u8]| -> Result<Vec<u8>, CodecError> { Err(CodecError::Decode("no".into())) };
+        assert!(value(engine, &bytes(b"bad"), failing).is_err());
+        assert!(value(engine, &bytes(b"bad"), failing).is_err());
+    }
+}

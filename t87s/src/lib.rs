@@ -17,6 +17,7 @@ pub mod __private;
 mod cache;
 mod clock;
 mod codec;
+mod decoded;
 mod duration;
 pub mod engine;
 mod entry;

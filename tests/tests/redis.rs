@@ -820,3 +820,36 @@ async fn a_slow_or_cut_network_fails_open_and_serves_nothing_stale_after() {
     }
     assert_eq!(proxied.in_flight(), 0);
 }
+
+#[tokio::test]
+async fn hits_on_bytes_decoded_before_still_serve_what_redis_holds_now() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = unique_prefix();
+    let now = SystemClock.now_ms();
+    let a = process(&prefix, ManualClock::new(now)).await;
+    let b = process(&prefix, ManualClock::new(now)).await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new("first".to_string());
+    // Hits enough for this thread to keep the entry and the value decoded.
+    for _ in 0..4 {
+        let v = a.query("p1", &tags, QueryOptions::new(), src.fetch()).await;
+        assert_eq!(v.unwrap(), "first");
+    }
+    assert_eq!(src.calls(), 1);
+    // Another process writes new bytes under the key, with no invalidation:
+    // the next hit is the new value, never the one decoded before.
+    let options = t87s::engine::SetOptions::new(tags.clone());
+    b.set("p1", &"second".to_string(), options).await.unwrap();
+    for _ in 0..3 {
+        let v = a.query("p1", &tags, QueryOptions::new(), src.fetch()).await;
+        assert_eq!(v.unwrap(), "second");
+    }
+    // A third write, of the first value again: its bytes are new too.
+    let options = t87s::engine::SetOptions::new(tags.clone());
+    b.set("p1", &"first".to_string(), options).await.unwrap();
+    let v = a.query("p1", &tags, QueryOptions::new(), src.fetch()).await;
+    assert_eq!(v.unwrap(), "first");
+    assert_eq!(src.calls(), 1);
+}

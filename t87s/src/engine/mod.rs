@@ -23,7 +23,6 @@
 mod background;
 mod builder;
 mod call;
-mod decoded;
 mod flight;
 mod hit;
 mod lease;
@@ -180,8 +179,8 @@ struct Inner<C> {
     /// This instance's token on cross-process leases: every caller of the
     /// instance shares its lease on a key (they coalesce in its flights).
     lease_token: u64,
-    /// Whose values the per-thread memo of decoded values holds (see
-    /// [`decoded`]).
+    /// This engine among the owners of decoded values (see
+    /// [`decoded`](crate::decoded)).
     decoder: u64,
     /// Invalidations waiting for a retry.
     retries: retry::Retries,
@@ -264,7 +263,7 @@ impl<C: Codec> Primitives<C> {
                 tasks: AtomicUsize::new(0),
                 local_epoch: AtomicU64::new(0),
                 lease_token: fastrand::u64(1..),
-                decoder: decoded::engine_id(),
+                decoder: crate::decoded::owner_id(),
                 retries: retry::Retries::default(),
                 #[cfg(feature = "metrics")]
                 metrics: crate::metrics::Metrics::default(),

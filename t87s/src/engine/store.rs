@@ -177,13 +177,14 @@ impl<C: Codec> Primitives<C> {
 
     /// The value of an entry a byte store read, as `T`: a clone of the value
     /// this thread decoded from the same bytes, when it keeps one (see
-    /// [`decoded`](super::decoded)), or the bytes decoded. Out of line, so
+    /// [`decoded`](crate::decoded)), or the bytes decoded. Out of line, so
     /// that the hit path of a store keeping objects stays as small as it was
     /// (inlined, it cost the memory `#[cached]` and `query` hits 18 and 31
     /// instructions by moving what LLVM inlined around it).
     #[inline(never)]
     fn decode<T: Cacheable>(&self, bytes: &Arc<[u8]>) -> Result<T, CodecError> {
-        super::decoded::value(self.inner.decoder, bytes, |bytes| {
+        let keep = || Arc::clone(bytes);
+        crate::decoded::value(self.inner.decoder, bytes, keep, |bytes| {
             self.inner.settings.codec.decode(bytes)
         })
     }

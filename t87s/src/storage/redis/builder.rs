@@ -208,6 +208,7 @@ impl RedisAdapterBuilder {
                 near: near.map(Arc::new),
                 seen: Seen::new(),
                 leases: LeaseKeys::new(),
+                decoder: crate::decoded::owner_id(),
             }),
         };
         if let (Some(near), Some(client)) = (&adapter.inner.near, subscriber) {

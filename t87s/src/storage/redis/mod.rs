@@ -331,6 +331,9 @@ struct Inner {
     /// Refresh lease keys this process may hold, for stores and releases
     /// that leave the others alone.
     leases: LeaseKeys,
+    /// This adapter among the owners of decoded values: the entries a
+    /// thread decoded lately are kept (see [`decoded`](crate::decoded)).
+    decoder: u64,
 }
 
 /// The key layout's prefix-only parts (the table at the top of this
@@ -819,21 +822,20 @@ impl RedisAdapter {
         markers_at: usize,
     ) -> Read {
         let entry = values.first().and_then(|v| v.as_deref()).and_then(|bytes| {
-            let decoded = Self::decode(bytes);
-            if decoded.is_none() {
+            // The entry this thread decoded from the same bytes, if kept.
+            let kept_bytes = || Arc::from(bytes);
+            let decode = |bytes: &[u8]| Self::decode(bytes).map(Arc::new).ok_or(());
+            let decoded = crate::decoded::value(self.inner.decoder, bytes, kept_bytes, decode);
+            if decoded.is_err() {
                 tracing::warn!(target: "t87s", key = key.key, "bytes under a t87s key are not a t87s entry; treated as a miss");
             }
-            decoded
+            decoded.ok()
         });
         let newest_marker = match entry {
             Some(_) => Self::newest(values.get(markers_at..).unwrap_or_default()),
             None => 0,
         };
-        Read::new(
-            entry.map(Arc::new),
-            newest_marker,
-            counter.saturating_add(1),
-        )
+        Read::new(entry, newest_marker, counter.saturating_add(1))
     }
 
     /// How long an entry is kept in Redis (`PX`): its lifetime, never

@@ -1,35 +1,35 @@
-//! Values decoded from a byte store, remembered per thread: a hit whose
-//! bytes are exactly the ones this thread decoded a moment ago (for the same
-//! engine and value type) is served a clone of that value instead of being
-//! decoded again.
+//! Values decoded from bytes, remembered per thread: bytes exactly equal to
+//! the ones this thread decoded a moment ago (for the same owner, as the
+//! same type) give a clone of that value instead of being decoded again.
 //!
 //! A shared store sends an entry's bytes on every hit, and a hot key's bytes
-//! do not change between its writes; decoding them (postcard, field by
-//! field, `Vec<u8>` element by element) is most of what a Redis hit costs
-//! the client beyond the round trip. The bytes are still read from the store
-//! on every hit and compared whole, so this never serves a value the store
-//! does not hold: it only skips decoding bytes already decoded.
+//! do not change between its writes; decoding them (the entry's envelope
+//! and tags in the Redis adapter, the value by the engine's codec: postcard,
+//! field by field, a `Vec<u8>` element by element) is most of what a Redis
+//! hit costs the client beyond the round trip. The bytes are still read
+//! from the store on every hit and compared whole, so this never gives a
+//! value the store does not hold: it only skips decoding bytes already
+//! decoded.
 //!
-//! Bounded per thread: [`SLOTS`] slots, each holding one value whose bytes
-//! are at most [`MAX_BYTES`] long. A value is kept the second time its
-//! bytes are decoded in a row in its slot, so a key read once does not push
-//! out a hot one.
+//! Bounded per thread: [`SLOTS`] slots (a Redis hit uses two: its entry and
+//! its value), each holding one value whose bytes are at most
+//! [`MAX_BYTES`] long. A value is kept the second time its bytes are
+//! decoded in a row in its slot, so bytes read once do not push out hot
+//! ones.
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::codec::CodecError;
-
 /// Slots per thread.
-pub(crate) const SLOTS: usize = 64;
+pub(crate) const SLOTS: usize = 128;
 /// The longest bytes a slot keeps the value of.
 pub(crate) const MAX_BYTES: usize = 4096;
 
-/// One value kept: what it was decoded from, by which engine, as which type.
+/// One value kept: what it was decoded from, for which owner, as which type.
 struct Kept {
-    engine: u64,
+    owner: u64,
     type_id: TypeId,
     bytes: Arc<[u8]>,
     value: Box<dyn Any>,
@@ -46,25 +46,28 @@ thread_local! {
     static DECODED: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A number no other engine in this process has: whose values a slot holds.
-pub(crate) fn engine_id() -> u64 {
+/// A number no other owner (an engine, whose codec decodes values; an
+/// adapter, which decodes its entries) in this process has.
+pub(crate) fn owner_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// `bytes` as a `T`: a clone of the value this thread decoded from the same
-/// bytes for `engine`, or `decode(bytes)` (remembered if it is decoded
-/// twice in a row).
+/// bytes for `owner`, or `decode(bytes)` (remembered, with the bytes
+/// `kept_bytes` gives, when its slot is free or these bytes were the last
+/// read in it).
 #[inline]
-pub(crate) fn value<T: Clone + 'static>(
-    engine: u64,
-    bytes: &Arc<[u8]>,
-    decode: impl FnOnce(&[u8]) -> Result<T, CodecError>,
-) -> Result<T, CodecError> {
+pub(crate) fn value<T: Clone + 'static, E>(
+    owner: u64,
+    bytes: &[u8],
+    kept_bytes: impl FnOnce() -> Arc<[u8]>,
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<T, E> {
     if bytes.len() > MAX_BYTES {
         return decode(bytes);
     }
-    let digest = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, engine);
+    let digest = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, owner);
     let at = (digest as usize) % SLOTS;
     // The kept value, or whether these bytes were the last read in the slot.
     let found = DECODED
@@ -77,9 +80,9 @@ pub(crate) fn value<T: Clone + 'static>(
             let Some(kept) = &slot.kept else {
                 return Some(Err(true));
             };
-            let same = kept.engine == engine
+            let same = kept.owner == owner
                 && kept.type_id == TypeId::of::<T>()
-                && (Arc::ptr_eq(&kept.bytes, bytes) || kept.bytes[..] == bytes[..]);
+                && (std::ptr::eq(&kept.bytes[..], bytes) || kept.bytes[..] == *bytes);
             match same.then(|| kept.value.downcast_ref::<T>()).flatten() {
                 Some(value) => Some(Ok(value.clone())),
                 None => Some(Err(again)),
@@ -107,9 +110,9 @@ pub(crate) fn value<T: Clone + 'static>(
             };
             slot.last.set(digest);
             let kept = Kept {
-                engine,
+                owner,
                 type_id: TypeId::of::<T>(),
-                bytes: Arc::clone(bytes),
+                bytes: kept_bytes(),
                 value: Box::new(value.clone()),
             };
             // The value pushed out is dropped after the borrow ends: its
@@ -126,8 +129,19 @@ pub(crate) fn value<T: Clone + 'static>(
 mod tests {
     use super::*;
 
-    fn bytes(b: &[u8]) -> Arc<[u8]> {
-        Arc::from(b)
+    use crate::codec::CodecError;
+
+    /// A store's answer: new bytes each time.
+    fn bytes(b: &[u8]) -> Vec<u8> {
+        b.to_vec()
+    }
+
+    fn read<T: Clone + 'static>(
+        owner: u64,
+        bytes: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<T, CodecError>,
+    ) -> Result<T, CodecError> {
+        value(owner, bytes, || Arc::from(bytes), decode)
     }
 
     /// A decoder that counts its calls.
@@ -140,11 +154,11 @@ mod tests {
 
     #[test]
     fn the_same_bytes_are_decoded_once_then_cloned() {
-        let engine = engine_id();
+        let engine = owner_id();
         let calls = Cell::new(0);
         for _ in 0..5 {
             // A new allocation each time, as a store's answer is.
-            let got = value(engine, &bytes(b"hello"), counting(&calls));
+            let got = read(engine, &bytes(b"hello"), counting(&calls));
             assert_eq!(got, Ok(b"hello".to_vec()));
         }
         assert_eq!(calls.get(), 1, "kept on the first decode of an empty slot");
@@ -152,29 +166,25 @@ mod tests {
 
     #[test]
     fn other_bytes_another_engine_or_another_type_are_decoded() {
-        let (engine, other) = (engine_id(), engine_id());
+        let (engine, other) = (owner_id(), owner_id());
         let calls = Cell::new(0);
-        value(engine, &bytes(b"one"), counting(&calls)).unwrap();
-        value(engine, &bytes(b"one"), counting(&calls)).unwrap();
+        read(engine, &bytes(b"one"), counting(&calls)).unwrap();
+        read(engine, &bytes(b"one"), counting(&calls)).unwrap();
         assert_eq!(calls.get(), 1);
-        value(other, &bytes(b"one"), counting(&calls)).unwrap();
-        assert_eq!(
-            calls.get(),
-            2,
-            "another engine's codec may decode otherwise"
-        );
-        let as_string = value(engine, &bytes(b"one"), |b| {
+        read(other, &bytes(b"one"), counting(&calls)).unwrap();
+        assert_eq!(calls.get(), 2, "another owner may decode otherwise");
+        let as_string = read(engine, &bytes(b"one"), |b| {
             Ok(String::from_utf8_lossy(b).into_owned())
         });
         assert_eq!(as_string, Ok("one".to_owned()));
-        let changed = value(engine, &bytes(b"onf"), counting(&calls));
+        let changed = read(engine, &bytes(b"onf"), counting(&calls));
         assert_eq!(changed, Ok(b"onf".to_vec()));
         assert_eq!(calls.get(), 3);
     }
 
     #[test]
     fn a_value_read_once_does_not_push_out_a_kept_one() {
-        let engine = engine_id();
+        let engine = owner_id();
         let calls = Cell::new(0);
         // Two byte strings that land in one slot.
         let slot = |b: &[u8]| xxhash_rust::xxh3::xxh3_64_with_seed(b, engine) as usize % SLOTS;
@@ -183,29 +193,29 @@ mod tests {
             .map(|i| i.to_le_bytes().to_vec())
             .find(|b| slot(b) == slot(&hot))
             .unwrap();
-        value(engine, &bytes(&hot), counting(&calls)).unwrap();
-        value(engine, &bytes(&cold), counting(&calls)).unwrap();
-        value(engine, &bytes(&hot), counting(&calls)).unwrap();
+        read(engine, &bytes(&hot), counting(&calls)).unwrap();
+        read(engine, &bytes(&cold), counting(&calls)).unwrap();
+        read(engine, &bytes(&hot), counting(&calls)).unwrap();
         assert_eq!(calls.get(), 2, "the hot value stayed after one cold read");
         // Decoded twice in a row in its slot, the new value is kept.
-        value(engine, &bytes(&cold), counting(&calls)).unwrap();
-        value(engine, &bytes(&cold), counting(&calls)).unwrap();
-        value(engine, &bytes(&cold), counting(&calls)).unwrap();
+        read(engine, &bytes(&cold), counting(&calls)).unwrap();
+        read(engine, &bytes(&cold), counting(&calls)).unwrap();
+        read(engine, &bytes(&cold), counting(&calls)).unwrap();
         assert_eq!(calls.get(), 4);
     }
 
     #[test]
     fn long_bytes_and_failed_decodes_are_not_kept() {
-        let engine = engine_id();
+        let engine = owner_id();
         let calls = Cell::new(0);
         let long = bytes(&[7u8; MAX_BYTES + 1]);
         for _ in 0..3 {
-            value(engine, &long, counting(&calls)).unwrap();
+            read(engine, &long, counting(&calls)).unwrap();
         }
         assert_eq!(calls.get(), 3);
         let failing =
             |_: &[u8]| -> Result<Vec<u8>, CodecError> { Err(CodecError::Decode("no".into())) };
-        assert!(value(engine, &bytes(b"bad"), failing).is_err());
-        assert!(value(engine, &bytes(b"bad"), failing).is_err());
+        assert!(read(engine, &bytes(b"bad"), failing).is_err());
+        assert!(read(engine, &bytes(b"bad"), failing).is_err());
     }
 }

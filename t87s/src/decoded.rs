@@ -53,6 +53,26 @@ pub(crate) fn owner_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// How long a head and a tail of the bytes pick their slot: the slot and
+/// the "read again" test need only a good spread (the bytes are compared
+/// whole before anything kept is used), so long bytes are not hashed whole.
+const SAMPLE: usize = 64;
+
+/// Picks the slot of `bytes` for `owner`: a hash of their length, their
+/// first and their last [`SAMPLE`] bytes (of all of them, when short).
+#[inline]
+fn digest(bytes: &[u8], owner: u64) -> u64 {
+    use xxhash_rust::xxh3::xxh3_64_with_seed;
+    match (bytes.get(..SAMPLE), bytes.len().checked_sub(SAMPLE)) {
+        (Some(head), Some(from)) if bytes.len() > 2 * SAMPLE => {
+            let tail = bytes.get(from..).unwrap_or_default();
+            let seed = owner ^ (bytes.len() as u64).rotate_left(32);
+            xxh3_64_with_seed(head, xxh3_64_with_seed(tail, seed))
+        }
+        _ => xxh3_64_with_seed(bytes, owner),
+    }
+}
+
 /// `bytes` as a `T`: a clone of the value this thread decoded from the same
 /// bytes for `owner`, or `decode(bytes)` (remembered, with the bytes
 /// `kept_bytes` gives, when its slot is free or these bytes were the last
@@ -67,7 +87,7 @@ pub(crate) fn value<T: Clone + 'static, E>(
     if bytes.len() > MAX_BYTES {
         return decode(bytes);
     }
-    let digest = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, owner);
+    let digest = digest(bytes, owner);
     let at = (digest as usize) % SLOTS;
     // The kept value, or whether these bytes were the last read in the slot.
     let found = DECODED
@@ -187,7 +207,7 @@ mod tests {
         let engine = owner_id();
         let calls = Cell::new(0);
         // Two byte strings that land in one slot.
-        let slot = |b: &[u8]| xxhash_rust::xxh3::xxh3_64_with_seed(b, engine) as usize % SLOTS;
+        let slot = |b: &[u8]| digest(b, engine) as usize % SLOTS;
         let hot = b"hot".to_vec();
         let cold = (0u32..)
             .map(|i| i.to_le_bytes().to_vec())
@@ -217,5 +237,21 @@ mod tests {
             |_: &[u8]| -> Result<Vec<u8>, CodecError> { Err(CodecError::Decode("no".into())) };
         assert!(read(engine, &bytes(b"bad"), failing).is_err());
         assert!(read(engine, &bytes(b"bad"), failing).is_err());
+    }
+
+    #[test]
+    fn long_bytes_that_differ_only_in_the_middle_are_told_apart() {
+        let engine = owner_id();
+        let calls = Cell::new(0);
+        let mut long = vec![1u8; 1000];
+        for _ in 0..2 {
+            read(engine, &bytes(&long), counting(&calls)).unwrap();
+        }
+        assert_eq!(calls.get(), 1);
+        long[500] = 2;
+        // Same length, head and tail: the same slot, and decoded all the same.
+        assert_eq!(digest(&long, engine), digest(&[1u8; 1000], engine));
+        let got = read(engine, &bytes(&long), counting(&calls)).unwrap();
+        assert_eq!((got[500], calls.get()), (2, 2));
     }
 }

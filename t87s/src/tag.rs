@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smol_str::SmolStr;
 
 /// The character that separates the segments of an encoded path.
-const SEPARATOR: char = '/';
+pub(crate) const SEPARATOR: char = '/';
 
 /// A tag path that could not be built or decoded.
 ///

@@ -215,19 +215,53 @@ impl<'a> MarkerSet<'a> {
     /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = MarkerKey<'a>> + 'a {
-        let prefix = self.prefix;
-        self.tags.iter().flat_map(move |tag| {
-            tag.prefixes()
-                .map(move |path| MarkerKey {
-                    prefix,
-                    path,
-                    scope: MarkerScope::Prefix,
-                })
-                .chain(std::iter::once(MarkerKey {
-                    prefix,
-                    path: tag.as_str(),
-                    scope: MarkerScope::Exact,
-                }))
+        MarkerIter {
+            prefix: self.prefix,
+            tags: self.tags.iter(),
+            tag: None,
+        }
+    }
+}
+
+/// The markers of a [`MarkerSet`], in order: each tag's prefixes, shortest
+/// first, as prefix markers, then the tag's exact marker. One byte scan per
+/// tag (a reader builds every marker key of its tags on each read).
+struct MarkerIter<'a> {
+    prefix: &'a str,
+    tags: std::slice::Iter<'a, TagPath>,
+    /// The tag being walked, and where the scan for its next prefix starts
+    /// (past its end once the whole tag was given as a prefix: its exact
+    /// marker is next).
+    tag: Option<(&'a str, usize)>,
+}
+
+impl<'a> Iterator for MarkerIter<'a> {
+    type Item = MarkerKey<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<MarkerKey<'a>> {
+        let (text, at) = match self.tag {
+            Some(walking) => walking,
+            None => (self.tags.next()?.as_str(), 0),
+        };
+        let len = text.len();
+        if at > len {
+            self.tag = None;
+            return Some(MarkerKey {
+                prefix: self.prefix,
+                path: text,
+                scope: MarkerScope::Exact,
+            });
+        }
+        let separator = crate::tag::SEPARATOR as u8;
+        let end = (text.as_bytes().get(at..))
+            .and_then(|rest| rest.iter().position(|b| *b == separator))
+            .map_or(len, |i| at + i);
+        self.tag = Some((text, end + 1));
+        Some(MarkerKey {
+            prefix: self.prefix,
+            path: text.get(..end).unwrap_or_default(),
+            scope: MarkerScope::Prefix,
         })
     }
 }
@@ -646,5 +680,39 @@ impl<A: StorageAdapter + ?Sized> StorageAdapter for Arc<A> {
     }
     fn report_verification<'a>(&'a self, report: &'a VerificationReport) -> AdapterFuture<'a, ()> {
         (**self).report_verification(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_set_walks_every_prefix_then_the_exact_marker_of_each_tag() {
+        let tags = [
+            TagPath::new(["posts", "1", "comments"]).unwrap(),
+            TagPath::new(["a/b", ""]).unwrap(),
+            TagPath::new(["x"]).unwrap(),
+        ];
+        let set = MarkerSet::new("p", &tags);
+        let got: Vec<(String, MarkerScope)> = set
+            .iter()
+            .map(|m| {
+                assert_eq!(m.prefix, "p");
+                (m.path.to_owned(), m.scope)
+            })
+            .collect();
+        // The reference: each tag's prefixes (`TagPath::prefixes`), then itself.
+        let want: Vec<(String, MarkerScope)> = tags
+            .iter()
+            .flat_map(|tag| {
+                let prefixes = tag.prefixes().map(|p| (p.to_owned(), MarkerScope::Prefix));
+                prefixes.chain([(tag.as_str().to_owned(), MarkerScope::Exact)])
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), set.len());
+        assert_eq!(got.len(), 4 + 3 + 2);
+        assert_eq!(MarkerSet::new("p", &[]).iter().count(), 0);
     }
 }

@@ -1326,8 +1326,20 @@ fn lease_token(bytes: &[u8]) -> Option<u64> {
     parse_u64(bytes.strip_prefix(LEASE_HEAD.as_bytes())?)
 }
 
+/// A number as t87s and its scripts write them: decimal digits only (no
+/// sign, no space), at most `u64::MAX`. Anything else is `None`: a marker
+/// holding it reads as "invalidated now".
 fn parse_u64(bytes: &[u8]) -> Option<u64> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    if bytes.is_empty() {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |n, b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 fn glob_escape(text: &str) -> String {
@@ -1571,7 +1583,33 @@ impl StorageAdapter for RedisAdapter {
 
 #[cfg(test)]
 mod tests {
-    use super::{redact, Joined, RedisAdapter};
+    use super::{parse_u64, redact, Joined, RedisAdapter};
+
+    #[test]
+    fn numbers_are_digits_only_and_fit_a_u64() {
+        for (text, n) in [
+            ("0", 0),
+            ("42", 42),
+            ("007", 7),
+            ("18446744073709551615", u64::MAX),
+        ] {
+            assert_eq!(parse_u64(text.as_bytes()), Some(n), "{text}");
+        }
+        for text in [
+            "",
+            "+5",
+            "-1",
+            " 5",
+            "5 ",
+            "1e3",
+            "4.0",
+            "18446744073709551616",
+            "ab",
+            "١",
+        ] {
+            assert_eq!(parse_u64(text.as_bytes()), None, "{text:?}");
+        }
+    }
 
     #[test]
     fn a_key_in_parts_is_sent_as_the_one_joined_argument() {

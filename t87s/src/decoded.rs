@@ -13,9 +13,10 @@
 //!
 //! Bounded per thread: [`SLOTS`] slots (a Redis hit uses two: its entry and
 //! its value), each holding one value whose bytes are at most
-//! [`MAX_BYTES`] long. A value is kept the second time its bytes are
-//! decoded in a row in its slot, so bytes read once do not push out hot
-//! ones.
+//! [`MAX_BYTES`] long. A value is kept when its slot is free, or when its
+//! bytes are read twice in a row there, so bytes read once do not push out
+//! hot ones. A clone is what the memory store serves too: a value type
+//! whose clones share state (an `Arc` inside) shares it between hits.
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};

@@ -184,14 +184,19 @@ async fn a_store_that_is_down_fails_open_for_queries_and_loud_for_writes() {
     assert_eq!(cache.in_flight(), 0);
 }
 
-#[tokio::test]
-async fn corrupt_or_truncated_bytes_are_a_miss() {
-    let clock = ManualClock::new(T0);
-    let adapter = MemoryAdapter::builder()
+/// A memory store that keeps bytes, as a shared store does.
+fn bytes_store(clock: &ManualClock) -> MemoryAdapter {
+    MemoryAdapter::builder()
         .value_form(ValueForm::Bytes)
         .clock(clock.clone())
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn corrupt_or_truncated_bytes_are_a_miss() {
+    let clock = ManualClock::new(T0);
+    let adapter = bytes_store(&clock);
     let events = Recorder::default();
     let cache = cache_on(&adapter, &clock, &events);
     let tags = [tag(&["t"])];
@@ -306,11 +311,7 @@ impl<'de> serde::Deserialize<'de> for Counted {
 #[tokio::test]
 async fn hits_on_unchanged_bytes_decode_once_and_changed_bytes_are_decoded() {
     let clock = ManualClock::new(T0);
-    let adapter = MemoryAdapter::builder()
-        .value_form(ValueForm::Bytes)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let adapter = bytes_store(&clock);
     let cache = cache_on(&adapter, &clock, &Recorder::default());
     let tags = [tag(&["posts", "1"])];
     let src = Source::new(Counted("first".into()));

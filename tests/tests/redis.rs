@@ -23,6 +23,15 @@ async fn process(prefix: &str, clock: ManualClock) -> Primitives {
         .unwrap()
 }
 
+/// Two "processes" on one prefix, their clocks at the same time.
+async fn two_processes() -> (Primitives, Primitives) {
+    let prefix = unique_prefix();
+    let now = SystemClock.now_ms();
+    let a = process(&prefix, ManualClock::new(now)).await;
+    let b = process(&prefix, ManualClock::new(now)).await;
+    (a, b)
+}
+
 async fn raw_connection() -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(redis_url()).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
@@ -33,10 +42,7 @@ async fn two_processes_see_each_others_invalidations_at_once() {
     if !redis_available().await {
         return;
     }
-    let prefix = unique_prefix();
-    let now = SystemClock.now_ms();
-    let a = process(&prefix, ManualClock::new(now)).await;
-    let b = process(&prefix, ManualClock::new(now)).await;
+    let (a, b) = two_processes().await;
     let tags = [tag(&["users", "1"])];
     let src = Source::new("v1".to_string());
     assert_eq!(
@@ -826,10 +832,7 @@ async fn hits_on_bytes_decoded_before_still_serve_what_redis_holds_now() {
     if !redis_available().await {
         return;
     }
-    let prefix = unique_prefix();
-    let now = SystemClock.now_ms();
-    let a = process(&prefix, ManualClock::new(now)).await;
-    let b = process(&prefix, ManualClock::new(now)).await;
+    let (a, b) = two_processes().await;
     let tags = [tag(&["posts", "1"])];
     let src = Source::new("first".to_string());
     // Hits enough for this thread to keep the entry and the value decoded.

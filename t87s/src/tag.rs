@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smol_str::SmolStr;
 
 /// The character that separates the segments of an encoded path.
-pub(crate) const SEPARATOR: char = '/';
+const SEPARATOR: char = '/';
 
 /// A tag path that could not be built or decoded.
 ///
@@ -191,13 +191,7 @@ impl TagPath {
     /// # Ok::<(), t87s::engine::TagError>(())
     /// ```
     pub fn prefixes(&self) -> impl Iterator<Item = &str> + '_ {
-        let s: &str = &self.encoded;
-        // A byte scan: tags are short, where a `char` search's setup costs
-        // more than it saves.
-        (s.bytes().enumerate())
-            .filter(|(_, b)| *b == SEPARATOR as u8)
-            .map(move |(i, _)| s.get(..i).unwrap_or_default())
-            .chain(std::iter::once(s))
+        Prefixes::of(&self.encoded)
     }
 
     /// Whether `self` equals `other` or is an ancestor of it.
@@ -211,6 +205,35 @@ impl TagPath {
     pub fn is_prefix_of(&self, other: &TagPath) -> bool {
         let (me, them) = (self.as_str(), other.as_str());
         them.starts_with(me) && (them.len() == me.len() || them[me.len()..].starts_with(SEPARATOR))
+    }
+}
+
+/// The prefixes of an encoded tag path, shortest first, ending with the
+/// path itself ([`TagPath::prefixes`]). A byte scan: tags are short, where a
+/// `char` search's setup costs more than it saves.
+pub(crate) struct Prefixes<'a> {
+    text: &'a str,
+    /// Where the scan for the next separator starts (past the end once the
+    /// whole path was given).
+    at: usize,
+}
+
+impl<'a> Prefixes<'a> {
+    pub(crate) fn of(text: &'a str) -> Self {
+        Self { text, at: 0 }
+    }
+}
+
+impl<'a> Iterator for Prefixes<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let (text, at) = (self.text, self.at);
+        let rest = text.as_bytes().get(at..)?;
+        let end = (rest.iter().position(|b| *b == SEPARATOR as u8)).map_or(text.len(), |i| at + i);
+        self.at = end + 1;
+        text.get(..end)
     }
 }
 

@@ -23,7 +23,7 @@ pub use memory::{MemoryAdapter, MemoryAdapterBuilder};
 
 use crate::entry::StoredEntry;
 use crate::error::AdapterError;
-use crate::tag::TagPath;
+use crate::tag::{Prefixes, TagPath};
 
 /// The boxed future the adapter trait returns, so adapters can be stored as
 /// `Arc<dyn StorageAdapter>` (what lets `QueryCache<Schema>` name no adapter type).
@@ -224,15 +224,15 @@ impl<'a> MarkerSet<'a> {
 }
 
 /// The markers of a [`MarkerSet`], in order: each tag's prefixes, shortest
-/// first, as prefix markers, then the tag's exact marker. One byte scan per
-/// tag (a reader builds every marker key of its tags on each read).
+/// first, as prefix markers, then the tag's exact marker (one scan per tag,
+/// no chain of iterators: a reader builds every marker key of its tags on
+/// each read).
 struct MarkerIter<'a> {
     prefix: &'a str,
     tags: std::slice::Iter<'a, TagPath>,
-    /// The tag being walked, and where the scan for its next prefix starts
-    /// (past its end once the whole tag was given as a prefix: its exact
-    /// marker is next).
-    tag: Option<(&'a str, usize)>,
+    /// The tag being walked and its prefixes not yet given (its exact
+    /// marker comes after the last).
+    tag: Option<(&'a str, Prefixes<'a>)>,
 }
 
 impl<'a> Iterator for MarkerIter<'a> {
@@ -240,28 +240,25 @@ impl<'a> Iterator for MarkerIter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<MarkerKey<'a>> {
-        let (text, at) = match self.tag {
+        let (text, prefixes) = match &mut self.tag {
             Some(walking) => walking,
-            None => (self.tags.next()?.as_str(), 0),
+            None => {
+                let text = self.tags.next()?.as_str();
+                self.tag.insert((text, Prefixes::of(text)))
+            }
         };
-        let len = text.len();
-        if at > len {
-            self.tag = None;
-            return Some(MarkerKey {
-                prefix: self.prefix,
-                path: text,
-                scope: MarkerScope::Exact,
-            });
-        }
-        let separator = crate::tag::SEPARATOR as u8;
-        let end = (text.as_bytes().get(at..))
-            .and_then(|rest| rest.iter().position(|b| *b == separator))
-            .map_or(len, |i| at + i);
-        self.tag = Some((text, end + 1));
+        let (path, scope) = match prefixes.next() {
+            Some(path) => (path, MarkerScope::Prefix),
+            None => {
+                let text = *text;
+                self.tag = None;
+                (text, MarkerScope::Exact)
+            }
+        };
         Some(MarkerKey {
             prefix: self.prefix,
-            path: text.get(..end).unwrap_or_default(),
-            scope: MarkerScope::Prefix,
+            path,
+            scope,
         })
     }
 }

@@ -24,9 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Slots per thread.
-pub(crate) const SLOTS: usize = 128;
+const SLOTS: usize = 128;
 /// The longest bytes a slot keeps the value of.
-pub(crate) const MAX_BYTES: usize = 4096;
+const MAX_BYTES: usize = 4096;
 
 /// One value kept: what it was decoded from, for which owner, as which type.
 struct Kept {

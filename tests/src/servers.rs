@@ -334,14 +334,26 @@ impl Monitor {
     /// (each is one round trip), after letting them arrive.
     pub fn sent(&self) -> Vec<String> {
         self.seen(false)
+            .into_iter()
+            .filter_map(|words| words.into_iter().next())
+            .collect()
     }
 
     /// The commands scripts ran since the last reset, with their arguments.
     pub fn scripted(&self) -> Vec<String> {
         self.seen(true)
+            .into_iter()
+            .map(|words| words.join(" "))
+            .collect()
     }
 
-    fn seen(&self, scripted: bool) -> Vec<String> {
+    /// The commands clients sent since the last reset, each as its words
+    /// (the name upper-case, the arguments unquoted).
+    pub fn sent_words(&self) -> Vec<Vec<String>> {
+        self.seen(false)
+    }
+
+    fn seen(&self, scripted: bool) -> Vec<Vec<String>> {
         std::thread::sleep(Duration::from_millis(150));
         self.lines
             .lock()
@@ -351,10 +363,18 @@ impl Monitor {
             .filter_map(|line| line.split_once("] ").map(|(_, command)| command))
             .map(|command| {
                 if scripted {
-                    command.to_owned()
+                    vec![command.to_owned()]
                 } else {
-                    let name = command.split(' ').next().unwrap_or_default();
-                    name.trim_matches('"').to_ascii_uppercase()
+                    // MONITOR quotes every word; keys and numbers hold no
+                    // spaces or quotes.
+                    let mut words: Vec<String> = command
+                        .split(' ')
+                        .map(|w| w.trim_matches('"').to_owned())
+                        .collect();
+                    if let Some(name) = words.first_mut() {
+                        *name = name.to_ascii_uppercase();
+                    }
+                    words
                 }
             })
             .collect()

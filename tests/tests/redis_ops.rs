@@ -152,12 +152,16 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
     let cache = process(&url, &unique_prefix(), ManualClock::new(T0), "5s").await;
     let tags = [tag(&["posts", "1", "comments"])];
     let src = Source::new(7u64);
-    // Load the scripts (the first call of each is NOSCRIPT, then EVALSHA).
-    cache
-        .query("warm", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
-    cache.invalidate(&tags).await.unwrap();
+    // Load the scripts (the first call of each is NOSCRIPT, then EVALSHA):
+    // the invalidation's, and the refresh lease's over an invalidated entry.
+    let warm = Source::new(0u64);
+    for _ in 0..2 {
+        cache
+            .query("warm", &tags, QueryOptions::new(), warm.fetch())
+            .await
+            .unwrap();
+        cache.invalidate(&tags).await.unwrap();
+    }
 
     let monitor = Monitor::start(server.port);
     monitor.reset();
@@ -183,13 +187,32 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
         .query("post:1", &tags, QueryOptions::new(), src.fetch())
         .await
         .unwrap();
-    assert_eq!((hit, src.calls()), (7, 2));
+    assert_eq!((hit, src.calls()), (7, 1));
     assert_eq!(proxy.round_trips().await, 1, "a hit: one read");
     assert_eq!(
         monitor.sent(),
         ["MGET"],
         "one command: the entry and every marker in one MGET (this process \
          stored the entry, so the read leaves the lease out)"
+    );
+    // What that MGET reads: the entry, the floor and the 4 markers of
+    // `posts/1/comments` (`posts`, `posts/1`, the path as a prefix and
+    // exactly), nothing else: no counter, no refresh lease key.
+    let words = monitor.sent_words();
+    let keys = words.first().map(|w| &w[1..]).unwrap_or_default();
+    let kinds: Vec<&str> = keys
+        .iter()
+        .map(|k| match k {
+            k if k.contains(":e:") => "entry",
+            k if k.ends_with("}:f") => "floor",
+            k if k.contains(":m:") => "marker",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["entry", "floor", "marker", "marker", "marker", "marker"],
+        "the hit's keys: {keys:?}"
     );
 
     monitor.reset();
@@ -204,6 +227,26 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
         (1, 3),
         "the counter and every marker in that one script: {scripted:#?}"
     );
+
+    // The invalidated entry: the one MGET finds it stale, one script takes
+    // the refresh lease and reads the counter, and the store releases it.
+    monitor.reset();
+    src.set(8);
+    let v = cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((v, src.calls()), (8, 2));
+    assert_eq!(proxy.round_trips().await, 3, "read, lease, store + release");
+    assert_eq!(monitor.sent(), ["MGET", "EVALSHA", "SET", "EVAL"]);
+    // Stamped with the counter that script read: the next read is a hit.
+    monitor.reset();
+    let v = cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((v, src.calls()), (8, 2));
+    assert_eq!(proxy.round_trips().await, 1);
 }
 
 #[tokio::test]
@@ -347,6 +390,69 @@ async fn a_lost_counter_with_its_markers_makes_older_entries_misses() {
         .await
         .unwrap();
     assert_eq!((v, src.calls()), (2, 2));
+}
+
+#[tokio::test]
+async fn the_floor_is_kept_for_good_and_a_missing_one_reads_as_a_lost_counter() {
+    if !redis_available().await {
+        return;
+    }
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let cache = process(&server.url(), &prefix, ManualClock::new(T0), "5s").await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(1u64);
+    cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    let mut conn = raw(&server.url()).await;
+    let floor = format!("{{{prefix}}}:f");
+    let mut pttl = async || -> i64 {
+        redis::cmd("PTTL")
+            .arg(&floor)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        pttl().await,
+        -1,
+        "the floor exists from the first read on, for good"
+    );
+
+    // Invalidated, then the floor and the markers are lost but not the
+    // counter (a partial restore, an evicting policy). This process saw
+    // the entry, so it reads it without the counter: the missing floor
+    // tells it what was lost.
+    src.set(2);
+    cache.invalidate(&tags).await.unwrap();
+    let mut conn2 = raw(&server.url()).await;
+    let mut lost: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:m:*"))
+        .query_async(&mut conn2)
+        .await
+        .unwrap();
+    lost.push(format!("{{{prefix}}}:f"));
+    let _: i64 = redis::cmd("DEL")
+        .arg(&lost)
+        .query_async(&mut conn2)
+        .await
+        .unwrap();
+    let v = cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!(
+        (v, src.calls()),
+        (2, 2),
+        "the invalidated entry stays a miss"
+    );
+    assert_eq!(pttl().await, -1, "and the floor is back, for good");
+
+    // `clear` raises it, for good too.
+    cache.clear().await.unwrap();
+    assert_eq!(pttl().await, -1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

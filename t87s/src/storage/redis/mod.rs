@@ -43,23 +43,28 @@ mod seen;
 pub use self::builder::RedisAdapterBuilder;
 use self::link::{Conn, Link};
 pub use self::near::{NearCache, NearMode, NearStatus};
-use self::seen::{LeaseKeys, Seen};
+use self::seen::{LeaseKeys, Seen, Spot};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The Lua functions every script shares.
 ///
 /// - `set_max` sets a marker to version `v` unless it already holds a newer
-///   one. It never raises: a marker holding garbage (or a value of another
-///   Redis type) is written over, so a damaged marker can always be
-///   invalidated again. Numbers are written with `%d`, never in Lua's
-///   floating-point notation.
+///   one, kept `ttl` ms (`0`: for good, the floor). It never raises: a
+///   marker holding garbage (or a value of another Redis type) is written
+///   over, so a damaged marker can always be invalidated again. Numbers are
+///   written with `%d`, never in Lua's floating-point notation.
 /// - `counter` reads the version counter. A counter that is missing (lost:
 ///   deleted, evicted, or on a Cluster master that restarted empty) or
 ///   damaged starts again at the server's time in microseconds, and the
 ///   floor rises to it: every entry stamped under the lost counter is stale,
 ///   and later versions are larger than any it handed out (unless the
 ///   server's clock went back further than the counter ever counted).
+/// - `floored_counter` is `counter`, and makes sure the floor exists: a
+///   floor that is missing (or of another Redis type) while the counter is
+///   not is set to the counter. A hit reads the floor, not the counter
+///   (see [`RedisAdapter`]), so a missing floor stands for a lost counter;
+///   it is set where the counter is read.
 /// - `take_lease` takes the lease `k` for `token`: free, or already held by
 ///   the same token (then extended), is acquired (`a`); else held (`h`).
 macro_rules! lua_prelude {
@@ -68,20 +73,32 @@ macro_rules! lua_prelude {
            local held = redis.pcall('GET', key) \
            local cur = nil \
            if type(held) == 'string' then cur = tonumber(held) end \
+           local keep = tonumber(ttl) == 0 \
            if cur == nil or v > cur then \
              if type(held) == 'table' then redis.call('DEL', key) end \
-             redis.call('SET', key, string.format('%d', v), 'PX', ttl) \
+             if keep then redis.call('SET', key, string.format('%d', v)) \
+             else redis.call('SET', key, string.format('%d', v), 'PX', ttl) end \
+           elseif keep then redis.call('PERSIST', key) \
            else redis.call('PEXPIRE', key, ttl) end \
          end \
-         local function counter(vk, fk, ttl) \
+         local function counter(vk, fk) \
            local held = redis.pcall('GET', vk) \
            if type(held) == 'string' and tonumber(held) then return held end \
            if type(held) == 'table' then redis.call('DEL', vk) end \
            local t = redis.call('TIME') \
            local v = t[1] .. string.format('%06d', tonumber(t[2])) \
            redis.call('SET', vk, v) \
-           set_max(fk, tonumber(v), ttl) \
+           set_max(fk, tonumber(v), 0) \
            return v \
+         end \
+         local function floored_counter(vk, fk) \
+           local c = counter(vk, fk) \
+           local f = redis.pcall('GET', fk) \
+           if type(f) ~= 'string' then \
+             if type(f) == 'table' then redis.call('DEL', fk) end \
+             redis.call('SET', fk, c) \
+           end \
+           return c \
          end \
          local function take_lease(k, token, ttl) \
            if redis.call('SET', k, token, 'NX', 'PX', ttl) then return 'a' end \
@@ -111,7 +128,7 @@ const SET_MAX: &str = concat!(
 /// `{version, now, id, expiry, id, expiry, ...}`.
 const INVALIDATE: &str = concat!(
     lua_prelude!(),
-    "counter(KEYS[1], KEYS[2], ARGV[1]) \
+    "counter(KEYS[1], KEYS[2]) \
      local v = redis.call('INCR', KEYS[1]) \
      for i = 4, #KEYS do set_max(KEYS[i], v, ARGV[1]) end \
      redis.call('PUBLISH', ARGV[2], string.format('%d', v) .. ' ' .. ARGV[3]) \
@@ -125,27 +142,27 @@ const INVALIDATE: &str = concat!(
      end \
      return out"
 );
-/// A near cache's lease: the counter `KEYS[1]` (floor `KEYS[2]`, marker ttl
-/// `ARGV[4]`) is read; unless joining (`ARGV[5]` = `1`), a process that
-/// applied fewer invalidations (`ARGV[2]`) than the counter is refused.
+/// A near cache's lease: the counter `KEYS[1]` (floor `KEYS[2]`) is read;
+/// unless joining (`ARGV[4]` = `1`), a process that applied fewer
+/// invalidations (`ARGV[2]`) than the counter is refused.
 /// Granted: the process `ARGV[1]` holds a lease until Redis's time plus
 /// `ARGV[3]` ms in the sorted set `KEYS[3]`. Returns `{granted, counter}`.
 const NEAR_RENEW: &str = concat!(
     lua_prelude!(),
-    "local c = counter(KEYS[1], KEYS[2], ARGV[4]) \
-     if ARGV[5] ~= '1' and tonumber(ARGV[2]) < tonumber(c) then return {0, c} end \
+    "local c = counter(KEYS[1], KEYS[2]) \
+     if ARGV[4] ~= '1' and tonumber(ARGV[2]) < tonumber(c) then return {0, c} end \
      local t = redis.call('TIME') \
      local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
      if redis.call('TYPE', KEYS[3]).ok ~= 'zset' then redis.call('DEL', KEYS[3]) end \
      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1]) \
      return {1, c}"
 );
-/// The counter `KEYS[1]` (floor `KEYS[2]`, kept `ARGV[1]` ms), started again
-/// if lost.
-const VERSION: &str = concat!(lua_prelude!(), "return counter(KEYS[1], KEYS[2], ARGV[1])");
+/// The counter `KEYS[1]`, started again if lost, with its floor `KEYS[2]`
+/// made sure of (see `floored_counter`).
+const VERSION: &str = concat!(lua_prelude!(), "return floored_counter(KEYS[1], KEYS[2])");
 /// A read in one round trip (one node). `KEYS`: the entry, the counter, the
 /// floor, the lease, then the markers. `ARGV`: now (ms), the lease token,
-/// the lease ttl, `1` to take the lease, the marker ttl.
+/// the lease ttl, `1` to take the lease.
 ///
 /// Returns the entry, the counter, the lease answer (`a`, `h`, or nil when
 /// not taken), then the floor and the markers: read only when the entry is
@@ -158,9 +175,9 @@ const VERSION: &str = concat!(lua_prelude!(), "return counter(KEYS[1], KEYS[2], 
 /// its TTL, or a marker as new as its version (a damaged marker is newest).
 const READ: &str = concat!(
     lua_prelude!(),
-    "local ev = redis.call('MGET', KEYS[1], KEYS[2]) \
-     local e, v = ev[1], ev[2] \
-     if not (v and tonumber(v)) then v = counter(KEYS[2], KEYS[3], ARGV[5]) end \
+    "local evf = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3]) \
+     local e, v = evf[1], evf[2] \
+     if not (v and tonumber(v) and evf[3]) then v = floored_counter(KEYS[2], KEYS[3]) end \
      local out = {e, v, false} \
      local fresh = false \
      if e then \
@@ -187,14 +204,17 @@ const READ: &str = concat!(
 );
 /// The lease key `KEYS[2]` of an entry `KEYS[1]` that exists but wants a
 /// fetch, for token `ARGV[1]`, `ARGV[2]` ms, unless the entry is no longer
-/// the one of version `ARGV[3]` that was read: then `{'n', entry}`.
+/// the one of version `ARGV[3]` that was read: then `{'n', entry}`. Either
+/// way the counter `KEYS[3]` (floor `KEYS[4]`) follows: the version a fetch
+/// that starts now is stamped with.
 const LEASE_STALE: &str = concat!(
     lua_prelude!(),
-    "local e = redis.pcall('GET', KEYS[1]) \
+    "local c = floored_counter(KEYS[3], KEYS[4]) \
+     local e = redis.pcall('GET', KEYS[1]) \
      if type(e) ~= 'string' then e = false end \
      local v = e and string.match(e, '^t87s2 (%d+) ') or '' \
-     if e and v ~= ARGV[3] then return {'n', e} end \
-     return {take_lease(KEYS[2], ARGV[1], ARGV[2]), e}"
+     if e and v ~= ARGV[3] then return {'n', e, c} end \
+     return {take_lease(KEYS[2], ARGV[1], ARGV[2]), e, c}"
 );
 /// The lease `KEYS[1]` for token `ARGV[1]`, `ARGV[2]` ms.
 const LEASE: &str = concat!(
@@ -616,22 +636,25 @@ impl RedisAdapter {
     }
 
     /// A read: one round trip of plain commands (concurrent commands on a
-    /// Cluster):
+    /// Cluster).
     ///
-    /// - the entry, the refresh lease key (for entries that exist but want
-    ///   a fetch), the counter, the floor and every marker in one `MGET`;
-    /// - or, when a lease is asked and this process has not seen the entry
-    ///   lately (see [`seen`]), `SET key <lease> NX PX ttl GET` for the
-    ///   entry, which reads it and, only when there is none, puts this
-    ///   instance's lease in its place (a miss takes its lease in the read,
-    ///   with no script), in a pipeline with the `MGET` of the rest. An
-    ///   `MGET` that finds no entry where one was seen reads again that way.
+    /// - An entry this process saw a moment ago (see [`seen`]) is read with
+    ///   what decides a hit and nothing more: one `MGET` of the entry, the
+    ///   floor and the markers ([`read_seen`](Self::read_seen)).
+    /// - Otherwise, or if that entry turns out to be gone, the entry, the
+    ///   refresh lease key (for entries that exist but want a fetch), the
+    ///   counter, the floor and every marker. When a lease is asked, the
+    ///   entry is read by `SET key <lease> NX PX ttl GET`, which reads it
+    ///   and, only when there is none, puts this instance's lease in its
+    ///   place (a miss takes its lease in the read, with no script), in a
+    ///   pipeline with the `MGET` of the rest.
     ///
     /// An entry that exists but wants a fetch (past its TTL, invalidated)
     /// takes the lease key in a second round trip, a script that also reads
-    /// the entry again (another process may just have stored it). An entry
-    /// key of another Redis type reads as none in an `MGET`; `SET ... GET`
-    /// refuses it, and the [`READ`] script reads instead.
+    /// the entry again (another process may just have stored it) and the
+    /// counter. An entry key of another Redis type reads as none in an
+    /// `MGET`; `SET ... GET` refuses it, and the [`READ`] script reads
+    /// instead.
     async fn read_inner(
         &self,
         key: EntryKey<'_>,
@@ -639,41 +662,34 @@ impl RedisAdapter {
         now_ms: u64,
         ask: Option<LeaseAsk>,
     ) -> Result<Read, AdapterError> {
+        let spot = Seen::spot(key);
+        if self.inner.seen.likely(spot, now_ms) {
+            if let Some(read) = self.read_seen(key, markers, now_ms, ask, spot).await? {
+                return Ok(read);
+            }
+            self.inner.seen.forget(spot);
+        }
         let (entry, lease) = (self.entry_parts(key), self.lease_parts(key));
         let mut rest = Vec::with_capacity(2 + markers.len());
         rest.extend([self.version_parts(), self.floor_parts()]);
         rest.extend(markers.iter().map(|m| self.marker_parts(m)));
-        // An entry this process saw a moment ago is read without taking the
-        // lease (one command); if it is gone, a second read takes it.
-        let seen = &self.inner.seen;
-        let spot = Seen::spot(key);
-        let mut in_read = ask.filter(|_| !seen.likely(spot, now_ms));
-        let (entry, held, mut values) = loop {
-            let parts = self
-                .inner
-                .link
-                .call("read", |conn| {
-                    read_parts(conn, entry, lease, &rest, in_read)
-                })
-                .await?;
-            match parts {
-                None => return self.read_script(key, markers, now_ms, ask).await,
-                Some((None, _, _)) if in_read.is_none() && ask.is_some() => {
-                    seen.forget(spot);
-                    in_read = ask;
-                }
-                Some(parts) => break parts,
-            }
+        let parts = self
+            .inner
+            .link
+            .call("read", |conn| read_parts(conn, entry, lease, &rest, ask))
+            .await?;
+        let Some((entry, held, mut values)) = parts else {
+            return self.read_script(key, markers, now_ms, ask).await;
         };
-        // A lost counter starts again, and the floor rises to it: what this
-        // read found is older than the floor.
-        let (counter, floor) = match values
+        // A lost counter starts again, and the floor rises to it; a missing
+        // floor is set to the counter: what this read found is older.
+        let counter = values
             .first()
             .and_then(|v| v.as_deref())
-            .and_then(parse_u64)
-        {
-            Some(counter) => (counter, 0),
-            None => {
+            .and_then(parse_u64);
+        let (counter, floor) = match (counter, values.get(1)) {
+            (Some(counter), Some(Some(_))) => (counter, 0),
+            _ => {
                 let counter = self.counter().await?;
                 (counter, counter)
             }
@@ -704,9 +720,9 @@ impl RedisAdapter {
         match &read.entry {
             Some(stored) => {
                 read.newest_marker = read.newest_marker.max(floor);
-                seen.saw(spot, self.kept_until(stored));
+                self.inner.seen.saw(spot, self.kept_until(stored));
             }
-            None => seen.forget(spot),
+            None => self.inner.seen.forget(spot),
         }
         if let Some(lease) = lease {
             return Ok(read.with_lease(lease));
@@ -723,19 +739,84 @@ impl RedisAdapter {
         }
     }
 
+    /// The read of an entry this process saw a moment ago: one `MGET` of the
+    /// entry, the floor and the markers, which is all a fresh hit needs.
+    ///
+    /// - Not the counter: a fresh hit's [`Read::version`] is the entry's own
+    ///   (a fetch is never stamped with it, and it is never newer than the
+    ///   store's). A lost counter is seen by its floor, which shares its
+    ///   slot, is kept for good and is set wherever the counter is read: a
+    ///   missing floor is read as a lost counter.
+    /// - Not the refresh lease key: an entry that wants a fetch takes it in
+    ///   the script that also reads the counter (see
+    ///   [`lease_stale`](Self::lease_stale)), or reads the counter alone
+    ///   when no lease is asked.
+    ///
+    /// `None` when there is no entry (or a lease in its place, or bytes that
+    /// are not one): the full read follows, and takes the lease.
+    async fn read_seen(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+        ask: Option<LeaseAsk>,
+        spot: Spot,
+    ) -> Result<Option<Read>, AdapterError> {
+        let mut keys = Vec::with_capacity(2 + markers.len());
+        keys.extend([self.entry_parts(key), self.floor_parts()]);
+        keys.extend(markers.iter().map(|m| self.marker_parts(m)));
+        let values = self
+            .inner
+            .link
+            .call("read", |conn| get_joined(conn, &keys))
+            .await?;
+        if values
+            .first()
+            .and_then(|v| v.as_deref())
+            .is_none_or(|bytes| lease_token(bytes).is_some())
+        {
+            return Ok(None);
+        }
+        let lost = match values.get(1) {
+            Some(Some(_)) => 0,
+            _ => self.counter().await?,
+        };
+        let mut read = self.answer(key, &values, 0, 1);
+        let Some(stored) = &read.entry else {
+            return Ok(None);
+        };
+        read.newest_marker = read.newest_marker.max(lost);
+        read.version = stored.version;
+        self.inner.seen.saw(spot, self.kept_until(stored));
+        if !read.wants_fetch(now_ms) {
+            return Ok(Some(read));
+        }
+        match ask {
+            Some(ask) => self.lease_stale(key, read, ask).await.map(Some),
+            None => {
+                read.version = self.counter().await?.saturating_add(1);
+                Ok(Some(read))
+            }
+        }
+    }
+
     /// The second round trip of a read whose entry exists but wants a fetch:
     /// takes the lease key, unless the entry was replaced since the read
-    /// (then the new one is the answer, without a lease).
+    /// (then the new one is the answer, without a lease), and reads the
+    /// counter: the read's version is the one a fetch that starts now is
+    /// stamped with.
     async fn lease_stale(
         &self,
         key: EntryKey<'_>,
-        read: Read,
+        mut read: Read,
         ask: LeaseAsk,
     ) -> Result<Read, AdapterError> {
         if self.inner.link.is_cluster() {
-            // Different slots: the lease alone.
-            let lease = self.lease_inner(key, ask).await?;
-            return Ok(read.with_lease(lease));
+            // Different slots: the lease and the counter, side by side.
+            let (lease, counter) =
+                futures_util::future::join(self.lease_inner(key, ask), self.counter()).await;
+            read.version = counter?.saturating_add(1);
+            return Ok(read.with_lease(lease?));
         }
         let read_version = read
             .entry
@@ -745,15 +826,19 @@ impl RedisAdapter {
         let mut invocation = SCRIPTS.lease_stale.key(self.entry_key(key));
         invocation
             .key(self.lease_key(key))
+            .key(self.version_key())
+            .key(self.floor_key())
             .arg(ask.token)
             .arg(ask.ttl_ms)
             .arg(read_version);
         let spot = Seen::spot(key);
         self.inner.leases.asking(spot, ask.token);
-        let (answer, now): (String, Option<Vec<u8>>) = self.eval("lease", &invocation).await?;
+        let (answer, now, counter): (String, Option<Vec<u8>>, String) =
+            self.eval("lease", &invocation).await?;
         if answer != "a" {
             self.inner.leases.let_go(spot, ask.token);
         }
+        read.version = self.parse_counter(&counter)?.saturating_add(1);
         match answer.as_str() {
             "a" => Ok(read.with_lease(Lease::Acquired)),
             "h" => Ok(read.with_lease(Lease::Held)),
@@ -787,8 +872,7 @@ impl RedisAdapter {
             .arg(now_ms)
             .arg(token)
             .arg(ttl)
-            .arg(u8::from(ask.is_some()))
-            .arg(self.inner.marker_ttl_ms);
+            .arg(u8::from(ask.is_some()));
         let spot = Seen::spot(key);
         if ask.is_some() {
             self.inner.leases.asking(spot, token);
@@ -850,12 +934,12 @@ impl RedisAdapter {
         entry.created_at.saturating_add(self.entry_ttl_ms(entry))
     }
 
-    /// The version counter, started again (with the floor raised) if lost.
+    /// The version counter, started again (with the floor raised) if lost;
+    /// a missing floor is set to it (see `floored_counter` in
+    /// [`lua_prelude`]).
     async fn counter(&self) -> Result<u64, AdapterError> {
         let mut invocation = SCRIPTS.version.key(self.version_key());
-        invocation
-            .key(self.floor_key())
-            .arg(self.inner.marker_ttl_ms);
+        invocation.key(self.floor_key());
         let counter: String = self.eval("read", &invocation).await?;
         self.parse_counter(&counter)
     }
@@ -943,7 +1027,6 @@ impl RedisAdapter {
             .arg(near.id)
             .arg(near.applied())
             .arg(near.lease_ms)
-            .arg(self.inner.marker_ttl_ms)
             .arg(if join { "1" } else { "0" });
         let (granted, counter): (u64, String) = self.eval("near lease", &invocation).await?;
         Ok((granted == 1, self.parse_counter(&counter)?))
@@ -1082,7 +1165,8 @@ impl RedisAdapter {
             .await?;
         let floor = bumped.0;
         self.after_bump(&[], bumped, Instant::now()).await;
-        self.set_max(self.floor_key(), floor).await?;
+        // The floor is kept for good: a missing one reads as a lost counter.
+        self.set_max(self.floor_key(), floor, 0).await?;
         let pattern = format!("{}:*", glob_escape(&self.inner.prefix));
         let keep = [self.version_key(), self.floor_key()];
         let masters = &self.inner.link.connected().await?.masters;
@@ -1126,9 +1210,11 @@ impl RedisAdapter {
         Ok(())
     }
 
-    async fn set_max(&self, key: String, version: u64) -> Result<(), AdapterError> {
+    /// Sets `key` to `version` unless it holds a newer one, kept
+    /// `ttl_ms` (`0`: for good).
+    async fn set_max(&self, key: String, version: u64, ttl_ms: u64) -> Result<(), AdapterError> {
         let mut invocation = SCRIPTS.set_max.key(key);
-        invocation.arg(version).arg(self.inner.marker_ttl_ms);
+        invocation.arg(version).arg(ttl_ms);
         let _: i64 = self.eval("invalidate", &invocation).await?;
         Ok(())
     }
@@ -1160,6 +1246,22 @@ where
             });
             join_all(gets).await.into_iter().collect()
         }
+    }
+}
+
+/// The values of `keys` in one round trip: one `MGET` on one node, built
+/// in one allocation of its size with the keys written straight into it;
+/// concurrent `GET`s on a Cluster (the keys are in different slots).
+async fn get_joined(conn: Conn, keys: &[Joined<'_>]) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
+    match conn {
+        Conn::Single(mut conn) => {
+            let size = "MGET".len() + keys.iter().map(Joined::len).sum::<usize>();
+            let mut mget = Cmd::with_capacity(1 + keys.len(), size);
+            mget.arg("MGET").arg(keys);
+            mget.query_async(&mut conn).await
+        }
+        #[cfg(feature = "redis-cluster")]
+        Conn::Cluster(_) => get_each(conn, keys).await,
     }
 }
 
@@ -1449,7 +1551,13 @@ impl StorageAdapter for RedisAdapter {
         Box::pin(async move {
             let mut keys = vec![self.floor_key()];
             keys.extend(markers.iter().map(|m| self.marker_key(m)));
-            Ok(Self::newest(&self.get_all(&keys).await?))
+            let values = self.get_all(&keys).await?;
+            // A missing floor stands for a lost counter (see `read_seen`).
+            let lost = match values.first() {
+                Some(Some(_)) => 0,
+                _ => self.counter().await?,
+            };
+            Ok(Self::newest(&values).max(lost))
         })
     }
 
@@ -1545,7 +1653,9 @@ impl StorageAdapter for RedisAdapter {
             #[cfg(feature = "redis-cluster")]
             {
                 let version = bumped.0;
-                let stamps = keys.into_iter().map(|key| self.set_max(key, version));
+                let stamps = keys
+                    .into_iter()
+                    .map(|key| self.set_max(key, version, self.inner.marker_ttl_ms));
                 for stamped in join_all(stamps).await {
                     stamped?;
                 }

@@ -279,7 +279,10 @@ pub struct Read {
     /// markers were not read because the entry was missing or dead.
     pub newest_marker: u64,
     /// The store's current version: a fetch that starts after this read is
-    /// stamped with it.
+    /// stamped with it. When the entry is fresh by the markers read, an
+    /// adapter may answer the entry's own version instead (never newer than
+    /// the store's; the engine serves that entry with no fetch, and a fetch
+    /// stamped with a lower version can only be judged stale early).
     pub version: u64,
     /// What the lease asked for by [`StorageAdapter::read_leasing`] came to;
     /// `None` when none was asked, or the entry did not

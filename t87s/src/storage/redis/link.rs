@@ -115,21 +115,25 @@ impl Link {
     /// The connection, made on first use (then the eviction policy is
     /// checked, once).
     pub(super) async fn connected(&self) -> Result<&Connected, AdapterError> {
-        self.connected
-            .get_or_try_init(|| async {
-                let connected = self.target.connect().await?;
-                let check = eviction_warning(connected.conn.clone());
-                let warning = tokio::time::timeout(self.target.timeout, check)
-                    .await
-                    .ok()
-                    .flatten();
-                if let Some(text) = &warning {
-                    tracing::warn!(target: "t87s", "{text}");
-                }
-                let _ = self.eviction_warning.set(warning);
-                Ok(connected)
-            })
-            .await
+        if let Some(connected) = self.connected.get() {
+            return Ok(connected);
+        }
+        // Boxed: every command's future holds this one, and only the first
+        // needs room for connecting.
+        Box::pin(self.connected.get_or_try_init(|| async {
+            let connected = self.target.connect().await?;
+            let check = eviction_warning(connected.conn.clone());
+            let warning = tokio::time::timeout(self.target.timeout, check)
+                .await
+                .ok()
+                .flatten();
+            if let Some(text) = &warning {
+                tracing::warn!(target: "t87s", "{text}");
+            }
+            let _ = self.eviction_warning.set(warning);
+            Ok(connected)
+        }))
+        .await
     }
 
     /// Runs `command` on the connection, under the timeout and the breaker.

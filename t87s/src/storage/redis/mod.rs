@@ -669,6 +669,22 @@ impl RedisAdapter {
             }
             self.inner.seen.forget(spot);
         }
+        // Boxed: this future stays the size of the hit's (it is boxed and
+        // moved on every read), whatever the rarer reads below hold.
+        Box::pin(self.read_full(key, markers, now_ms, ask, spot)).await
+    }
+
+    /// The read of an entry this process has not seen lately, or whose
+    /// [`read_seen`](Self::read_seen) found it gone (see
+    /// [`read_inner`](Self::read_inner)).
+    async fn read_full(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        now_ms: u64,
+        ask: Option<LeaseAsk>,
+        spot: Spot,
+    ) -> Result<Read, AdapterError> {
         let (entry, lease) = (self.entry_parts(key), self.lease_parts(key));
         let mut rest = Vec::with_capacity(2 + markers.len());
         rest.extend([self.version_parts(), self.floor_parts()]);
@@ -779,7 +795,7 @@ impl RedisAdapter {
         }
         let lost = match values.get(1) {
             Some(Some(_)) => 0,
-            _ => self.counter().await?,
+            _ => Box::pin(self.counter()).await?,
         };
         let mut read = self.answer(key, &values, 0, 1);
         let Some(stored) = &read.entry else {
@@ -791,10 +807,11 @@ impl RedisAdapter {
         if !read.wants_fetch(now_ms) {
             return Ok(Some(read));
         }
+        // Wants a fetch (boxed, as above).
         match ask {
-            Some(ask) => self.lease_stale(key, read, ask).await.map(Some),
+            Some(ask) => Box::pin(self.lease_stale(key, read, ask)).await.map(Some),
             None => {
-                read.version = self.counter().await?.saturating_add(1);
+                read.version = Box::pin(self.counter()).await?.saturating_add(1);
                 Ok(Some(read))
             }
         }

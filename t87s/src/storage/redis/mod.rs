@@ -6,7 +6,7 @@
 //! | key | holds |
 //! |---|---|
 //! | `{P}:v` | the version counter (`INCR` by invalidations) |
-//! | `{P}:f` | the floor: every entry at or below it is stale (`clear`, a lost counter) |
+//! | `{P}:f` | the floor: every entry at or below it is stale (`clear`, a lost counter); kept for good, a missing floor reads as a lost counter |
 //! | `P:e:E:key` | an entry (postcard envelope), `PX` its lifetime |
 //! | `P:m:p:E:path`, `P:m:x:E:path` | prefix / exact markers, `PX` the marker ttl |
 //! | `P:l:E:key` | the fetch lease of a key, `PX` the lease ttl |
@@ -290,12 +290,13 @@ impl NearCopy {
 /// server (or Cluster) and prefix.
 ///
 /// - A hit costs one round trip of one command: an `MGET` of the entry,
-///   the refresh lease, the version counter, the floor and every marker of
-///   the query's tags. A read that may have to take the fetch lease (an
-///   entry this process has not seen lately) sends `SET key <lease> NX PX
-///   ttl GET` for the entry instead, beside the `MGET`: when there is no
-///   entry, this process's lease takes its place. On a Cluster, where the
-///   keys live in different slots, the reads are concurrent.
+///   the floor and every marker of the query's tags. A read that may have
+///   to take the fetch lease (an entry this process has not seen lately)
+///   also reads the refresh lease key and the version counter, and sends
+///   `SET key <lease> NX PX ttl GET` for the entry instead, beside the
+///   `MGET`: when there is no entry, this process's lease takes its place.
+///   On a Cluster, where the keys live in different slots, the reads are
+///   concurrent.
 /// - A miss costs two: that read (which took the lease), then the store, a
 ///   `SET` that replaces the lease. An entry that exists but wants a fetch
 ///   takes the refresh lease key in a script of its own (one more round
@@ -306,7 +307,9 @@ impl NearCopy {
 /// - Invalidation stamps markers with versions from one counter in Redis, so
 ///   app servers whose clocks disagree agree on what is stale: one script on
 ///   one node. A lost counter starts again at the server's time, with the
-///   floor raised to it.
+///   floor raised to it. The floor shares the counter's slot and is kept for
+///   good, so a hit, which reads the floor and not the counter, reads a
+///   missing floor as a lost counter.
 /// - Every command has a timeout and goes through a circuit breaker; a query
 ///   whose store fails or is slow runs its fetch (the engine fails open), an
 ///   invalidation returns the error (and the engine retries it). The adapter

@@ -761,11 +761,11 @@ impl RedisAdapter {
     /// The read of an entry this process saw a moment ago: one `MGET` of the
     /// entry, the floor and the markers, which is all a fresh hit needs.
     ///
-    /// - Not the counter: a fresh hit's [`Read::version`] is the entry's own
-    ///   (a fetch is never stamped with it, and it is never newer than the
-    ///   store's). A lost counter is seen by its floor, which shares its
-    ///   slot, is kept for good and is set wherever the counter is read: a
-    ///   missing floor is read as a lost counter.
+    /// - Not the counter: a fresh hit's [`Read::version`] is the entry's own,
+    ///   never newer than the store's (the engine serves a fresh entry with
+    ///   no fetch; see the field's docs). A lost counter is seen by its
+    ///   floor, which shares its slot, is kept for good and is set wherever
+    ///   the counter is read: a missing floor is read as a lost counter.
     /// - Not the refresh lease key: an entry that wants a fetch takes it in
     ///   the script that also reads the counter (see
     ///   [`lease_stale`](Self::lease_stale)), or reads the counter alone

@@ -393,7 +393,7 @@ async fn a_lost_counter_with_its_markers_makes_older_entries_misses() {
 }
 
 #[tokio::test]
-async fn the_floor_is_kept_for_good_and_a_missing_one_reads_as_a_lost_counter() {
+async fn the_floor_is_kept_for_good_a_missing_one_is_a_lost_counter_a_damaged_one_heals() {
     if !redis_available().await {
         return;
     }
@@ -449,6 +449,24 @@ async fn the_floor_is_kept_for_good_and_a_missing_one_reads_as_a_lost_counter() 
         "the invalidated entry stays a miss"
     );
     assert_eq!(pttl().await, -1, "and the floor is back, for good");
+
+    // A damaged floor reads as "invalidated now": one miss, whose lease
+    // script sets the floor again, then hits.
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{{prefix}}}:f"))
+        .arg("garbage")
+        .query_async(&mut conn2)
+        .await
+        .unwrap();
+    src.set(3);
+    for (expected, calls) in [(3, 3), (3, 3)] {
+        let v = cache
+            .query("post:1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        assert_eq!((v, src.calls()), (expected, calls));
+    }
+    assert_eq!(pttl().await, -1);
 
     // `clear` raises it, for good too.
     cache.clear().await.unwrap();

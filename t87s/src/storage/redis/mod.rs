@@ -61,10 +61,11 @@ const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 ///   and later versions are larger than any it handed out (unless the
 ///   server's clock went back further than the counter ever counted).
 /// - `floored_counter` is `counter`, and makes sure the floor exists: a
-///   floor that is missing (or of another Redis type) while the counter is
-///   not is set to the counter. A hit reads the floor, not the counter
-///   (see [`RedisAdapter`]), so a missing floor stands for a lost counter;
-///   it is set where the counter is read.
+///   floor that is missing, damaged (not a number, which reads as
+///   "invalidated now") or of another Redis type is set to the counter. A
+///   hit reads the floor, not the counter (see [`RedisAdapter`]), so a
+///   missing floor stands for a lost counter; it is set where the counter
+///   is read (a read whose entry wants a fetch reads it).
 /// - `take_lease` takes the lease `k` for `token`: free, or already held by
 ///   the same token (then extended), is acquired (`a`); else held (`h`).
 macro_rules! lua_prelude {
@@ -94,7 +95,7 @@ macro_rules! lua_prelude {
          local function floored_counter(vk, fk) \
            local c = counter(vk, fk) \
            local f = redis.pcall('GET', fk) \
-           if type(f) ~= 'string' then \
+           if not (type(f) == 'string' and tonumber(f)) then \
              if type(f) == 'table' then redis.call('DEL', fk) end \
              redis.call('SET', fk, c) \
            end \

@@ -54,6 +54,45 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     client.get_multiplexed_async_connection().await.unwrap()
 }
 
+/// One "process" on a test-owned server that stored `post:1` under the tag
+/// `posts/1`, from a source that answers 1.
+async fn one_entry() -> (
+    RedisServer,
+    String,
+    Primitives,
+    [t87s::engine::TagPath; 1],
+    Source<u64>,
+) {
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let cache = process(&server.url(), &prefix, ManualClock::new(T0), "5s").await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(1u64);
+    cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    (server, prefix, cache, tags, src)
+}
+
+/// Deletes every marker under `prefix`, and the keys `{prefix}:<suffix>`
+/// of `shared` (`v` the counter, `f` the floor): what a Redis that lost
+/// part of its state no longer holds.
+async fn lose(url: &str, prefix: &str, shared: &[&str]) {
+    let mut conn = raw(url).await;
+    let mut lost: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:m:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    lost.extend(shared.iter().map(|suffix| format!("{{{prefix}}}:{suffix}")));
+    let _: i64 = redis::cmd("DEL")
+        .arg(&lost)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
 /// A fetch that takes `pause` (real time) and counts its calls in `calls`.
 fn slow<T: Send + 'static>(
     calls: &Arc<AtomicUsize>,
@@ -349,31 +388,11 @@ async fn a_lost_counter_with_its_markers_makes_older_entries_misses() {
     }
     // What a Cluster master restarting empty does to the counter and the
     // markers it held, while the entry on another master survives.
-    let server = RedisServer::start(&[]);
-    let prefix = unique_prefix();
-    let cache = process(&server.url(), &prefix, ManualClock::new(T0), "5s").await;
-    let tags = [tag(&["posts", "1"])];
-    let src = Source::new(1u64);
-    cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let (server, prefix, cache, tags, src) = one_entry().await;
     src.set(2);
     cache.invalidate(&tags).await.unwrap();
 
-    let mut conn = raw(&server.url()).await;
-    let mut lost: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:m:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    lost.push(format!("{{{prefix}}}:v"));
-    lost.push(format!("{{{prefix}}}:f"));
-    let _: i64 = redis::cmd("DEL")
-        .arg(&lost)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    lose(&server.url(), &prefix, &["v", "f"]).await;
 
     let v = cache
         .query("post:1", &tags, QueryOptions::new(), src.fetch())
@@ -397,15 +416,7 @@ async fn the_floor_is_kept_for_good_a_missing_one_is_a_lost_counter_a_damaged_on
     if !redis_available().await {
         return;
     }
-    let server = RedisServer::start(&[]);
-    let prefix = unique_prefix();
-    let cache = process(&server.url(), &prefix, ManualClock::new(T0), "5s").await;
-    let tags = [tag(&["posts", "1"])];
-    let src = Source::new(1u64);
-    cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let (server, prefix, cache, tags, src) = one_entry().await;
     let mut conn = raw(&server.url()).await;
     let floor = format!("{{{prefix}}}:f");
     let mut pttl = async || -> i64 {
@@ -427,18 +438,7 @@ async fn the_floor_is_kept_for_good_a_missing_one_is_a_lost_counter_a_damaged_on
     // tells it what was lost.
     src.set(2);
     cache.invalidate(&tags).await.unwrap();
-    let mut conn2 = raw(&server.url()).await;
-    let mut lost: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:m:*"))
-        .query_async(&mut conn2)
-        .await
-        .unwrap();
-    lost.push(format!("{{{prefix}}}:f"));
-    let _: i64 = redis::cmd("DEL")
-        .arg(&lost)
-        .query_async(&mut conn2)
-        .await
-        .unwrap();
+    lose(&server.url(), &prefix, &["f"]).await;
     let v = cache
         .query("post:1", &tags, QueryOptions::new(), src.fetch())
         .await
@@ -455,7 +455,7 @@ async fn the_floor_is_kept_for_good_a_missing_one_is_a_lost_counter_a_damaged_on
     let _: () = redis::cmd("SET")
         .arg(format!("{{{prefix}}}:f"))
         .arg("garbage")
-        .query_async(&mut conn2)
+        .query_async(&mut raw(&server.url()).await)
         .await
         .unwrap();
     src.set(3);

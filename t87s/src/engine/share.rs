@@ -27,7 +27,7 @@ pub enum Share<E> {
     /// The waiters get clones of the error; no second fetch.
     Cloned(fn(&E) -> E),
     /// The waiters get the error converted from
-    /// [`Error::SharedFetch`](crate::Error::SharedFetch), which carries its
+    /// [`Error::SharedFetch`], which carries its
     /// text; no second fetch.
     Converted(fn(Error) -> E),
 }

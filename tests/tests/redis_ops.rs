@@ -473,6 +473,54 @@ async fn the_floor_is_kept_for_good_a_missing_one_is_a_lost_counter_a_damaged_on
     assert_eq!(pttl().await, -1);
 }
 
+#[tokio::test]
+async fn a_store_from_an_earlier_version_gets_its_floor_on_the_first_read() {
+    if !redis_available().await {
+        return;
+    }
+    // `post:1` stored, then something unrelated invalidated, then `post:2`
+    // stored: an earlier version kept no floor (it wrote one only when it
+    // lost its counter, and with the marker TTL).
+    let (server, prefix, cache, tags, src) = one_entry().await;
+    cache.invalidate(&[tag(&["other"])]).await.unwrap();
+    let later = [tag(&["posts", "2"])];
+    let src2 = Source::new(20u64);
+    cache
+        .query("post:2", &later, QueryOptions::new(), src2.fetch())
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{{{prefix}}}:f"))
+        .query_async(&mut raw(&server.url()).await)
+        .await
+        .unwrap();
+
+    // The first read sets the floor to the counter: an entry fetched after
+    // the last invalidation stays a hit; one fetched before it is fetched
+    // again, once.
+    for _ in 0..2 {
+        let v = cache
+            .query("post:2", &later, QueryOptions::new(), src2.fetch())
+            .await
+            .unwrap();
+        assert_eq!((v, src2.calls()), (20, 1));
+    }
+    src.set(2);
+    for _ in 0..2 {
+        let v = cache
+            .query("post:1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        assert_eq!((v, src.calls()), (2, 2));
+    }
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{{{prefix}}}:f"))
+        .query_async(&mut raw(&server.url()).await)
+        .await
+        .unwrap();
+    assert_eq!(pttl, -1, "the floor is kept for good from then on");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_waits_as_long_as_the_holder_lives() {
     if !redis_available().await {

@@ -4,10 +4,9 @@
 //! `redis_prof t87s N` or `redis_prof bare N` (needs Redis at `REDIS_URL`);
 //! `redis_prof pair N` times a bare `GET`, the hit's command sent bare (one
 //! `MGET` of the entry, the floor and 4 markers), a `GET` + decode and a
-//! t87s hit, interleaved N times, and prints
-//! the medians: on a noisy machine, interleaving keeps them under the same
-//! noise, and each round starts with the next one, so that none is always
-//! timed first.
+//! t87s hit, interleaved N times, and prints the medians: on a noisy
+//! machine, interleaving keeps them under the same noise, and each round
+//! starts with the next one, so that none is always timed first.
 //! `redis_prof misses N` times a t87s miss (a new key each time, the fetch
 //! answers at once) against a bare `GET` + `SET` of the same bytes, the
 //! same way.

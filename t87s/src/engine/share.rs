@@ -26,9 +26,8 @@ pub enum Share<E> {
     Not,
     /// The waiters get clones of the error; no second fetch.
     Cloned(fn(&E) -> E),
-    /// The waiters get the error converted from
-    /// [`Error::SharedFetch`], which carries its
-    /// text; no second fetch.
+    /// The waiters get the error converted from [`Error::SharedFetch`],
+    /// which carries its text; no second fetch.
     Converted(fn(Error) -> E),
 }
 

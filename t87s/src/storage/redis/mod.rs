@@ -514,6 +514,19 @@ impl RedisAdapter {
 
     /// Runs `f` under the command timeout, on a connection of its own
     /// (`clear` on each master): outside the breaker.
+    /// The keys of a read: `first`, then the floor, then the markers.
+    #[inline]
+    fn then_floor_and_markers<'a>(
+        &'a self,
+        first: Joined<'a>,
+        markers: MarkerSet<'a>,
+    ) -> Vec<Joined<'a>> {
+        let mut keys = Vec::with_capacity(2 + markers.len());
+        keys.extend([first, self.floor_parts()]);
+        keys.extend(markers.iter().map(|m| self.marker_parts(m)));
+        keys
+    }
+
     async fn timed<T>(
         &self,
         what: &str,
@@ -690,9 +703,7 @@ impl RedisAdapter {
         spot: Spot,
     ) -> Result<Read, AdapterError> {
         let (entry, lease) = (self.entry_parts(key), self.lease_parts(key));
-        let mut rest = Vec::with_capacity(2 + markers.len());
-        rest.extend([self.version_parts(), self.floor_parts()]);
-        rest.extend(markers.iter().map(|m| self.marker_parts(m)));
+        let rest = self.then_floor_and_markers(self.version_parts(), markers);
         let parts = self
             .inner
             .link
@@ -782,9 +793,7 @@ impl RedisAdapter {
         ask: Option<LeaseAsk>,
         spot: Spot,
     ) -> Result<Option<Read>, AdapterError> {
-        let mut keys = Vec::with_capacity(2 + markers.len());
-        keys.extend([self.entry_parts(key), self.floor_parts()]);
-        keys.extend(markers.iter().map(|m| self.marker_parts(m)));
+        let keys = self.then_floor_and_markers(self.entry_parts(key), markers);
         let values = self
             .inner
             .link
@@ -1270,20 +1279,25 @@ where
     }
 }
 
-/// The values of `keys` in one round trip: one `MGET` on one node, built
-/// in one allocation of its size with the keys written straight into it;
-/// concurrent `GET`s on a Cluster (the keys are in different slots).
+/// The values of `keys` in one round trip: one `MGET` on one node
+/// ([`mget`]), concurrent `GET`s on a Cluster (the keys are in different
+/// slots).
 async fn get_joined(conn: Conn, keys: &[Joined<'_>]) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
     match conn {
-        Conn::Single(mut conn) => {
-            let size = "MGET".len() + keys.iter().map(Joined::len).sum::<usize>();
-            let mut mget = Cmd::with_capacity(1 + keys.len(), size);
-            mget.arg("MGET").arg(keys);
-            mget.query_async(&mut conn).await
-        }
+        Conn::Single(mut conn) => mget(keys, &[]).query_async(&mut conn).await,
         #[cfg(feature = "redis-cluster")]
         Conn::Cluster(_) => get_each(conn, keys).await,
     }
+}
+
+/// One `MGET` of `first` then `rest`, built in one allocation of its size
+/// with the keys written straight into it.
+#[inline]
+fn mget(first: &[Joined<'_>], rest: &[Joined<'_>]) -> Cmd {
+    let size = "MGET".len() + first.iter().chain(rest).map(Joined::len).sum::<usize>();
+    let mut mget = Cmd::with_capacity(1 + first.len() + rest.len(), size);
+    mget.arg("MGET").arg(first).arg(rest);
+    mget
 }
 
 /// What a plain read returns: the entry (or a lease in its place), the
@@ -1323,20 +1337,15 @@ async fn read_parts(
             // One MGET of the lease key, the counter, the floor and the
             // markers; the entry first in it, or, to take the lease in its
             // place, in a command of its own before it.
-            let size = "MGET".len() + lease.len() + rest.iter().map(Joined::len).sum::<usize>();
-            let mut mget = Cmd::with_capacity(3 + rest.len(), size + entry.len());
-            mget.arg("MGET");
             let answer = match ask {
-                None => {
-                    mget.arg(entry).arg(lease).arg(rest);
-                    mget.query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
-                        .await
-                        .map(|mut values| (take_first(&mut values), values))
-                }
+                None => mget(&[entry, lease], rest)
+                    .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                    .await
+                    .map(|mut values| (take_first(&mut values), values)),
                 Some(_) => {
-                    mget.arg(lease).arg(rest);
                     let mut pipe = redis::Pipeline::with_capacity(2);
-                    pipe.add_command(entry_cmd()).add_command(mget);
+                    pipe.add_command(entry_cmd())
+                        .add_command(mget(&[lease], rest));
                     pipe.query_async::<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)>(&mut conn)
                         .await
                 }

@@ -30,6 +30,7 @@ pub struct RedisAdapterBuilder {
     breaker_failures: u32,
     breaker_cooldown: Duration,
     near: Option<NearCache>,
+    client_tracking: bool,
 }
 
 impl fmt::Debug for RedisAdapterBuilder {
@@ -46,6 +47,7 @@ impl fmt::Debug for RedisAdapterBuilder {
             .field("breaker_failures", &self.breaker_failures)
             .field("breaker_cooldown", &self.breaker_cooldown)
             .field("near", &self.near)
+            .field("client_tracking", &self.client_tracking)
             .finish()
     }
 }
@@ -61,6 +63,7 @@ impl RedisAdapterBuilder {
             breaker_failures: 3,
             breaker_cooldown: Duration::from_secs(1),
             near: None,
+            client_tracking: true,
         }
     }
 
@@ -135,6 +138,26 @@ impl RedisAdapterBuilder {
         self
     }
 
+    /// Whether hits on one server read their entry alone (the default:
+    /// `true`). This process keeps the floor and the markers it read, and
+    /// Redis reports every change to them on a connection of the adapter's
+    /// own (RESP3, `CLIENT TRACKING ON BCAST` for the prefixes of the
+    /// markers and of the floor), so a hit's command is one `GET` instead
+    /// of an `MGET` of the entry, the floor and every marker, and a hit is
+    /// never stale for it. A server that refuses tracking (older than Redis
+    /// 6, some proxies, an ACL without `CLIENT`) is asked once, with a
+    /// `tracing` warning; `false` never asks. A Cluster reads every marker
+    /// each time.
+    ///
+    /// ```
+    /// // Behind a proxy that does not pass RESP3 pushes on.
+    /// let builder = t87s::RedisAdapter::builder("redis://127.0.0.1:6379").client_tracking(false);
+    /// ```
+    pub fn client_tracking(mut self, on: bool) -> Self {
+        self.client_tracking = on;
+        self
+    }
+
     /// Checks the options (a `timeout` between 1 ms and 10 minutes, a
     /// `marker_ttl` between 1 s and 10 years, a breaker of at least one
     /// failure and a cooldown of 1 ms to 10 minutes: [`ConfigError`]s
@@ -190,6 +213,17 @@ impl RedisAdapterBuilder {
         };
         let timeout = self.timeout;
         let names = near::Names::new(&self.prefix);
+        let heads = Heads::new(&self.prefix);
+        let tracked = match (self.client_tracking && !self.cluster, self.urls.first()) {
+            (true, Some(url)) => {
+                // Both kinds of marker (`P:m:p:`, `P:m:x:`), and the floor.
+                let prefixes = [concat(&[&self.prefix, ":m:"]), heads.floor.clone()];
+                Some(Tracked::new(url, prefixes, timeout).map_err(|e| {
+                    AdapterError::with_source(format!("could not parse the redis url {redacted}"), e)
+                })?)
+            }
+            _ => None,
+        };
         let target = Target {
             urls: self.urls,
             cluster: self.cluster,
@@ -199,7 +233,7 @@ impl RedisAdapterBuilder {
         let adapter = RedisAdapter {
             inner: Arc::new(Inner {
                 link: Link::new(target, self.breaker_failures, self.breaker_cooldown),
-                heads: Heads::new(&self.prefix),
+                heads,
                 prefix: self.prefix,
                 marker_ttl_ms: u64::try_from(self.marker_ttl.as_millis())
                     .unwrap_or(u64::MAX)
@@ -208,6 +242,7 @@ impl RedisAdapterBuilder {
                 near: near.map(Arc::new),
                 seen: Seen::new(),
                 leases: LeaseKeys::new(),
+                tracked,
                 decoder: crate::decoded::owner_id(),
             }),
         };

@@ -142,30 +142,57 @@ impl Link {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        if let Err(left) = self.breaker.admit() {
-            return Err(AdapterError::new(format!(
-                "redis {what} not tried: redis at {} is failing; next try in {left:?}",
-                self.target.redacted
-            )));
-        }
-        let outcome = async {
+        self.guarded(what, async {
             let conn = self
                 .connected()
                 .await
                 .map_err(Failure::Outage)?
                 .conn
                 .clone();
-            match tokio::time::timeout(self.target.timeout, command(conn)).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(error)) => Err(self.failure(what, error)),
-                Err(_) => Err(Failure::Outage(AdapterError::new(format!(
-                    "redis {what} timed out after {:?} ({})",
-                    self.target.timeout, self.target.redacted
-                )))),
-            }
+            self.timed(what, command(conn)).await
+        })
+        .await
+    }
+
+    /// Runs `command` (on a connection of the caller's) under the timeout
+    /// and the breaker.
+    pub(super) async fn call_on<T>(
+        &self,
+        what: &str,
+        command: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, AdapterError> {
+        self.guarded(what, self.timed(what, command)).await
+    }
+
+    /// `command` under the timeout, its error sorted.
+    async fn timed<T>(
+        &self,
+        what: &str,
+        command: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.target.timeout, command).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.failure(what, error)),
+            Err(_) => Err(Failure::Outage(AdapterError::new(format!(
+                "redis {what} timed out after {:?} ({})",
+                self.target.timeout, self.target.redacted
+            )))),
         }
-        .await;
-        match outcome {
+    }
+
+    /// `outcome`, if the breaker lets it be tried, counted by the breaker.
+    async fn guarded<T>(
+        &self,
+        what: &str,
+        outcome: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, AdapterError> {
+        if let Err(left) = self.breaker.admit() {
+            return Err(AdapterError::new(format!(
+                "redis {what} not tried: redis at {} is failing; next try in {left:?}",
+                self.target.redacted
+            )));
+        }
+        match outcome.await {
             Ok(value) => {
                 self.breaker.success();
                 Ok(value)
@@ -183,11 +210,7 @@ impl Link {
     }
 
     fn failure(&self, what: &str, error: RedisError) -> Failure {
-        let outage = error.is_io_error()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-            || error.is_timeout()
-            || error.is_unrecoverable_error();
+        let outage = is_outage(&error);
         let error = AdapterError::with_source(
             format!("redis {what} failed ({})", self.target.redacted),
             error,
@@ -198,6 +221,17 @@ impl Link {
             Failure::Command(error)
         }
     }
+}
+
+/// Whether `error` says Redis is unreachable or too slow (a timeout, a
+/// refused or dropped connection), as opposed to an answer (a command
+/// error such as a wrong type).
+pub(super) fn is_outage(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
 }
 
 enum Failure {

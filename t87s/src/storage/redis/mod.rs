@@ -40,10 +40,12 @@ mod builder;
 mod link;
 mod near;
 mod seen;
+mod tracked;
 pub use self::builder::RedisAdapterBuilder;
 use self::link::{Conn, Link};
 pub use self::near::{NearCache, NearMode, NearStatus};
 use self::seen::{LeaseKeys, Seen, Spot};
+use self::tracked::Tracked;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -355,6 +357,9 @@ struct Inner {
     /// Refresh lease keys this process may hold, for stores and releases
     /// that leave the others alone.
     leases: LeaseKeys,
+    /// The floor and the markers as this process last read them, while
+    /// Redis reports their changes (one node; see [`tracked`]).
+    tracked: Option<Tracked>,
     /// This adapter among the owners of decoded values: the entries a
     /// thread decoded lately are kept (see [`decoded`](crate::decoded)).
     decoder: u64,
@@ -794,23 +799,27 @@ impl RedisAdapter {
         spot: Spot,
     ) -> Result<Option<Read>, AdapterError> {
         let keys = self.then_floor_and_markers(self.entry_parts(key), markers);
-        let values = self
-            .inner
-            .link
-            .call("read", |conn| get_joined(conn, &keys))
-            .await?;
-        if values
-            .first()
-            .and_then(|v| v.as_deref())
-            .is_none_or(|bytes| lease_token(bytes).is_some())
-        {
-            return Ok(None);
-        }
-        let lost = match values.get(1) {
-            Some(Some(_)) => 0,
-            _ => Box::pin(self.counter()).await?,
+        let (entry, floored, newest) = match self.read_tracked(&keys).await? {
+            Some(found) => found,
+            None => {
+                let values = self
+                    .inner
+                    .link
+                    .call("read", |conn| get_joined(conn, &keys))
+                    .await?;
+                let floored = matches!(values.get(1), Some(Some(_)));
+                let newest = Self::newest(values.get(1..).unwrap_or_default());
+                (values.into_iter().next().flatten(), floored, newest)
+            }
         };
-        let mut read = self.answer(key, &values, 0, 1);
+        let Some(bytes) = entry.filter(|bytes| lease_token(bytes).is_none()) else {
+            return Ok(None);
+        };
+        let lost = match floored {
+            true => 0,
+            false => Box::pin(self.counter()).await?,
+        };
+        let mut read = self.answer_from(key, Some(&bytes), newest, 0);
         let Some(stored) = &read.entry else {
             return Ok(None);
         };
@@ -828,6 +837,69 @@ impl RedisAdapter {
                 Ok(Some(read))
             }
         }
+    }
+
+    /// [`read_seen`](Self::read_seen)'s round trip on the tracked
+    /// connection (see [`tracked`]): `keys` are the entry, the floor and the
+    /// markers. When this process keeps the floor and every marker, it
+    /// sends a `GET` of the entry alone, then reads them (after the answer:
+    /// a change Redis reported before it is applied by then). Otherwise one
+    /// `MGET` of them all, whose floor and markers are kept.
+    ///
+    /// The entry's bytes, whether there is a floor, and the newest of the
+    /// floor and the markers; `None` with no tracked connection (or an
+    /// entry key of another Redis type): the plain read follows.
+    async fn read_tracked(
+        &self,
+        keys: &[Joined<'_>],
+    ) -> Result<Option<(Option<Vec<u8>>, bool, u64)>, AdapterError> {
+        let Some(tracked) = &self.inner.tracked else {
+            return Ok(None);
+        };
+        let Some((entry, rest)) = keys.split_first() else {
+            return Ok(None);
+        };
+        let Some(mut on) = tracked.connection().await else {
+            return Ok(None);
+        };
+        let link = &self.inner.link;
+        if tracked.newest(rest).is_some() {
+            let get = async {
+                match Cmd::get(entry).query_async(&mut on.conn).await {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    // Another Redis type: the plain read knows what to do.
+                    Err(error) if error.code() == Some("WRONGTYPE") => Ok(None),
+                    Err(error) => Err(error),
+                }
+            };
+            let bytes = match link.call_on("read", get).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return Ok(None),
+                Err(error) => {
+                    tracked.failed(&on);
+                    return Err(error);
+                }
+            };
+            if let Some(newest) = tracked.newest(rest) {
+                return Ok(Some((bytes, true, newest)));
+            }
+            // Changed while the entry was read: read them all.
+        }
+        let values: Vec<Option<Vec<u8>>> = match link
+            .call_on("read", mget(keys, &[]).query_async(&mut on.conn))
+            .await
+        {
+            Ok(values) => values,
+            Err(error) => {
+                tracked.failed(&on);
+                return Err(error);
+            }
+        };
+        let found = values.get(1..).unwrap_or_default();
+        tracked.fill(on.generation, rest, found);
+        let floored = matches!(found.first(), Some(Some(_)));
+        let newest = Self::newest(found);
+        Ok(Some((values.into_iter().next().flatten(), floored, newest)))
     }
 
     /// The second round trip of a read whose entry exists but wants a fetch:
@@ -935,7 +1007,24 @@ impl RedisAdapter {
         counter: u64,
         markers_at: usize,
     ) -> Read {
-        let entry = values.first().and_then(|v| v.as_deref()).and_then(|bytes| {
+        let entry = values.first().and_then(|v| v.as_deref());
+        let newest = match entry {
+            Some(_) => Self::newest(values.get(markers_at..).unwrap_or_default()),
+            None => 0,
+        };
+        self.answer_from(key, entry, newest, counter)
+    }
+
+    /// A [`Read`] of the entry's bytes (`None`: no entry), with the newest
+    /// of its floor and markers.
+    fn answer_from(
+        &self,
+        key: EntryKey<'_>,
+        entry: Option<&[u8]>,
+        newest: u64,
+        counter: u64,
+    ) -> Read {
+        let entry = entry.and_then(|bytes| {
             // The entry this thread decoded from the same bytes, if kept.
             let kept_bytes = || Arc::from(bytes);
             let decode = |bytes: &[u8]| Self::decode(bytes).map(Arc::new).ok_or(());
@@ -945,10 +1034,7 @@ impl RedisAdapter {
             }
             decoded.ok()
         });
-        let newest_marker = match entry {
-            Some(_) => Self::newest(values.get(markers_at..).unwrap_or_default()),
-            None => 0,
-        };
+        let newest_marker = if entry.is_some() { newest } else { 0 };
         Read::new(entry, newest_marker, counter.saturating_add(1))
     }
 
@@ -1415,15 +1501,11 @@ impl Joined<'_> {
     }
 }
 
-impl redis::ToRedisArgs for Joined<'_> {
-    fn write_redis_args<W>(&self, out: &mut W)
-    where
-        W: ?Sized + redis::RedisWrite,
-    {
-        // Joined on the stack and written as one argument: one copy into
-        // the command, where a write per part pays the command's writer its
-        // bookkeeping for each part. Longer keys (rare) are joined on the
-        // heap.
+impl Joined<'_> {
+    /// `f` of the key's bytes, joined on the stack (longer keys, rare, on
+    /// the heap).
+    #[inline]
+    fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         let mut stack = [0u8; 192];
         let mut at = 0;
         for part in self.0 {
@@ -1433,11 +1515,23 @@ impl redis::ToRedisArgs for Joined<'_> {
             let end = at + part.len();
             match stack.get_mut(at..end) {
                 Some(slot) => slot.copy_from_slice(part.as_bytes()),
-                None => return out.write_arg(self.joined().as_bytes()),
+                None => return f(self.joined().as_bytes()),
             }
             at = end;
         }
-        out.write_arg(stack.get(..at).unwrap_or_default());
+        f(stack.get(..at).unwrap_or_default())
+    }
+}
+
+impl redis::ToRedisArgs for Joined<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        // Joined first and written as one argument: one copy into the
+        // command, where a write per part pays the command's writer its
+        // bookkeeping for each part.
+        self.with_bytes(|bytes| out.write_arg(bytes));
     }
 }
 

@@ -1,0 +1,309 @@
+//! The floor and the markers, kept in this process while Redis reports
+//! every change to them: a hit then reads its entry alone (one `GET`), not
+//! the entry, the floor and every marker (one `MGET` of them all).
+//!
+//! Redis's client-side caching does the reporting. A connection of its own
+//! (RESP3) turns on `CLIENT TRACKING ON BCAST` for the prefixes of the
+//! markers and of the floor. From then on Redis pushes the name of every
+//! key under them that changes (written, deleted, expired, evicted, a
+//! `FLUSHALL`) to that connection, whoever changed it. A push removes the
+//! key from [`Tracked`]'s values as the connection reads it, before the
+//! reply that follows it is handed to anyone.
+//!
+//! Why a hit that reads only its entry is never stale:
+//!
+//! - An invalidation's markers are written before it returns. Redis queues
+//!   the push to this connection before it answers the invalidation (the
+//!   broadcast is queued before any reply is written).
+//! - So a `GET` sent on this connection after the invalidation returned is
+//!   answered after that push, and the push was applied first.
+//! - A hit reads the values after its `GET` is answered. It finds the
+//!   marker gone, reads it from Redis, and sees the invalidation.
+//!
+//! What keeps values right:
+//!
+//! - A value read from Redis is kept only if no change was reported (and
+//!   no connection lost) between the read being sent and being kept. A
+//!   generation counts both; it is checked and the value kept under the
+//!   same lock that applies a change.
+//! - A lost connection drops every value: changes made while no connection
+//!   was tracking went unreported. The next connection starts empty.
+//! - Only the floor and the markers are kept (small numbers); entries never.
+//! - A server that refuses RESP3 or tracking (older than Redis 6, a proxy,
+//!   an ACL without `CLIENT`) is asked once: reads then read every marker
+//!   each time, as they did before.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
+use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisError, Value};
+
+use super::link::is_outage;
+use super::{parse_u64, Joined};
+
+/// How many floor and marker values are kept (least used dropped first).
+const CAPACITY: usize = 100_000;
+/// How long after a failed connection the next one is tried.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The floor and the markers this process read, while Redis reports their
+/// changes (see the module docs).
+pub(super) struct Tracked {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The same server as the adapter's, in RESP3.
+    client: redis::Client,
+    /// The markers' and the floor's prefixes.
+    prefixes: [String; 2],
+    timeout: Duration,
+    /// A key's bytes to its version: a marker never written reads 0; a
+    /// missing floor is never kept (it stands for a lost counter).
+    values: quick_cache::sync::Cache<Box<[u8]>, u64>,
+    state: Mutex<State>,
+    /// One connection attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
+    epoch: Instant,
+    /// Milliseconds after `epoch` before which no connection is tried.
+    next_try_ms: AtomicU64,
+    /// The server refused tracking: never asked again.
+    refused: AtomicBool,
+}
+
+struct State {
+    /// Counts every reported change and every lost connection.
+    generation: u64,
+    conn: Option<(u64, MultiplexedConnection)>,
+    /// The id of the last connection made, and of the last one lost.
+    made: u64,
+    lost: u64,
+}
+
+/// A tracked connection, as a read takes it.
+pub(super) struct On {
+    id: u64,
+    pub(super) conn: MultiplexedConnection,
+    /// The generation when it was taken: what a fill read after this may
+    /// keep.
+    pub(super) generation: u64,
+}
+
+impl Tracked {
+    /// Tracking for keys under `prefixes` on the server at `url` (connected
+    /// on first use).
+    pub(super) fn new(
+        url: &str,
+        prefixes: [String; 2],
+        timeout: Duration,
+    ) -> Result<Self, RedisError> {
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+        let resp3 = info.redis_settings().clone();
+        let info = info.set_redis_settings(resp3.set_protocol(redis::ProtocolVersion::RESP3));
+        Ok(Self {
+            shared: Arc::new(Shared {
+                client: redis::Client::open(info)?,
+                prefixes,
+                timeout,
+                values: quick_cache::sync::Cache::new(CAPACITY),
+                state: Mutex::new(State {
+                    generation: 0,
+                    conn: None,
+                    made: 0,
+                    lost: 0,
+                }),
+                connecting: tokio::sync::Mutex::new(()),
+                epoch: Instant::now(),
+                next_try_ms: AtomicU64::new(0),
+                refused: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The tracked connection, made now if there is none and it may be
+    /// tried. `None`: read without it (never waits for another task's
+    /// attempt).
+    pub(super) async fn connection(&self) -> Option<On> {
+        if let Some(on) = self.shared.current() {
+            return Some(on);
+        }
+        if self.shared.refused.load(Ordering::Relaxed) {
+            return None;
+        }
+        let _attempt = self.shared.connecting.try_lock().ok()?;
+        if let Some(on) = self.shared.current() {
+            return Some(on);
+        }
+        let now = self.shared.now_ms();
+        if now < self.shared.next_try_ms.load(Ordering::Relaxed) {
+            return None;
+        }
+        let retry_ms = u64::try_from(RETRY.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .next_try_ms
+            .store(now.saturating_add(retry_ms), Ordering::Relaxed);
+        Box::pin(Shared::connect(&self.shared)).await;
+        self.shared.current()
+    }
+
+    /// The newest of `keys`' values (the floor, then markers) if every one
+    /// is kept.
+    #[inline]
+    pub(super) fn newest(&self, keys: &[Joined<'_>]) -> Option<u64> {
+        let values = &self.shared.values;
+        keys.iter().try_fold(0, |newest: u64, key| {
+            key.with_bytes(|bytes| values.get(bytes))
+                .map(|v| newest.max(v))
+        })
+    }
+
+    /// Keeps what a read of `keys` (the floor, then markers) found, unless
+    /// a change was reported or the connection lost since `generation`.
+    pub(super) fn fill(&self, generation: u64, keys: &[Joined<'_>], found: &[Option<Vec<u8>>]) {
+        let values: Vec<(Box<[u8]>, u64)> = keys
+            .iter()
+            .zip(found)
+            .enumerate()
+            .filter_map(|(at, (key, value))| {
+                let version = match value {
+                    Some(bytes) => parse_u64(bytes)?,
+                    // A missing floor is a lost counter: read it each time.
+                    None if at == 0 => return None,
+                    None => 0,
+                };
+                Some((key.with_bytes(|bytes| Box::from(bytes)), version))
+            })
+            .collect();
+        let state = self.shared.state.lock();
+        if state.generation == generation {
+            for (key, version) in values {
+                self.shared.values.insert(key, version);
+            }
+        }
+    }
+
+    /// The connection `on` failed as a connection: it is dropped, with
+    /// every value.
+    pub(super) fn failed(&self, on: &On) {
+        self.shared.lost(on.id);
+    }
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn current(&self) -> Option<On> {
+        let state = self.state.lock();
+        let (id, conn) = state.conn.as_ref()?;
+        Some(On {
+            id: *id,
+            conn: conn.clone(),
+            generation: state.generation,
+        })
+    }
+
+    /// Connects and turns tracking on; the connection is kept only if it
+    /// was not lost meanwhile.
+    async fn connect(this: &Arc<Self>) {
+        let id = {
+            let mut state = this.state.lock();
+            state.made = state.made.saturating_add(1);
+            state.made
+        };
+        let pushes = Pushes {
+            shared: Arc::downgrade(this),
+            id,
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(this.timeout))
+            // Every command runs under the adapter's timeout already.
+            .set_response_timeout(None)
+            .set_push_sender(pushes);
+        let attempt = async {
+            let mut conn = this
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            let mut tracking = redis::cmd("CLIENT");
+            tracking.arg("TRACKING").arg("ON").arg("BCAST");
+            for prefix in &this.prefixes {
+                tracking.arg("PREFIX").arg(prefix);
+            }
+            let () = tracking.query_async(&mut conn).await?;
+            Ok::<_, RedisError>(conn)
+        };
+        match tokio::time::timeout(this.timeout.saturating_mul(2), attempt).await {
+            Ok(Ok(conn)) => {
+                let mut state = this.state.lock();
+                if state.lost != id {
+                    state.conn = Some((id, conn));
+                }
+            }
+            Ok(Err(error)) if !is_outage(&error) => {
+                // Redis answered no (no RESP3, no tracking, an ACL): the
+                // reads go on reading every marker.
+                this.refused.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    target: "t87s",
+                    error = %error,
+                    "redis refused client tracking; hits read every marker of their tags"
+                );
+            }
+            // Down or slow: tried again after `RETRY`.
+            Ok(Err(_)) | Err(_) => {}
+        }
+    }
+
+    /// Redis reported a change to `keys` (none: every key).
+    fn changed(&self, keys: Option<&Value>) {
+        let mut state = self.state.lock();
+        state.generation = state.generation.wrapping_add(1);
+        match keys {
+            Some(Value::Array(keys)) => {
+                for key in keys {
+                    match key {
+                        Value::BulkString(bytes) => {
+                            self.values.remove(bytes.as_slice());
+                        }
+                        _ => self.values.clear(),
+                    }
+                }
+            }
+            _ => self.values.clear(),
+        }
+    }
+
+    /// The connection `id` is gone: changes since went unreported.
+    fn lost(&self, id: u64) {
+        let mut state = self.state.lock();
+        state.generation = state.generation.wrapping_add(1);
+        state.lost = id;
+        if state.conn.as_ref().is_some_and(|(held, _)| *held == id) {
+            state.conn = None;
+        }
+        self.values.clear();
+    }
+}
+
+/// Where the tracked connection hands its pushes, as it reads them.
+struct Pushes {
+    shared: Weak<Shared>,
+    id: u64,
+}
+
+impl AsyncPushSender for Pushes {
+    fn send(&self, info: PushInfo) -> Result<(), SendError> {
+        let shared = self.shared.upgrade().ok_or(SendError)?;
+        match info.kind {
+            PushKind::Invalidate => shared.changed(info.data.first()),
+            PushKind::Disconnection => shared.lost(self.id),
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -133,8 +133,9 @@ async fn an_entry_gone_from_redis_costs_one_more_read_and_a_dead_one_none() {
     }
     assert_eq!(src.calls(), 1);
 
-    // Deleted behind this process's back: the one-MGET read finds nothing,
-    // and a second read takes the lease in the entry's place.
+    // Deleted behind this process's back: the hit's read (a GET of the
+    // entry alone: this process keeps the floor and the markers) finds
+    // nothing, and a second read takes the lease in the entry's place.
     let mut conn = raw(&server.url()).await;
     let entries: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:e:*"))
@@ -156,7 +157,7 @@ async fn an_entry_gone_from_redis_costs_one_more_read_and_a_dead_one_none() {
         3,
         "one read more than a miss of a key never seen"
     );
-    assert_eq!(monitor.sent(), ["MGET", "SET", "MGET", "SET"]);
+    assert_eq!(monitor.sent(), ["GET", "SET", "MGET", "SET"]);
 
     // A miss of a key this process never saw takes the lease at once.
     monitor.reset();
@@ -253,6 +254,21 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
         ["entry", "floor", "marker", "marker", "marker", "marker"],
         "the hit's keys: {keys:?}"
     );
+    // Redis now reports every change to that floor and those markers to
+    // this process (client tracking), which keeps them: the next hit reads
+    // its entry alone.
+    monitor.reset();
+    let hit = cache
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((hit, src.calls()), (7, 1));
+    assert_eq!(proxy.round_trips().await, 1, "a hit: one read");
+    let words = monitor.sent_words();
+    assert_eq!(words.len(), 1, "one command: {words:?}");
+    assert_eq!(words[0].len(), 2, "a GET of one key: {words:?}");
+    assert_eq!(words[0][0], "GET");
+    assert!(words[0][1].contains(":e:"), "the entry: {words:?}");
 
     monitor.reset();
     let three = [tags[0].clone(), tag(&["users", "7"]), tag(&["feed"])];
@@ -277,8 +293,11 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
         .unwrap();
     assert_eq!((v, src.calls()), (8, 2));
     assert_eq!(proxy.round_trips().await, 3, "read, lease, store + release");
+    // (An MGET: the invalidation's markers were reported changed, and
+    // are read again.)
     assert_eq!(monitor.sent(), ["MGET", "EVALSHA", "SET", "EVAL"]);
-    // Stamped with the counter that script read: the next read is a hit.
+    // Stamped with the counter that script read: the next read is a hit,
+    // of the entry alone (that MGET's markers are kept).
     monitor.reset();
     let v = cache
         .query("post:1", &tags, QueryOptions::new(), src.fetch())
@@ -286,6 +305,144 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
         .unwrap();
     assert_eq!((v, src.calls()), (8, 2));
     assert_eq!(proxy.round_trips().await, 1);
+    assert_eq!(monitor.sent(), ["GET"]);
+}
+
+/// The client id of every connection of `url`'s server that tracks keys.
+async fn tracking_clients(url: &str) -> Vec<String> {
+    let mut conn = raw(url).await;
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    list.lines()
+        .filter(|line| {
+            line.split(' ').any(|field| {
+                field
+                    .strip_prefix("flags=")
+                    .is_some_and(|f| f.contains('t'))
+            })
+        })
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hit_that_reads_its_entry_alone_sees_every_invalidation_of_another_process() {
+    if !redis_available().await {
+        return;
+    }
+    let (server, _clock, a, b) = two_processes("5s").await;
+    let tags = [tag(&["posts", "1", "comments"])];
+    let src = Source::new(0u64);
+    let monitor = Monitor::start(server.port);
+    for round in 0..200u64 {
+        // Fetched, then hits (the second and third reads of the entry
+        // alone), then another process invalidates: the next read, sent
+        // after the invalidation returned, fetches.
+        src.set(round);
+        for _ in 0..3 {
+            let v = a
+                .query("post:1", &tags, QueryOptions::new(), src.fetch())
+                .await
+                .unwrap();
+            assert_eq!(v, round, "round {round}: a stale value");
+        }
+        assert_eq!(src.calls() as u64, round + 1, "round {round}");
+        b.invalidate(&tags).await.unwrap();
+    }
+    // The hits did read their entry alone.
+    let gets = monitor.sent().iter().filter(|c| *c == "GET").count();
+    assert!(gets >= 200, "{gets} GETs");
+}
+
+#[tokio::test]
+async fn a_lost_tracking_connection_drops_the_markers_it_kept() {
+    if !redis_available().await {
+        return;
+    }
+    let (server, _clock, a, b) = two_processes("5s").await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(1u64);
+    for _ in 0..3 {
+        a.query("post:1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+    }
+    assert_eq!(src.calls(), 1);
+    // The connection that tracked the markers goes; an invalidation then
+    // reaches no one (no connection tracks them).
+    let tracking = tracking_clients(&server.url()).await;
+    assert_eq!(tracking.len(), 1, "{tracking:?}");
+    let mut conn = raw(&server.url()).await;
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&tracking[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // The connection's reader sees it closed (real sockets).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    src.set(2);
+    b.invalidate(&tags).await.unwrap();
+    // A new tracking connection, which must not trust what the lost one
+    // kept: the markers are read again, and the entry is stale.
+    let mut v = 0;
+    for _ in 0..3 {
+        v = a
+            .query("post:1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+        assert_eq!(v, 2, "served what was invalidated while untracked");
+    }
+    assert_eq!((v, src.calls()), (2, 2));
+    assert_eq!(
+        tracking_clients(&server.url()).await.len(),
+        1,
+        "tracking again"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_tracking_is_read_in_full() {
+    if !redis_available().await {
+        return;
+    }
+    // No CLIENT command: no tracking (as behind some proxies or ACLs).
+    let server = RedisServer::start(&["--rename-command", "CLIENT", "\"\""]);
+    let prefix = unique_prefix();
+    let clock = ManualClock::new(T0);
+    let a = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let b = process(&server.url(), &prefix, clock.clone(), "5s").await;
+    let tags = [tag(&["posts", "1"])];
+    let src = Source::new(1u64);
+    for _ in 0..2 {
+        a.query("post:1", &tags, QueryOptions::new(), src.fetch())
+            .await
+            .unwrap();
+    }
+    let monitor = Monitor::start(server.port);
+    monitor.reset();
+    let v = a
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((v, src.calls()), (1, 1));
+    assert_eq!(
+        monitor.sent(),
+        ["MGET"],
+        "the entry, the floor and the markers"
+    );
+    src.set(2);
+    b.invalidate(&tags).await.unwrap();
+    let v = a
+        .query("post:1", &tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap();
+    assert_eq!((v, src.calls()), (2, 2));
 }
 
 #[tokio::test]

@@ -219,7 +219,10 @@ impl RedisAdapterBuilder {
                 // Both kinds of marker (`P:m:p:`, `P:m:x:`), and the floor.
                 let prefixes = [concat(&[&self.prefix, ":m:"]), heads.floor.clone()];
                 Some(Tracked::new(url, prefixes, timeout).map_err(|e| {
-                    AdapterError::with_source(format!("could not parse the redis url {redacted}"), e)
+                    AdapterError::with_source(
+                        format!("could not parse the redis url {redacted}"),
+                        e,
+                    )
                 })?)
             }
             _ => None,

@@ -137,16 +137,17 @@ impl Tracked {
         if let Some(on) = self.shared.current() {
             return Some(on);
         }
-        let now = self.shared.now_ms();
-        if now < self.shared.next_try_ms.load(Ordering::Relaxed) {
+        if self.shared.now_ms() < self.shared.next_try_ms.load(Ordering::Relaxed) {
             return None;
         }
-        let retry_ms = u64::try_from(RETRY.as_millis()).unwrap_or(u64::MAX);
-        self.shared
-            .next_try_ms
-            .store(now.saturating_add(retry_ms), Ordering::Relaxed);
         Box::pin(Shared::connect(&self.shared)).await;
-        self.shared.current()
+        let on = self.shared.current();
+        if on.is_none() {
+            let retry_ms = u64::try_from(RETRY.as_millis()).unwrap_or(u64::MAX);
+            let next = self.shared.now_ms().saturating_add(retry_ms);
+            self.shared.next_try_ms.store(next, Ordering::Relaxed);
+        }
+        on
     }
 
     /// The newest of `keys`' values (the floor, then markers) if every one

@@ -292,7 +292,11 @@ impl NearCopy {
 /// A [`StorageAdapter`] on Redis, shared by every process that uses the same
 /// server (or Cluster) and prefix.
 ///
-/// - A hit costs one round trip of one command: an `MGET` of the entry,
+/// - A hit costs one round trip of one command. On one server, a `GET` of
+///   the entry alone: the adapter keeps the floor and the markers while
+///   Redis reports their changes to it (see
+///   [`client_tracking`](RedisAdapterBuilder::client_tracking)). Otherwise
+///   (the first hit after a change, a Cluster), an `MGET` of the entry,
 ///   the floor and every marker of the query's tags. A read that may have
 ///   to take the fetch lease (an entry this process has not seen lately)
 ///   also reads the refresh lease key and the version counter, and sends
@@ -776,7 +780,9 @@ impl RedisAdapter {
     }
 
     /// The read of an entry this process saw a moment ago: one `MGET` of the
-    /// entry, the floor and the markers, which is all a fresh hit needs.
+    /// entry, the floor and the markers, which is all a fresh hit needs (or
+    /// a `GET` of the entry alone, when the floor and the markers are kept:
+    /// [`read_tracked`](Self::read_tracked)).
     ///
     /// - Not the counter: a fresh hit's [`Read::version`] is the entry's own,
     ///   never newer than the store's (the engine serves a fresh entry with
@@ -859,7 +865,7 @@ impl RedisAdapter {
         let Some((entry, rest)) = keys.split_first() else {
             return Ok(None);
         };
-        let Some(mut on) = tracked.connection().await else {
+        let Some(mut on) = tracked.connection() else {
             return Ok(None);
         };
         let link = &self.inner.link;
@@ -872,29 +878,19 @@ impl RedisAdapter {
                     Err(error) => Err(error),
                 }
             };
-            let bytes = match link.call_on("read", get).await {
-                Ok(Some(bytes)) => bytes,
-                Ok(None) => return Ok(None),
-                Err(error) => {
-                    tracked.failed(&on);
-                    return Err(error);
-                }
+            // (A connection that fails is dropped when its reader sees it
+            // closed, with what it kept; one that is slow stays in order.)
+            let Some(bytes) = link.call_on("read", get).await? else {
+                return Ok(None);
             };
             if let Some(newest) = tracked.newest(rest) {
                 return Ok(Some((bytes, true, newest)));
             }
             // Changed while the entry was read: read them all.
         }
-        let values: Vec<Option<Vec<u8>>> = match link
+        let values: Vec<Option<Vec<u8>>> = link
             .call_on("read", mget(keys, &[]).query_async(&mut on.conn))
-            .await
-        {
-            Ok(values) => values,
-            Err(error) => {
-                tracked.failed(&on);
-                return Err(error);
-            }
-        };
+            .await?;
         let found = values.get(1..).unwrap_or_default();
         tracked.fill(on.generation, rest, found);
         let floored = matches!(found.first(), Some(Some(_)));

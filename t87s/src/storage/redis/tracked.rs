@@ -65,8 +65,8 @@ struct Shared {
     /// missing floor is never kept (it stands for a lost counter).
     values: quick_cache::sync::Cache<Box<[u8]>, u64>,
     state: Mutex<State>,
-    /// One connection attempt at a time.
-    connecting: tokio::sync::Mutex<()>,
+    /// A connection is being made (one attempt at a time).
+    connecting: AtomicBool,
     epoch: Instant,
     /// Milliseconds after `epoch` before which no connection is tried.
     next_try_ms: AtomicU64,
@@ -115,7 +115,7 @@ impl Tracked {
                     made: 0,
                     lost: 0,
                 }),
-                connecting: tokio::sync::Mutex::new(()),
+                connecting: AtomicBool::new(false),
                 epoch: Instant::now(),
                 next_try_ms: AtomicU64::new(0),
                 refused: AtomicBool::new(false),
@@ -123,31 +123,30 @@ impl Tracked {
         })
     }
 
-    /// The tracked connection, made now if there is none and it may be
-    /// tried. `None`: read without it (never waits for another task's
-    /// attempt).
-    pub(super) async fn connection(&self) -> Option<On> {
-        if let Some(on) = self.shared.current() {
+    /// The tracked connection. With none, one is made in the background
+    /// (one attempt at a time, the next `RETRY` after a failure) and `None`
+    /// says to read without it: a read never waits for a connection.
+    pub(super) fn connection(&self) -> Option<On> {
+        let shared = &self.shared;
+        if let Some(on) = shared.current() {
             return Some(on);
         }
-        if self.shared.refused.load(Ordering::Relaxed) {
+        if shared.refused.load(Ordering::Relaxed)
+            || shared.now_ms() < shared.next_try_ms.load(Ordering::Relaxed)
+            || shared.connecting.swap(true, Ordering::AcqRel)
+        {
             return None;
         }
-        let _attempt = self.shared.connecting.try_lock().ok()?;
-        if let Some(on) = self.shared.current() {
-            return Some(on);
-        }
-        if self.shared.now_ms() < self.shared.next_try_ms.load(Ordering::Relaxed) {
-            return None;
-        }
-        Box::pin(Shared::connect(&self.shared)).await;
-        let on = self.shared.current();
-        if on.is_none() {
-            let retry_ms = u64::try_from(RETRY.as_millis()).unwrap_or(u64::MAX);
-            let next = self.shared.now_ms().saturating_add(retry_ms);
-            self.shared.next_try_ms.store(next, Ordering::Relaxed);
-        }
-        on
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            if !Shared::connect(&shared).await {
+                let retry_ms = u64::try_from(RETRY.as_millis()).unwrap_or(u64::MAX);
+                let next = shared.now_ms().saturating_add(retry_ms);
+                shared.next_try_ms.store(next, Ordering::Relaxed);
+            }
+            shared.connecting.store(false, Ordering::Release);
+        });
+        None
     }
 
     /// The newest of `keys`' values (the floor, then markers) if every one
@@ -185,12 +184,6 @@ impl Tracked {
             }
         }
     }
-
-    /// The connection `on` failed as a connection: it is dropped, with
-    /// every value.
-    pub(super) fn failed(&self, on: &On) {
-        self.shared.lost(on.id);
-    }
 }
 
 impl Shared {
@@ -209,8 +202,8 @@ impl Shared {
     }
 
     /// Connects and turns tracking on; the connection is kept only if it
-    /// was not lost meanwhile.
-    async fn connect(this: &Arc<Self>) {
+    /// was not lost meanwhile. Whether it was kept.
+    async fn connect(this: &Arc<Self>) -> bool {
         let id = {
             let mut state = this.state.lock();
             state.made = state.made.saturating_add(1);
@@ -241,9 +234,11 @@ impl Shared {
         match tokio::time::timeout(this.timeout.saturating_mul(2), attempt).await {
             Ok(Ok(conn)) => {
                 let mut state = this.state.lock();
-                if state.lost != id {
-                    state.conn = Some((id, conn));
+                if state.lost == id {
+                    return false;
                 }
+                state.conn = Some((id, conn));
+                true
             }
             Ok(Err(error)) if !is_outage(&error) => {
                 // Redis answered no (no RESP3, no tracking, an ACL): the
@@ -254,9 +249,10 @@ impl Shared {
                     error = %error,
                     "redis refused client tracking; hits read every marker of their tags"
                 );
+                false
             }
             // Down or slow: tried again after `RETRY`.
-            Ok(Err(_)) | Err(_) => {}
+            Ok(Err(_)) | Err(_) => false,
         }
     }
 

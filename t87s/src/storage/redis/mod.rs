@@ -869,7 +869,10 @@ impl RedisAdapter {
             return Ok(None);
         };
         let link = &self.inner.link;
-        if tracked.newest(rest).is_some() {
+        // Read before the entry is sent for; read again after its answer
+        // only if Redis reported a change meanwhile (the generation moved):
+        // a change reported before the answer is applied by then.
+        if let Some(kept) = tracked.newest(rest) {
             let get = async {
                 match Cmd::get(entry).query_async(&mut on.conn).await {
                     Ok(bytes) => Ok(Some(bytes)),
@@ -883,6 +886,9 @@ impl RedisAdapter {
             let Some(bytes) = link.call_on("read", get).await? else {
                 return Ok(None);
             };
+            if tracked.generation() == on.generation {
+                return Ok(Some((bytes, true, kept)));
+            }
             if let Some(newest) = tracked.newest(rest) {
                 return Ok(Some((bytes, true, newest)));
             }

@@ -64,6 +64,9 @@ struct Shared {
     /// A key's bytes to its version: a marker never written reads 0; a
     /// missing floor is never kept (it stands for a lost counter).
     values: quick_cache::sync::Cache<Box<[u8]>, u64>,
+    /// Counts every reported change and every lost connection; bumped
+    /// under `state`'s lock, before the values change.
+    generation: AtomicU64,
     state: Mutex<State>,
     /// A connection is being made (one attempt at a time).
     connecting: AtomicBool,
@@ -75,8 +78,6 @@ struct Shared {
 }
 
 struct State {
-    /// Counts every reported change and every lost connection.
-    generation: u64,
     conn: Option<(u64, MultiplexedConnection)>,
     /// The id of the last connection made, and of the last one lost.
     made: u64,
@@ -109,8 +110,8 @@ impl Tracked {
                 prefixes,
                 timeout,
                 values: quick_cache::sync::Cache::new(CAPACITY),
+                generation: AtomicU64::new(0),
                 state: Mutex::new(State {
-                    generation: 0,
                     conn: None,
                     made: 0,
                     lost: 0,
@@ -149,6 +150,13 @@ impl Tracked {
         None
     }
 
+    /// The generation now: unchanged between two loads, no change was
+    /// reported in between.
+    #[inline]
+    pub(super) fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
     /// The newest of `keys`' values (the floor, then markers) if every one
     /// is kept.
     #[inline]
@@ -177,8 +185,8 @@ impl Tracked {
                 Some((key.with_bytes(|bytes| Box::from(bytes)), version))
             })
             .collect();
-        let state = self.shared.state.lock();
-        if state.generation == generation {
+        let _state = self.shared.state.lock();
+        if self.shared.generation.load(Ordering::Acquire) == generation {
             for (key, version) in values {
                 self.shared.values.insert(key, version);
             }
@@ -197,7 +205,7 @@ impl Shared {
         Some(On {
             id: *id,
             conn: conn.clone(),
-            generation: state.generation,
+            generation: self.generation.load(Ordering::Acquire),
         })
     }
 
@@ -258,8 +266,8 @@ impl Shared {
 
     /// Redis reported a change to `keys` (none: every key).
     fn changed(&self, keys: Option<&Value>) {
-        let mut state = self.state.lock();
-        state.generation = state.generation.wrapping_add(1);
+        let _state = self.state.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
         match keys {
             Some(Value::Array(keys)) => {
                 for key in keys {
@@ -278,7 +286,7 @@ impl Shared {
     /// The connection `id` is gone: changes since went unreported.
     fn lost(&self, id: u64) {
         let mut state = self.state.lock();
-        state.generation = state.generation.wrapping_add(1);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         state.lost = id;
         if state.conn.as_ref().is_some_and(|(held, _)| *held == id) {
             state.conn = None;

@@ -86,7 +86,6 @@ struct State {
 
 /// A tracked connection, as a read takes it.
 pub(super) struct On {
-    id: u64,
     pub(super) conn: MultiplexedConnection,
     /// The generation when it was taken: what a fill read after this may
     /// keep.
@@ -201,9 +200,8 @@ impl Shared {
 
     fn current(&self) -> Option<On> {
         let state = self.state.lock();
-        let (id, conn) = state.conn.as_ref()?;
+        let (_, conn) = state.conn.as_ref()?;
         Some(On {
-            id: *id,
             conn: conn.clone(),
             generation: self.generation.load(Ordering::Acquire),
         })

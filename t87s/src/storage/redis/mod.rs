@@ -805,27 +805,23 @@ impl RedisAdapter {
         spot: Spot,
     ) -> Result<Option<Read>, AdapterError> {
         let keys = self.then_floor_and_markers(self.entry_parts(key), markers);
-        let (entry, floored, newest) = match self.read_tracked(&keys).await? {
+        let found = match self.read_tracked(&keys).await? {
             Some(found) => found,
-            None => {
-                let values = self
-                    .inner
+            None => Found::of(
+                self.inner
                     .link
                     .call("read", |conn| get_joined(conn, &keys))
-                    .await?;
-                let floored = matches!(values.get(1), Some(Some(_)));
-                let newest = Self::newest(values.get(1..).unwrap_or_default());
-                (values.into_iter().next().flatten(), floored, newest)
-            }
+                    .await?,
+            ),
         };
-        let Some(bytes) = entry.filter(|bytes| lease_token(bytes).is_none()) else {
+        let Some(bytes) = found.entry.filter(|bytes| lease_token(bytes).is_none()) else {
             return Ok(None);
         };
-        let lost = match floored {
+        let lost = match found.floored {
             true => 0,
             false => Box::pin(self.counter()).await?,
         };
-        let mut read = self.answer_from(key, Some(&bytes), newest, 0);
+        let mut read = self.answer_from(key, Some(&bytes), found.newest, 0);
         let Some(stored) = &read.entry else {
             return Ok(None);
         };
@@ -852,13 +848,9 @@ impl RedisAdapter {
     /// a change Redis reported before it is applied by then). Otherwise one
     /// `MGET` of them all, whose floor and markers are kept.
     ///
-    /// The entry's bytes, whether there is a floor, and the newest of the
-    /// floor and the markers; `None` with no tracked connection (or an
-    /// entry key of another Redis type): the plain read follows.
-    async fn read_tracked(
-        &self,
-        keys: &[Joined<'_>],
-    ) -> Result<Option<(Option<Vec<u8>>, bool, u64)>, AdapterError> {
+    /// `None` with no tracked connection (or an entry key of another Redis
+    /// type): the plain read follows.
+    async fn read_tracked(&self, keys: &[Joined<'_>]) -> Result<Option<Found>, AdapterError> {
         let Some(tracked) = &self.inner.tracked else {
             return Ok(None);
         };
@@ -886,22 +878,24 @@ impl RedisAdapter {
             let Some(bytes) = link.call_on("read", get).await? else {
                 return Ok(None);
             };
-            if tracked.generation() == on.generation {
-                return Ok(Some((bytes, true, kept)));
-            }
-            if let Some(newest) = tracked.newest(rest) {
-                return Ok(Some((bytes, true, newest)));
+            let kept = match tracked.generation() == on.generation {
+                true => Some(kept),
+                false => tracked.newest(rest),
+            };
+            if let Some(newest) = kept {
+                return Ok(Some(Found {
+                    entry: bytes,
+                    floored: true,
+                    newest,
+                }));
             }
             // Changed while the entry was read: read them all.
         }
         let values: Vec<Option<Vec<u8>>> = link
             .call_on("read", mget(keys, &[]).query_async(&mut on.conn))
             .await?;
-        let found = values.get(1..).unwrap_or_default();
-        tracked.fill(on.generation, rest, found);
-        let floored = matches!(found.first(), Some(Some(_)));
-        let newest = Self::newest(found);
-        Ok(Some((values.into_iter().next().flatten(), floored, newest)))
+        tracked.fill(on.generation, rest, values.get(1..).unwrap_or_default());
+        Ok(Some(Found::of(values)))
     }
 
     /// The second round trip of a read whose entry exists but wants a fetch:
@@ -1386,6 +1380,33 @@ fn mget(first: &[Joined<'_>], rest: &[Joined<'_>]) -> Cmd {
     let mut mget = Cmd::with_capacity(1 + first.len() + rest.len(), size);
     mget.arg("MGET").arg(first).arg(rest);
     mget
+}
+
+/// What the read of an entry this process saw found (see
+/// `RedisAdapter::read_seen`).
+struct Found {
+    /// The entry's bytes (or a lease in its place).
+    entry: Option<Vec<u8>>,
+    /// Whether there is a floor (a missing one is a lost counter).
+    floored: bool,
+    /// The newest of the floor and the markers.
+    newest: u64,
+}
+
+impl Found {
+    /// From the values of the entry, the floor and the markers, in order.
+    fn of(values: Vec<Option<Vec<u8>>>) -> Self {
+        let rest = values.get(1..).unwrap_or_default();
+        let (floored, newest) = (
+            matches!(rest.first(), Some(Some(_))),
+            RedisAdapter::newest(rest),
+        );
+        Self {
+            entry: values.into_iter().next().flatten(),
+            floored,
+            newest,
+        }
+    }
 }
 
 /// What a plain read returns: the entry (or a lease in its place), the

@@ -1530,19 +1530,22 @@ impl Joined<'_> {
     #[inline]
     fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         let mut stack = [0u8; 192];
+        match self.join_into(&mut stack) {
+            Some(bytes) => f(bytes),
+            None => f(self.joined().as_bytes()),
+        }
+    }
+
+    /// The key's bytes, joined in `buffer`; `None` if they do not fit.
+    #[inline]
+    fn join_into<'b>(&self, buffer: &'b mut [u8]) -> Option<&'b [u8]> {
         let mut at = 0;
         for part in self.0 {
-            if part.is_empty() {
-                continue;
-            }
             let end = at + part.len();
-            match stack.get_mut(at..end) {
-                Some(slot) => slot.copy_from_slice(part.as_bytes()),
-                None => return f(self.joined().as_bytes()),
-            }
+            buffer.get_mut(at..end)?.copy_from_slice(part.as_bytes());
             at = end;
         }
-        f(stack.get(..at).unwrap_or_default())
+        buffer.get(..at)
     }
 }
 

@@ -25,7 +25,7 @@
 //! - A value read from Redis is kept only if no change was reported (and
 //!   no connection lost) between the read being sent and being kept. A
 //!   generation counts both; it is checked and the value kept under the
-//!   same lock that applies a change.
+//!   same lock under which a change is applied.
 //! - A lost connection drops every value: changes made while no connection
 //!   was tracking went unreported. The next connection starts empty.
 //! - Only the floor and the markers are kept (small numbers); entries never.
@@ -37,14 +37,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisError, Value};
 
 use super::link::is_outage;
 use super::{parse_u64, Joined};
 
-/// How many floor and marker values are kept (least used dropped first).
+/// How many floor and marker values are kept: when full, all are dropped
+/// (and read again as hits need them).
 const CAPACITY: usize = 100_000;
 /// How long after a failed connection the next one is tried.
 const RETRY: Duration = Duration::from_secs(1);
@@ -62,10 +63,11 @@ struct Shared {
     prefixes: [String; 2],
     timeout: Duration,
     /// A key's bytes to its version: a marker never written reads 0; a
-    /// missing floor is never kept (it stands for a lost counter).
-    values: quick_cache::sync::Cache<Box<[u8]>, u64>,
+    /// missing floor is never kept (it stands for a lost counter). One read
+    /// lock for all of a hit's keys.
+    values: RwLock<hashbrown::HashMap<Box<[u8]>, u64>>,
     /// Counts every reported change and every lost connection; bumped
-    /// under `state`'s lock, before the values change.
+    /// under `values`' write lock, before the values change.
     generation: AtomicU64,
     state: Mutex<State>,
     /// A connection is being made (one attempt at a time).
@@ -108,7 +110,7 @@ impl Tracked {
                 client: redis::Client::open(info)?,
                 prefixes,
                 timeout,
-                values: quick_cache::sync::Cache::new(CAPACITY),
+                values: RwLock::new(hashbrown::HashMap::new()),
                 generation: AtomicU64::new(0),
                 state: Mutex::new(State {
                     conn: None,
@@ -160,10 +162,15 @@ impl Tracked {
     /// is kept.
     #[inline]
     pub(super) fn newest(&self, keys: &[Joined<'_>]) -> Option<u64> {
-        let values = &self.shared.values;
+        let values = self.shared.values.read();
+        // One buffer for every key.
+        let mut buffer = [0u8; 192];
         keys.iter().try_fold(0, |newest: u64, key| {
-            key.with_bytes(|bytes| values.get(bytes))
-                .map(|v| newest.max(v))
+            let kept = match key.join_into(&mut buffer) {
+                Some(bytes) => values.get(bytes),
+                None => values.get(key.joined().as_bytes()),
+            };
+            kept.map(|v| newest.max(*v))
         })
     }
 
@@ -184,11 +191,12 @@ impl Tracked {
                 Some((key.with_bytes(|bytes| Box::from(bytes)), version))
             })
             .collect();
-        let _state = self.shared.state.lock();
+        let mut kept = self.shared.values.write();
         if self.shared.generation.load(Ordering::Acquire) == generation {
-            for (key, version) in values {
-                self.shared.values.insert(key, version);
+            if kept.len().saturating_add(values.len()) > CAPACITY {
+                kept.clear();
             }
+            kept.extend(values);
         }
     }
 }
@@ -264,32 +272,33 @@ impl Shared {
 
     /// Redis reported a change to `keys` (none: every key).
     fn changed(&self, keys: Option<&Value>) {
-        let _state = self.state.lock();
+        let mut values = self.values.write();
         self.generation.fetch_add(1, Ordering::AcqRel);
         match keys {
             Some(Value::Array(keys)) => {
                 for key in keys {
                     match key {
                         Value::BulkString(bytes) => {
-                            self.values.remove(bytes.as_slice());
+                            values.remove(bytes.as_slice());
                         }
-                        _ => self.values.clear(),
+                        _ => values.clear(),
                     }
                 }
             }
-            _ => self.values.clear(),
+            _ => values.clear(),
         }
     }
 
     /// The connection `id` is gone: changes since went unreported.
     fn lost(&self, id: u64) {
         let mut state = self.state.lock();
-        self.generation.fetch_add(1, Ordering::AcqRel);
         state.lost = id;
         if state.conn.as_ref().is_some_and(|(held, _)| *held == id) {
             state.conn = None;
         }
-        self.values.clear();
+        let mut values = self.values.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        values.clear();
     }
 }
 

@@ -142,35 +142,56 @@ impl Link {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        self.guarded(what, async {
-            let conn = self
-                .connected()
-                .await
-                .map_err(Failure::Outage)?
-                .conn
-                .clone();
-            self.timed(what, command(conn)).await
-        })
-        .await
+        self.admit(what)?;
+        let outcome = match self.connected().await {
+            Ok(connected) => {
+                let command = command(connected.conn.clone());
+                self.sorted(
+                    what,
+                    tokio::time::timeout(self.target.timeout, command).await,
+                )
+            }
+            Err(error) => Err(Failure::Outage(error)),
+        };
+        self.settle(outcome)
     }
 
     /// Runs `command` (on a connection of the caller's) under the timeout
     /// and the breaker.
+    ///
+    /// (Each step is a plain function: the future stays the command's and
+    /// the timer's size, where nested `async fn`s each held a copy of the
+    /// one inside.)
     pub(super) async fn call_on<T>(
         &self,
         what: &str,
         command: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, AdapterError> {
-        self.guarded(what, self.timed(what, command)).await
+        self.admit(what)?;
+        let outcome = self.sorted(
+            what,
+            tokio::time::timeout(self.target.timeout, command).await,
+        );
+        self.settle(outcome)
     }
 
-    /// `command` under the timeout, its error sorted.
-    async fn timed<T>(
+    /// Whether the breaker lets a command be tried.
+    fn admit(&self, what: &str) -> Result<(), AdapterError> {
+        self.breaker.admit().map_err(|left| {
+            AdapterError::new(format!(
+                "redis {what} not tried: redis at {} is failing; next try in {left:?}",
+                self.target.redacted
+            ))
+        })
+    }
+
+    /// A command's outcome under the timeout, its error sorted.
+    fn sorted<T>(
         &self,
         what: &str,
-        command: impl Future<Output = Result<T, RedisError>>,
+        timed: Result<Result<T, RedisError>, tokio::time::error::Elapsed>,
     ) -> Result<T, Failure> {
-        match tokio::time::timeout(self.target.timeout, command).await {
+        match timed {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.failure(what, error)),
             Err(_) => Err(Failure::Outage(AdapterError::new(format!(
@@ -180,19 +201,9 @@ impl Link {
         }
     }
 
-    /// `outcome`, if the breaker lets it be tried, counted by the breaker.
-    async fn guarded<T>(
-        &self,
-        what: &str,
-        outcome: impl Future<Output = Result<T, Failure>>,
-    ) -> Result<T, AdapterError> {
-        if let Err(left) = self.breaker.admit() {
-            return Err(AdapterError::new(format!(
-                "redis {what} not tried: redis at {} is failing; next try in {left:?}",
-                self.target.redacted
-            )));
-        }
-        match outcome.await {
+    /// `outcome`, counted by the breaker.
+    fn settle<T>(&self, outcome: Result<T, Failure>) -> Result<T, AdapterError> {
+        match outcome {
             Ok(value) => {
                 self.breaker.success();
                 Ok(value)

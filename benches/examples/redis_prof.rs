@@ -1,12 +1,16 @@
 //! A hot loop of Redis hits, for callgrind (not a benchmark): the client-side
 //! instructions of a t87s hit against the same commands sent bare.
 //!
-//! `redis_prof t87s N` or `redis_prof bare N` (needs Redis at `REDIS_URL`);
-//! `redis_prof pair N` times a bare `GET`, the hit's command sent bare (one
-//! `MGET` of the entry, the floor and 4 markers), a `GET` + decode and a
-//! t87s hit, interleaved N times, and prints the medians: on a noisy
-//! machine, interleaving keeps them under the same noise, and each round
-//! starts with the next one, so that none is always timed first.
+//! `redis_prof t87s N`, `redis_prof bare N` (the `MGET` below) or
+//! `redis_prof get N` (a bare `GET`) (needs Redis at `REDIS_URL`);
+//! `redis_prof pair N` times a bare `GET`, the `MGET` of a hit with nothing
+//! kept, sent bare (the entry, the floor and 4 markers; with the floor and
+//! the markers kept, a t87s hit sends a `GET` of the entry alone), a `GET`
+//! and its decode, and a t87s hit, interleaved N times, and prints the
+//! medians: on a noisy machine, interleaving keeps them under the same
+//! noise, and each round starts with the next one, so that none is always
+//! timed first. `T87S_PROF_MT=1` runs on the criterion benches' runtime (a
+//! worker thread for the connections, the loop on the main thread).
 //! `redis_prof misses N` times a t87s miss (a new key each time, the fetch
 //! answers at once) against a bare `GET` + `SET` of the same bytes, the
 //! same way.
@@ -24,7 +28,14 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "t87s".to_owned());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // `T87S_PROF_MT=1`: the runtime of the criterion benches (one worker,
+    // the loop on the main thread, the connections' tasks on the worker).
+    let mut builder = match std::env::var_os("T87S_PROF_MT") {
+        Some(_) => tokio::runtime::Builder::new_multi_thread(),
+        None => tokio::runtime::Builder::new_current_thread(),
+    };
+    let rt = builder
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
@@ -155,6 +166,8 @@ fn main() {
         for _ in 0..n {
             if mode == "bare" {
                 std::hint::black_box(mget(&mut bare, &key, &rest).await);
+            } else if mode == "get" {
+                std::hint::black_box(get(&mut bare, &key).await);
             } else {
                 drop(std::hint::black_box(hit().await));
             }

@@ -805,13 +805,14 @@ impl RedisAdapter {
         spot: Spot,
     ) -> Result<Option<Read>, AdapterError> {
         let keys = self.then_floor_and_markers(self.entry_parts(key), markers);
-        let found = match self.read_tracked(&keys).await? {
+        // Boxed: each of the two futures stays small enough for the
+        // allocator's per-thread cache (about 1 KiB), where the read whole
+        // was not.
+        let found = match Box::pin(self.read_tracked(&keys)).await? {
             Some(found) => found,
+            // Boxed: the read future stays the size of the tracked hit's.
             None => Found::of(
-                self.inner
-                    .link
-                    .call("read", |conn| get_joined(conn, &keys))
-                    .await?,
+                Box::pin(self.inner.link.call("read", |conn| get_joined(conn, &keys))).await?,
             ),
         };
         let Some(bytes) = found.entry.filter(|bytes| lease_token(bytes).is_none()) else {
@@ -891,9 +892,9 @@ impl RedisAdapter {
             }
             // Changed while the entry was read: read them all.
         }
-        let values: Vec<Option<Vec<u8>>> = link
-            .call_on("read", mget(keys, &[]).query_async(&mut on.conn))
-            .await?;
+        // Boxed, as above.
+        let values: Vec<Option<Vec<u8>>> =
+            Box::pin(link.call_on("read", mget(keys, &[]).query_async(&mut on.conn))).await?;
         tracked.fill(on.generation, rest, values.get(1..).unwrap_or_default());
         Ok(Some(Found::of(values)))
     }

@@ -450,12 +450,24 @@ async fn a_server_that_refuses_tracking_is_read_in_full() {
     let b = process(&server.url(), &prefix, clock.clone(), "5s").await;
     let tags = [tag(&["posts", "1"])];
     let src = Source::new(1u64);
+    let monitor = Monitor::start(server.port);
     for _ in 0..2 {
         a.query("post:1", &tags, QueryOptions::new(), src.fetch())
             .await
             .unwrap();
     }
-    let monitor = Monitor::start(server.port);
+    // The first read asked for tracking in the background (`HELLO 3`, then
+    // the `CLIENT TRACKING` the server refuses); once refused it is never
+    // asked again, so what follows is the hit's alone.
+    let mut asked = false;
+    for _ in 0..40 {
+        asked = monitor.sent().iter().any(|command| command == "HELLO");
+        if asked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(asked, "tracking was never asked for");
     monitor.reset();
     let v = a
         .query("post:1", &tags, QueryOptions::new(), src.fetch())

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use t87s::adapter::{EntryKey, MarkerKey, MarkerSet, StorageAdapter, StoredEntry, StoredValue};
 use t87s::engine::{Primitives, QueryOptions};
 use t87s::{ManualClock, RedisAdapter};
 use t87s_tests::proxy::Proxy;
@@ -486,6 +487,75 @@ async fn a_server_that_refuses_tracking_is_read_in_full() {
         .await
         .unwrap();
     assert_eq!((v, src.calls()), (2, 2));
+}
+
+#[tokio::test]
+async fn a_read_remembers_the_newest_marker_of_its_own_marker_set_only() {
+    if !redis_available().await {
+        return;
+    }
+    // A read on the tracked connection remembers the newest of its floor
+    // and markers, in a place per entry key, until Redis reports a change.
+    // The same key read with other markers must not take that memo for its
+    // own (read at the adapter: the engine reads an entry's own tags).
+    let server = RedisServer::start(&[]);
+    let prefix = unique_prefix();
+    let connect = || async {
+        RedisAdapter::builder(server.url())
+            .prefix(prefix.as_str())
+            .connect()
+            .await
+            .unwrap()
+    };
+    let (reader, writer) = (connect().await, connect().await);
+    let (tags_a, tags_b) = ([tag(&["a"])], [tag(&["b"])]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let (k, other) = (
+        EntryKey {
+            prefix: "t87s",
+            key: "k",
+        },
+        EntryKey {
+            prefix: "t87s",
+            key: "other",
+        },
+    );
+    for key in [k, other] {
+        let version = writer.version().await.unwrap();
+        let entry = StoredEntry::new(
+            StoredValue::Bytes(vec![1].into()),
+            Arc::from(&tags_a[..]),
+            version,
+        )
+        .lifetime(now, now + 60_000, None);
+        writer.write(key, Arc::new(entry)).await.unwrap();
+    }
+    let b: Vec<MarkerKey<'_>> = MarkerSet::new("t87s", &tags_b).iter().collect();
+    writer.invalidate(&b).await.unwrap();
+    let invalidated = writer.version().await.unwrap() - 1;
+    let read = |key, tags| reader.read(key, MarkerSet::new("t87s", tags), now);
+    let floor = read(k, &tags_a[..]).await.unwrap().newest_marker;
+    assert!(floor < invalidated, "{floor} {invalidated}");
+    for at in 0..3 {
+        if at == 1 {
+            wait_for_tracking(&server.url()).await;
+        }
+        let seen = read(k, &tags_a[..]).await.unwrap();
+        assert_eq!(seen.newest_marker, floor, "a was never invalidated");
+    }
+    // `b`'s markers kept, read for another key; then `k` under `b`.
+    for _ in 0..3 {
+        let seen = read(other, &tags_b[..]).await.unwrap();
+        assert_eq!(seen.newest_marker, invalidated);
+    }
+    let seen = read(k, &tags_b[..]).await.unwrap();
+    assert_eq!(
+        seen.newest_marker, invalidated,
+        "read under another marker set's memo"
+    );
 }
 
 #[tokio::test]

@@ -804,16 +804,17 @@ impl RedisAdapter {
         ask: Option<LeaseAsk>,
         spot: Spot,
     ) -> Result<Option<Read>, AdapterError> {
-        let keys = self.then_floor_and_markers(self.entry_parts(key), markers);
         // Boxed: each of the two futures stays small enough for the
         // allocator's per-thread cache (about 1 KiB), where the read whole
         // was not.
-        let found = match Box::pin(self.read_tracked(&keys)).await? {
+        let found = match Box::pin(self.read_tracked(key, markers, spot)).await? {
             Some(found) => found,
-            // Boxed: the read future stays the size of the tracked hit's.
-            None => Found::of(
-                Box::pin(self.inner.link.call("read", |conn| get_joined(conn, &keys))).await?,
-            ),
+            None => {
+                let keys = self.then_floor_and_markers(self.entry_parts(key), markers);
+                // Boxed: the read future stays the size of the tracked hit's.
+                let call = self.inner.link.call("read", |conn| get_joined(conn, &keys));
+                Found::of(Box::pin(call).await?)
+            }
         };
         let Some(bytes) = found.entry.filter(|bytes| lease_token(bytes).is_none()) else {
             return Ok(None);
@@ -843,29 +844,35 @@ impl RedisAdapter {
     }
 
     /// [`read_seen`](Self::read_seen)'s round trip on the tracked
-    /// connection (see [`tracked`]): `keys` are the entry, the floor and the
-    /// markers. When this process keeps the floor and every marker, it
-    /// sends a `GET` of the entry alone, then reads them (after the answer:
-    /// a change Redis reported before it is applied by then). Otherwise one
-    /// `MGET` of them all, whose floor and markers are kept.
+    /// connection (see [`tracked`]) for the entry at `key` (at `spot`) and
+    /// the floor and `markers`. When this process keeps the floor and every
+    /// marker, it sends a `GET` of the entry alone, then reads them (after
+    /// the answer: a change Redis reported before it is applied by then).
+    /// Otherwise one `MGET` of them all, whose floor and markers are kept.
     ///
     /// `None` with no tracked connection (or an entry key of another Redis
     /// type): the plain read follows.
-    async fn read_tracked(&self, keys: &[Joined<'_>]) -> Result<Option<Found>, AdapterError> {
+    async fn read_tracked(
+        &self,
+        key: EntryKey<'_>,
+        markers: MarkerSet<'_>,
+        spot: Spot,
+    ) -> Result<Option<Found>, AdapterError> {
         let Some(tracked) = &self.inner.tracked else {
-            return Ok(None);
-        };
-        let Some((entry, rest)) = keys.split_first() else {
             return Ok(None);
         };
         let Some(mut on) = tracked.connection() else {
             return Ok(None);
         };
         let link = &self.inner.link;
+        let floor_and_markers = || {
+            std::iter::once(self.floor_parts()).chain(markers.iter().map(|m| self.marker_parts(m)))
+        };
         // Read before the entry is sent for; read again after its answer
         // only if Redis reported a change meanwhile (the generation moved):
         // a change reported before the answer is applied by then.
-        if let Some(kept) = tracked.newest(rest) {
+        if let Some(kept) = tracked.newest(spot.hash(), markers, floor_and_markers()) {
+            let entry = self.entry_parts(key);
             let get = async {
                 match Cmd::get(entry).query_async(&mut on.conn).await {
                     Ok(bytes) => Ok(Some(bytes)),
@@ -881,7 +888,7 @@ impl RedisAdapter {
             };
             let kept = match tracked.generation() == on.generation {
                 true => Some(kept),
-                false => tracked.newest(rest),
+                false => tracked.newest(spot.hash(), markers, floor_and_markers()),
             };
             if let Some(newest) = kept {
                 return Ok(Some(Found {
@@ -892,9 +899,11 @@ impl RedisAdapter {
             }
             // Changed while the entry was read: read them all.
         }
+        let keys = self.then_floor_and_markers(self.entry_parts(key), markers);
         // Boxed, as above.
         let values: Vec<Option<Vec<u8>>> =
-            Box::pin(link.call_on("read", mget(keys, &[]).query_async(&mut on.conn))).await?;
+            Box::pin(link.call_on("read", mget(&keys, &[]).query_async(&mut on.conn))).await?;
+        let rest = keys.get(1..).unwrap_or_default();
         tracked.fill(on.generation, rest, values.get(1..).unwrap_or_default());
         Ok(Some(Found::of(values)))
     }

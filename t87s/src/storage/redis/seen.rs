@@ -48,6 +48,13 @@ pub(super) struct Spot {
 /// The fingerprint half of a slot.
 const FINGERPRINT: u64 = !(u32::MAX as u64);
 
+impl Spot {
+    /// The key's whole hash.
+    pub(super) fn hash(self) -> u64 {
+        self.hash
+    }
+}
+
 impl Seen {
     pub(super) fn new() -> Self {
         Self {

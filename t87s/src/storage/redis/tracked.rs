@@ -29,6 +29,10 @@
 //! - A lost connection drops every value: changes made while no connection
 //!   was tracking went unreported. The next connection starts empty.
 //! - Only the floor and the markers are kept (small numbers); entries never.
+//! - A hit's newest value (of its floor and markers) is remembered with
+//!   the generation it was worked out at, and used again only while the
+//!   generation stays: no change reported, so the values it came from are
+//!   the ones kept. The marker set it belongs to is compared whole.
 //! - A server that refuses RESP3 or tracking (older than Redis 6, a proxy,
 //!   an ACL without `CLIENT`) is asked once: reads then read every marker
 //!   each time, as they did before.
@@ -43,17 +47,41 @@ use redis::{AsyncConnectionConfig, PushInfo, PushKind, RedisError, Value};
 
 use super::link::is_outage;
 use super::{parse_u64, Joined};
+use crate::storage::MarkerSet;
+use crate::tag::TagPath;
 
 /// How many floor and marker values are kept: when full, all are dropped
 /// (and read again as hits need them).
 const CAPACITY: usize = 100_000;
 /// How long after a failed connection the next one is tried.
 const RETRY: Duration = Duration::from_secs(1);
+/// How many marker sets' newest values are remembered ([`Memo`]): one
+/// place per hash of an entry key.
+const MEMOS: usize = 1024;
 
 /// The floor and the markers this process read, while Redis reports their
 /// changes (see the module docs).
 pub(super) struct Tracked {
     shared: Arc<Shared>,
+    memos: Box<[RwLock<Option<Memo>>]>,
+}
+
+/// The newest of one marker set's values (the floor's and its markers'),
+/// worked out from the kept values at `generation`: the same for as long
+/// as the generation stays (a hit looks up one memo, not every key).
+struct Memo {
+    generation: u64,
+    newest: u64,
+    /// The marker set, whole: a memo of another set in the same place is
+    /// never taken for this one.
+    prefix: Box<str>,
+    tags: Box<[TagPath]>,
+}
+
+impl Memo {
+    fn of(&self, markers: MarkerSet<'_>) -> bool {
+        *self.prefix == *markers.prefix && *self.tags == *markers.tags
+    }
 }
 
 struct Shared {
@@ -122,6 +150,7 @@ impl Tracked {
                 next_try_ms: AtomicU64::new(0),
                 refused: AtomicBool::new(false),
             }),
+            memos: (0..MEMOS).map(|_| RwLock::new(None)).collect(),
         })
     }
 
@@ -158,20 +187,56 @@ impl Tracked {
         self.shared.generation.load(Ordering::Acquire)
     }
 
-    /// The newest of `keys`' values (the floor, then markers) if every one
-    /// is kept.
+    /// The newest of the values of `markers`' keys, `keys` (the floor,
+    /// then the markers), if every one is kept: remembered in the place of
+    /// `hash` (the entry key's) until the generation moves.
     #[inline]
-    pub(super) fn newest(&self, keys: &[Joined<'_>]) -> Option<u64> {
-        let values = self.shared.values.read();
-        // One buffer for every key.
-        let mut buffer = [0u8; 192];
-        keys.iter().try_fold(0, |newest: u64, key| {
-            let kept = match key.join_into(&mut buffer) {
-                Some(bytes) => values.get(bytes),
-                None => values.get(key.joined().as_bytes()),
-            };
-            kept.map(|v| newest.max(*v))
-        })
+    pub(super) fn newest<'k>(
+        &self,
+        hash: u64,
+        markers: MarkerSet<'_>,
+        keys: impl Iterator<Item = Joined<'k>>,
+    ) -> Option<u64> {
+        let place = usize::try_from(hash % MEMOS as u64)
+            .ok()
+            .and_then(|at| self.memos.get(at))?;
+        if let Some(memo) = &*place.read() {
+            if memo.generation == self.generation() && memo.of(markers) {
+                return Some(memo.newest);
+            }
+        }
+        let (generation, newest) = {
+            let values = self.shared.values.read();
+            // Stays while the read lock is held (bumped under the write
+            // lock): the values below are this generation's.
+            let generation = self.generation();
+            // One buffer for every key.
+            let mut buffer = [0u8; 192];
+            let newest = keys.into_iter().try_fold(0, |newest: u64, key| {
+                let kept = match key.join_into(&mut buffer) {
+                    Some(bytes) => values.get(bytes),
+                    None => values.get(key.joined().as_bytes()),
+                };
+                kept.map(|v| newest.max(*v))
+            })?;
+            (generation, newest)
+        };
+        let mut place = place.write();
+        match &mut *place {
+            Some(memo) if memo.of(markers) => {
+                memo.generation = generation;
+                memo.newest = newest;
+            }
+            other => {
+                *other = Some(Memo {
+                    generation,
+                    newest,
+                    prefix: markers.prefix.into(),
+                    tags: markers.tags.into(),
+                })
+            }
+        }
+        Some(newest)
     }
 
     /// Keeps what a read of `keys` (the floor, then markers) found, unless

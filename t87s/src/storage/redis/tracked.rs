@@ -195,7 +195,7 @@ impl Tracked {
         &self,
         hash: u64,
         markers: MarkerSet<'_>,
-        keys: impl Iterator<Item = Joined<'k>>,
+        mut keys: impl Iterator<Item = Joined<'k>>,
     ) -> Option<u64> {
         let place = usize::try_from(hash % MEMOS as u64)
             .ok()
@@ -212,7 +212,7 @@ impl Tracked {
             let generation = self.generation();
             // One buffer for every key.
             let mut buffer = [0u8; 192];
-            let newest = keys.into_iter().try_fold(0, |newest: u64, key| {
+            let newest = keys.try_fold(0, |newest: u64, key| {
                 let kept = match key.join_into(&mut buffer) {
                     Some(bytes) => values.get(bytes),
                     None => values.get(key.joined().as_bytes()),

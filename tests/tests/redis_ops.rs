@@ -3,12 +3,12 @@
 //! Redis type. Each "process" is a cache instance of its own (its own
 //! connection, lease token and flights) on one server and prefix.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use t87s::adapter::{EntryKey, MarkerKey, MarkerSet, StorageAdapter, StoredEntry, StoredValue};
-use t87s::engine::{Primitives, QueryOptions};
+use t87s::engine::{Primitives, QueryOptions, TagPath};
 use t87s::{ManualClock, RedisAdapter};
 use t87s_tests::proxy::Proxy;
 use t87s_tests::servers::{Monitor, RedisServer};
@@ -556,6 +556,90 @@ async fn a_read_remembers_the_newest_marker_of_its_own_marker_set_only() {
         seen.newest_marker, invalidated,
         "read under another marker set's memo"
     );
+}
+
+/// Readers on several tasks of one process, invalidations from another,
+/// keys sharing tags (hits of different keys keep the same markers and
+/// remember their newest): a read that starts after an invalidation
+/// returned never answers with a value fetched before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_hits_never_serve_what_a_returned_invalidation_made_stale() {
+    if !redis_available().await {
+        return;
+    }
+    const TAGS: usize = 4;
+    const KEYS: usize = 12;
+    let (server, _clock, a, b) = two_processes("5s").await;
+    // The "database": a version per tag, raised before the tag is
+    // invalidated; `landed`: the versions whose invalidation returned.
+    let db: Arc<[AtomicU64; TAGS]> = Arc::new(Default::default());
+    let landed: Arc<[AtomicU64; TAGS]> = Arc::new(Default::default());
+    let tags: Vec<TagPath> = (0..TAGS).map(|t| tag(&["t", &t.to_string()])).collect();
+    // Two tags per key, never the same one twice.
+    let tags_of = |key: usize| [key % TAGS, (key % TAGS + 1 + key / TAGS % 3) % TAGS];
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let read = |key: usize| {
+        let (a, db, landed, fetches) = (a.clone(), db.clone(), landed.clone(), fetches.clone());
+        let [t1, t2] = tags_of(key);
+        let key_tags = [tags[t1].clone(), tags[t2].clone()];
+        async move {
+            let want = [t1, t2].map(|t| landed[t].load(Ordering::SeqCst));
+            let fetch = move || {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                let found = [t1, t2].map(|t| db[t].load(Ordering::SeqCst));
+                std::future::ready(Ok::<_, std::io::Error>(found))
+            };
+            let got = a
+                .query(&format!("k{key}"), &key_tags, QueryOptions::new(), fetch)
+                .await
+                .unwrap();
+            assert!(
+                got[0] >= want[0] && got[1] >= want[1],
+                "k{key}: served {got:?}, invalidations of {want:?} had returned"
+            );
+        }
+    };
+    for key in 0..KEYS {
+        read(key).await;
+    }
+    // Hits on the tracked connection from here on.
+    read(0).await;
+    wait_for_tracking(&server.url()).await;
+
+    let writer = {
+        let (db, landed, tags) = (db.clone(), landed.clone(), tags.clone());
+        tokio::spawn(async move {
+            for round in 0..150usize {
+                let t = round * 7 % TAGS;
+                let version = db[t].fetch_add(1, Ordering::SeqCst) + 1;
+                b.invalidate(std::slice::from_ref(&tags[t])).await.unwrap();
+                landed[t].fetch_max(version, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let readers: Vec<_> = (0..4usize)
+        .map(|reader| {
+            let read = &read;
+            let reads: Vec<_> = (0..400usize)
+                .map(|at| (at * 5 + reader * 3) % KEYS)
+                .map(read)
+                .collect();
+            tokio::spawn(async move {
+                for one in reads {
+                    one.await;
+                }
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    writer.await.unwrap();
+    // Most reads were hits (the test read the tracked path, not only
+    // fetches).
+    let fetched = fetches.load(Ordering::SeqCst);
+    assert!(fetched < 4 * 400 / 2, "{fetched} fetches in 1,600 reads");
 }
 
 #[tokio::test]

@@ -13,7 +13,8 @@
 //! worker thread for the connections, the loop on the main thread).
 //! `redis_prof misses N` times a t87s miss (a new key each time, the fetch
 //! answers at once) against a bare `GET` + `SET` of the same bytes, the
-//! same way.
+//! same way; `redis_prof miss N` and `redis_prof getset N` run one side
+//! alone (for callgrind).
 //! Instructions per hit: run callgrind at two N and divide the difference,
 //! e.g. `valgrind --tool=callgrind target/release/examples/redis_prof t87s 20000`
 //! and `40000`; the server's work is not counted.
@@ -160,6 +161,35 @@ fn main() {
                 hit.as_secs_f64() / get_decode.as_secs_f64(),
                 hit.saturating_sub(get_decode),
             );
+            let _ = cache.clear().await;
+            return;
+        }
+        if mode == "miss" || mode == "getset" {
+            // One side of `misses` alone, for callgrind: a t87s miss of a
+            // new key each time, or a bare `GET` + `SET` of the same bytes.
+            let bytes = Postcard.encode(&Payload::new()).expect("encode");
+            for round in 0..n {
+                if mode == "getset" {
+                    let key = format!("{key}:{round}");
+                    std::hint::black_box(get(&mut bare, &key).await);
+                    let _: () = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&bytes)
+                        .arg("PX")
+                        .arg(3_600_000)
+                        .query_async(&mut bare)
+                        .await
+                        .expect("set");
+                } else {
+                    let v = cache
+                        .query(&format!("miss:{round}"), &tags, QueryOptions::new(), || async {
+                            Ok::<_, std::io::Error>(Payload::new())
+                        })
+                        .await
+                        .expect("miss");
+                    std::hint::black_box(v);
+                }
+            }
             let _ = cache.clear().await;
             return;
         }

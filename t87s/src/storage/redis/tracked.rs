@@ -227,6 +227,9 @@ impl Tracked {
                 memo.generation = generation;
                 memo.newest = newest;
             }
+            // Another set's, still good: kept (two hot keys in one place
+            // do not take turns replacing it, with an allocation each).
+            Some(memo) if memo.generation == generation => {}
             other => {
                 *other = Some(Memo {
                     generation,

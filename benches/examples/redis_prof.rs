@@ -78,6 +78,15 @@ fn main() {
             .query_async(&mut bare)
             .await
             .expect("set");
+        // A t87s miss of a new key (the fetch answers at once).
+        let miss = |round: u64| {
+            let (cache, tags) = (&cache, &tags);
+            async move {
+                let fetch = || async { Ok::<_, std::io::Error>(Payload::new()) };
+                let key = format!("miss:{round}");
+                cache.query(&key, tags, QueryOptions::new(), fetch).await.expect("miss")
+            }
+        };
         if mode == "misses" {
             // A miss of a new key each time, t87s and a bare GET + SET of
             // the same bytes, alternating which goes first.
@@ -88,24 +97,9 @@ fn main() {
                     let way = (round as usize + turn) % 2;
                     let start = std::time::Instant::now();
                     if way == 0 {
-                        let key = format!("{key}:{round}");
-                        std::hint::black_box(get(&mut bare, &key).await);
-                        let _: () = redis::cmd("SET")
-                            .arg(&key)
-                            .arg(&bytes)
-                            .arg("PX")
-                            .arg(3_600_000)
-                            .query_async(&mut bare)
-                            .await
-                            .expect("set");
+                        get_set(&mut bare, &format!("{key}:{round}"), &bytes).await;
                     } else {
-                        let v = cache
-                            .query(&format!("miss:{round}"), &tags, QueryOptions::new(), || async {
-                                Ok::<_, std::io::Error>(Payload::new())
-                            })
-                            .await
-                            .expect("miss");
-                        std::hint::black_box(v);
+                        std::hint::black_box(miss(round).await);
                     }
                     times[way].push(start.elapsed());
                 }
@@ -170,24 +164,9 @@ fn main() {
             let bytes = Postcard.encode(&Payload::new()).expect("encode");
             for round in 0..n {
                 if mode == "getset" {
-                    let key = format!("{key}:{round}");
-                    std::hint::black_box(get(&mut bare, &key).await);
-                    let _: () = redis::cmd("SET")
-                        .arg(&key)
-                        .arg(&bytes)
-                        .arg("PX")
-                        .arg(3_600_000)
-                        .query_async(&mut bare)
-                        .await
-                        .expect("set");
+                    get_set(&mut bare, &format!("{key}:{round}"), &bytes).await;
                 } else {
-                    let v = cache
-                        .query(&format!("miss:{round}"), &tags, QueryOptions::new(), || async {
-                            Ok::<_, std::io::Error>(Payload::new())
-                        })
-                        .await
-                        .expect("miss");
-                    std::hint::black_box(v);
+                    std::hint::black_box(miss(round).await);
                 }
             }
             let _ = cache.clear().await;
@@ -204,6 +183,19 @@ fn main() {
         }
         let _ = cache.clear().await;
     });
+}
+
+/// A miss sent bare: a `GET` of `key`, then a `SET` of `bytes` under it.
+async fn get_set(bare: &mut ConnectionManager, key: &str, bytes: &[u8]) {
+    std::hint::black_box(get(bare, key).await);
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(bytes)
+        .arg("PX")
+        .arg(3_600_000)
+        .query_async(bare)
+        .await
+        .expect("set");
 }
 
 /// A bare `GET`.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use t87s::adapter::{EntryKey, MarkerKey, MarkerSet, StorageAdapter, StoredEntry, StoredValue};
 use t87s::engine::{Primitives, QueryOptions, TagPath};
-use t87s::{ManualClock, RedisAdapter};
+use t87s::{Cacheable, ManualClock, RedisAdapter};
 use t87s_tests::proxy::Proxy;
 use t87s_tests::servers::{Monitor, RedisServer};
 use t87s_tests::{redis_available, tag, unique_prefix, Source, T0};
@@ -42,6 +42,19 @@ async fn two_processes(lease: &str) -> (RedisServer, ManualClock, Primitives, Pr
     (server, clock, a, b)
 }
 
+/// `cache`'s answer for `key` under `tags`, fetched from `src` on a miss.
+async fn read<T: Cacheable + Clone + Sync>(
+    cache: &Primitives,
+    key: &str,
+    tags: &[TagPath],
+    src: &Source<T>,
+) -> T {
+    cache
+        .query(key, tags, QueryOptions::new(), src.fetch())
+        .await
+        .unwrap()
+}
+
 /// A test-owned server behind a loopback proxy (which counts round trips,
 /// and can delay or cut the traffic).
 async fn proxied_server() -> (RedisServer, Proxy) {
@@ -69,10 +82,7 @@ async fn one_entry() -> (
     let cache = process(&server.url(), &prefix, ManualClock::new(T0), "5s").await;
     let tags = [tag(&["posts", "1"])];
     let src = Source::new(1u64);
-    cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    read(&cache, "post:1", &tags, &src).await;
     (server, prefix, cache, tags, src)
 }
 
@@ -213,10 +223,7 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
     let monitor = Monitor::start(server.port);
     monitor.reset();
     proxy.round_trips().await;
-    cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    read(&cache, "post:1", &tags, &src).await;
     assert_eq!(
         proxy.round_trips().await,
         2,
@@ -230,10 +237,7 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
     );
 
     monitor.reset();
-    let hit = cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let hit = read(&cache, "post:1", &tags, &src).await;
     assert_eq!((hit, src.calls()), (7, 1));
     assert_eq!(proxy.round_trips().await, 1, "a hit: one read");
     assert_eq!(
@@ -265,10 +269,7 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
     // this process (client tracking), which keeps them: the next hit reads
     // its entry alone.
     monitor.reset();
-    let hit = cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let hit = read(&cache, "post:1", &tags, &src).await;
     assert_eq!((hit, src.calls()), (7, 1));
     assert_eq!(proxy.round_trips().await, 1, "a hit: one read");
     let words = monitor.sent_words();
@@ -294,10 +295,7 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
     // the refresh lease and reads the counter, and the store releases it.
     monitor.reset();
     src.set(8);
-    let v = cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let v = read(&cache, "post:1", &tags, &src).await;
     assert_eq!((v, src.calls()), (8, 2));
     assert_eq!(proxy.round_trips().await, 3, "read, lease, store + release");
     // (An MGET: the invalidation's markers were reported changed, and
@@ -306,10 +304,7 @@ async fn a_miss_is_two_round_trips_a_hit_one_and_an_invalidation_one() {
     // Stamped with the counter that script read: the next read is a hit,
     // of the entry alone (that MGET's markers are kept).
     monitor.reset();
-    let v = cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let v = read(&cache, "post:1", &tags, &src).await;
     assert_eq!((v, src.calls()), (8, 2));
     assert_eq!(proxy.round_trips().await, 1);
     assert_eq!(monitor.sent(), ["GET"]);
@@ -364,10 +359,7 @@ async fn a_hit_that_reads_its_entry_alone_sees_every_invalidation_of_another_pro
         // after the invalidation returned, fetches.
         src.set(round);
         for _ in 0..3 {
-            let v = a
-                .query("post:1", &tags, QueryOptions::new(), src.fetch())
-                .await
-                .unwrap();
+            let v = read(&a, "post:1", &tags, &src).await;
             assert_eq!(v, round, "round {round}: a stale value");
         }
         assert_eq!(src.calls() as u64, round + 1, "round {round}");
@@ -390,9 +382,7 @@ async fn a_lost_tracking_connection_drops_the_markers_it_kept() {
         if at == 2 {
             wait_for_tracking(&server.url()).await;
         }
-        a.query("post:1", &tags, QueryOptions::new(), src.fetch())
-            .await
-            .unwrap();
+        read(&a, "post:1", &tags, &src).await;
     }
     assert_eq!(src.calls(), 1);
     // The connection that tracked the markers goes; an invalidation then
@@ -415,10 +405,7 @@ async fn a_lost_tracking_connection_drops_the_markers_it_kept() {
     // kept: the markers are read again, and the entry is stale.
     let mut v = 0;
     for _ in 0..3 {
-        v = a
-            .query("post:1", &tags, QueryOptions::new(), src.fetch())
-            .await
-            .unwrap();
+        v = read(&a, "post:1", &tags, &src).await;
         assert_eq!(v, 2, "served what was invalidated while untracked");
     }
     assert_eq!((v, src.calls()), (2, 2));
@@ -453,9 +440,7 @@ async fn a_server_that_refuses_tracking_is_read_in_full() {
     let src = Source::new(1u64);
     let monitor = Monitor::start(server.port);
     for _ in 0..2 {
-        a.query("post:1", &tags, QueryOptions::new(), src.fetch())
-            .await
-            .unwrap();
+        read(&a, "post:1", &tags, &src).await;
     }
     // The first read asked for tracking in the background (`HELLO 3`, then
     // the `CLIENT TRACKING` the server refuses); once refused it is never
@@ -470,10 +455,7 @@ async fn a_server_that_refuses_tracking_is_read_in_full() {
     }
     assert!(asked, "tracking was never asked for");
     monitor.reset();
-    let v = a
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let v = read(&a, "post:1", &tags, &src).await;
     assert_eq!((v, src.calls()), (1, 1));
     assert_eq!(
         monitor.sent(),
@@ -482,10 +464,7 @@ async fn a_server_that_refuses_tracking_is_read_in_full() {
     );
     src.set(2);
     b.invalidate(&tags).await.unwrap();
-    let v = a
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let v = read(&a, "post:1", &tags, &src).await;
     assert_eq!((v, src.calls()), (2, 2));
 }
 
@@ -712,10 +691,7 @@ async fn a_deleted_counter_never_revives_an_invalidated_entry() {
     for _ in 0..4 {
         cache.invalidate(&[tag(&["other"])]).await.unwrap();
     }
-    cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    read(&cache, "post:1", &tags, &src).await;
 
     // The counter is lost (deleted by hand, evicted, a FLUSH of one key).
     let mut conn = raw(&server.url()).await;
@@ -728,10 +704,7 @@ async fn a_deleted_counter_never_revives_an_invalidated_entry() {
 
     src.set(2);
     cache.invalidate(&tags).await.unwrap();
-    let v = cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let v = read(&cache, "post:1", &tags, &src).await;
     assert_eq!((v, src.calls()), (2, 2), "the write after the loss is seen");
 }
 
@@ -748,20 +721,14 @@ async fn a_lost_counter_with_its_markers_makes_older_entries_misses() {
 
     lose(&server.url(), &prefix, &["v", "f"]).await;
 
-    let v = cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let v = read(&cache, "post:1", &tags, &src).await;
     assert_eq!(
         (v, src.calls()),
         (2, 2),
         "the invalidated entry stays a miss"
     );
     // And the cache works on: the new entry is a hit.
-    let v = cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let v = read(&cache, "post:1", &tags, &src).await;
     assert_eq!((v, src.calls()), (2, 2));
 }
 
@@ -793,10 +760,7 @@ async fn the_floor_is_kept_for_good_a_missing_one_is_a_lost_counter_a_damaged_on
     src.set(2);
     cache.invalidate(&tags).await.unwrap();
     lose(&server.url(), &prefix, &["f"]).await;
-    let v = cache
-        .query("post:1", &tags, QueryOptions::new(), src.fetch())
-        .await
-        .unwrap();
+    let v = read(&cache, "post:1", &tags, &src).await;
     assert_eq!(
         (v, src.calls()),
         (2, 2),
@@ -814,10 +778,7 @@ async fn the_floor_is_kept_for_good_a_missing_one_is_a_lost_counter_a_damaged_on
         .unwrap();
     src.set(3);
     for (expected, calls) in [(3, 3), (3, 3)] {
-        let v = cache
-            .query("post:1", &tags, QueryOptions::new(), src.fetch())
-            .await
-            .unwrap();
+        let v = read(&cache, "post:1", &tags, &src).await;
         assert_eq!((v, src.calls()), (expected, calls));
     }
     assert_eq!(pttl().await, -1);
@@ -861,10 +822,7 @@ async fn a_store_from_an_earlier_version_gets_its_floor_on_the_first_read() {
     }
     src.set(2);
     for _ in 0..2 {
-        let v = cache
-            .query("post:1", &tags, QueryOptions::new(), src.fetch())
-            .await
-            .unwrap();
+        let v = read(&cache, "post:1", &tags, &src).await;
         assert_eq!((v, src.calls()), (2, 2));
     }
     let pttl: i64 = redis::cmd("PTTL")
@@ -1077,10 +1035,7 @@ async fn a_key_of_another_redis_type_is_a_miss_and_is_overwritten() {
     let src = Source::new(5u64);
     let tags = [tag(&["k"])];
     for _ in 0..2 {
-        let v = cache
-            .query("k", &tags, QueryOptions::new(), src.fetch())
-            .await
-            .unwrap();
+        let v = read(&cache, "k", &tags, &src).await;
         assert_eq!(v, 5);
     }
     assert_eq!(src.calls(), 1, "stored over the list, then a hit");
@@ -1126,10 +1081,7 @@ async fn the_app_starts_while_redis_is_down_and_connects_once_it_is_up() {
     let src = Source::new(2u64);
     loop {
         let before = src.calls();
-        let v = cache
-            .query("k", &tags, QueryOptions::new(), src.fetch())
-            .await
-            .unwrap();
+        let v = read(&cache, "k", &tags, &src).await;
         assert_eq!(v, 2);
         if src.calls() == before && before > 0 {
             break; // a hit: stored in Redis and read back
@@ -1210,10 +1162,7 @@ async fn a_frozen_redis_adds_under_a_millisecond_once_the_breaker_opens() {
     let src = Source::new(7usize);
     let tags = [tag(&["after"])];
     for _ in 0..3 {
-        guarded
-            .query("after", &tags, QueryOptions::new(), src.fetch())
-            .await
-            .unwrap();
+        read(&guarded, "after", &tags, &src).await;
     }
     assert_eq!(src.calls(), 1, "stored and hit again once Redis answers");
 }

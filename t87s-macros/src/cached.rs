@@ -532,6 +532,7 @@ fn key_consts(method: &ImplItemFn, args: &Args, key_name: &Ident, key_hex: &Iden
                 ::core::result::Result::Ok(tail) => tail,
                 ::core::result::Result::Err(_) => ::core::panic!("t87s: a key tail is UTF-8"),
             },
+            seed: ::t87s::__private::identity_seed(&#key_hex),
         };
     }
 }

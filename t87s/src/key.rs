@@ -10,6 +10,7 @@
 //! itself unambiguous.
 
 use std::fmt;
+use std::hash::Hasher;
 
 use serde::ser::{self, Serialize};
 
@@ -134,23 +135,19 @@ impl KeyParts {
     }
 
     /// What the key begun with [`begin_silent`](Self::begin_silent) is looked
-    /// up by, for the method with the fixed `head` and `tail` (see
-    /// [`finish`](Self::finish)); `None` if `tail` is not `)@` + 16 hex
-    /// digits + `:` (never, for keys the macros build).
+    /// up by, for the method `name`.
     #[inline]
-    pub(crate) fn probe(&self, head: &'static str, tail: &'static str) -> Option<KeyProbe<'_>> {
-        let identity = tail.strip_prefix(")@")?.strip_suffix(':')?;
+    pub(crate) fn probe(&self, name: &'static KeyName) -> KeyProbe<'_> {
         let form = if self.bytes.len() <= RAW_BYTES {
             Form::Raw(&self.bytes)
         } else {
             Form::Hashed(xxhash_rust::xxh3::xxh3_128(&self.bytes))
         };
-        Some(KeyProbe {
-            head,
-            tail,
-            digest: digest_of(identity.as_bytes(), &form)?,
+        KeyProbe {
+            name,
+            digest: digest_of(name.seed, &form),
             form,
-        })
+        }
     }
 
     /// Appends one argument: its canonical bytes, and its readable form
@@ -763,24 +760,61 @@ impl Form<'_> {
     /// Whether `text` is this form as [`KeyParts::finish`] writes it.
     #[inline]
     fn written_as(&self, text: &[u8]) -> bool {
-        let hash;
-        let (hex, bytes) = match self {
-            Form::Raw(bytes) => (text, *bytes),
-            Form::Hashed(h) => match text.split_first() {
-                Some((b'#', hex)) => {
-                    hash = h.to_be_bytes();
-                    (hex, &hash[..])
-                }
-                _ => return false,
+        match self {
+            Form::Raw(bytes) => hex_of(text, bytes),
+            Form::Hashed(hash) => match text.split_first() {
+                Some((b'#', hex)) => hex_of(hex, &hash.to_be_bytes()),
+                _ => false,
             },
-        };
-        // Byte by byte: a pair built on the stack and compared as one load
-        // stalls store forwarding.
-        hex.len() == 2 * bytes.len()
-            && hex.chunks_exact(2).zip(bytes).all(|(pair, byte)| {
-                pair.first() == Some(&DIGITS[usize::from(byte >> 4)])
-                    && pair.get(1) == Some(&DIGITS[usize::from(byte & 0xf)])
+        }
+    }
+}
+
+/// Each byte's two lowercase hex digits, as one little-endian `u16`.
+static HEX_PAIRS: [u16; 256] = {
+    let mut pairs = [0u16; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let high = DIGITS[byte >> 4] as u16;
+        let low = DIGITS[byte & 0xf] as u16;
+        pairs[byte] = high | (low << 8);
+        byte += 1;
+    }
+    pairs
+};
+
+/// Whether `hex` is `bytes` in lowercase hex: a table load and one
+/// comparison per byte.
+#[inline]
+fn hex_of(hex: &[u8], bytes: &[u8]) -> bool {
+    hex.len() == 2 * bytes.len()
+        && hex
+            .chunks_exact(2)
+            .zip(bytes)
+            .all(|(pair, &byte)| match *pair {
+                [high, low] => u16::from_le_bytes([high, low]) == HEX_PAIRS[usize::from(byte)],
+                _ => false,
             })
+}
+
+/// A `#[cached]` method's name in its keys, fixed at compile time: what
+/// the key's text starts with, what follows its readable arguments, and
+/// the seed of its digest (from the identity in the tail, so computed once).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyName {
+    /// What a key starts with: `{label}::{method}(`, or `{name}(` when
+    /// pinned (the label is the module's last segment).
+    pub head: &'static str,
+    /// What follows the readable arguments: `)@{identity}:`.
+    pub tail: &'static str,
+    /// The digest seed of the identity in `tail` ([`identity_seed`]).
+    pub seed: u64,
+}
+
+impl KeyName {
+    /// The method as events name it when it has no key: the head without `(`.
+    pub(crate) fn label(&self) -> &str {
+        self.head.strip_suffix('(').unwrap_or(self.head)
     }
 }
 
@@ -793,8 +827,7 @@ impl Form<'_> {
 /// make a key unique. A probe [`matches`](Self::matches) a stored key's text
 /// exactly on everything else, so a digest collision is never a hit.
 pub(crate) struct KeyProbe<'a> {
-    head: &'static str,
-    tail: &'static str,
+    name: &'static KeyName,
     form: Form<'a>,
     digest: u64,
 }
@@ -811,20 +844,21 @@ impl KeyProbe<'_> {
     #[inline]
     pub(crate) fn matches(&self, text: &str) -> bool {
         let text = text.as_bytes();
-        let head = self.head.as_bytes();
-        let tail = self.tail.as_bytes();
+        let head = self.name.head.as_bytes();
+        let tail = self.name.tail.as_bytes();
         let Some(form_at) = text.len().checked_sub(self.form.text_len()) else {
             return false;
         };
         let Some(tail_at) = form_at.checked_sub(tail.len()) else {
             return false;
         };
-        tail_at >= head.len()
-            && text
-                .get(form_at..)
-                .is_some_and(|form| self.form.written_as(form))
-            && text.get(tail_at..form_at).is_some_and(|t| same(t, tail))
-            && text.get(..head.len()).is_some_and(|h| same(h, head))
+        if tail_at < head.len() {
+            return false;
+        }
+        let (rest, form) = text.split_at(form_at);
+        let (rest, written_tail) = rest.split_at(tail_at);
+        let (written_head, _) = rest.split_at(head.len());
+        same(written_tail, tail) && same(written_head, head) && self.form.written_as(form)
     }
 }
 
@@ -870,8 +904,11 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
 /// so a [`KeyProbe`] gets the same digest without the text; any other key
 /// digests its whole text. Equal texts always have equal digests.
 pub(crate) fn digest(text: &str) -> u64 {
-    typed_digest(text).unwrap_or_else(|| xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    typed_digest(text).unwrap_or_else(|| hash_bytes(UNTYPED_SEED, text.as_bytes()))
 }
+
+/// The seed of keys that are not `#[cached]` keys.
+const UNTYPED_SEED: u64 = 0x7438_3773_2d6b_6579;
 
 /// The digest of a text that ends like a `#[cached]` key. Read from the
 /// end, so any other key is told apart in a character or two.
@@ -897,7 +934,7 @@ fn typed_digest(text: &str) -> Option<u64> {
     if bytes.get(colon) != Some(&b':') || bytes.get(at) != Some(&b'@') {
         return None;
     }
-    let identity = bytes.get(at + 1..colon)?;
+    let identity: &[u8; 16] = bytes.get(at + 1..colon)?.try_into().ok()?;
     if !identity.iter().all(is_hex) {
         return None;
     }
@@ -911,7 +948,7 @@ fn typed_digest(text: &str) -> Option<u64> {
         let len = unhex(hex, &mut raw)?;
         Form::Raw(raw.get(..len)?)
     };
-    digest_of(identity, &form)
+    Some(digest_of(identity_seed(identity), &form))
 }
 
 /// Decodes lowercase hex into `out` (all of it, for a 16-byte hash; up to
@@ -931,16 +968,39 @@ fn unhex(hex: &[u8], out: &mut [u8]) -> Option<usize> {
     Some(hex.len() / 2)
 }
 
-/// The digest of a typed key from its identity (16 hex digits) and its form.
+/// The digest seed of a method's identity (the 16 hex digits of its key's
+/// tail): computed at compile time for a [`KeyName`], and from the text
+/// when a typed key is digested from its text.
+pub(crate) const fn identity_seed(identity: &[u8; 16]) -> u64 {
+    let mut high = [0u8; 8];
+    let mut low = [0u8; 8];
+    let mut i = 0;
+    while i < 8 {
+        high[i] = identity[i];
+        low[i] = identity[i + 8];
+        i += 1;
+    }
+    u64::from_le_bytes(high) ^ u64::from_le_bytes(low).rotate_left(32)
+}
+
+/// The digest of a typed key from its identity's seed and its form.
 #[inline]
-fn digest_of(identity: &[u8], form: &Form<'_>) -> Option<u64> {
-    let (high, low) = identity.split_at_checked(8)?;
-    let seed = u64::from_le_bytes(high.try_into().ok()?)
-        ^ u64::from_le_bytes(low.try_into().ok()?).rotate_left(32);
-    Some(match form {
-        Form::Raw(bytes) => xxhash_rust::xxh3::xxh3_64_with_seed(bytes, seed),
-        Form::Hashed(hash) => xxhash_rust::xxh3::xxh3_64_with_seed(&hash.to_be_bytes(), !seed),
-    })
+fn digest_of(seed: u64, form: &Form<'_>) -> u64 {
+    match form {
+        Form::Raw(bytes) => hash_bytes(seed, bytes),
+        Form::Hashed(hash) => hash_bytes(!seed, &hash.to_be_bytes()),
+    }
+}
+
+/// A 64-bit hash of `bytes` with `seed`, keyed by a random seed of the
+/// process (digests never leave it): foldhash, a few multiplications for
+/// a short key.
+#[inline]
+fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let mut hasher =
+        foldhash::fast::FoldHasher::with_seed(seed, foldhash::SharedSeed::global_random());
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 #[inline]
@@ -1034,10 +1094,15 @@ pub(crate) const fn last_segment(path: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{concat, digest, last_segment, push_hex, same, KeyParts};
+    use super::{concat, digest, identity_seed, last_segment, push_hex, same, KeyName, KeyParts};
 
     const HEAD: &str = "blog::post(";
     const TAIL: &str = ")@0123456789abcdef:";
+    static NAME: KeyName = KeyName {
+        head: HEAD,
+        tail: TAIL,
+        seed: identity_seed(b"0123456789abcdef"),
+    };
 
     /// Byte strings of every length up to 40 are equal only when every
     /// byte is: a difference at any position is seen, whichever words the
@@ -1084,7 +1149,7 @@ mod tests {
         ];
         for args in cases {
             let (text, silent) = both(args);
-            let probe = silent.probe(HEAD, TAIL).expect("a macro tail");
+            let probe = silent.probe(&NAME);
             assert_eq!(probe.digest(), digest(&text), "{text}");
             assert!(probe.matches(&text), "{text}");
         }
@@ -1093,7 +1158,7 @@ mod tests {
     #[test]
     fn a_probe_never_matches_another_key() {
         let (_, silent) = both(&["1"]);
-        let probe = silent.probe(HEAD, TAIL).expect("a macro tail");
+        let probe = silent.probe(&NAME);
         for (other, _) in [both(&["2"]), both(&["1", "1"]), both(&["11"])] {
             assert!(!probe.matches(&other), "{other}");
         }

@@ -180,21 +180,12 @@ impl KeyBuilder<'_> {
     }
 }
 
-/// The name of a cached method in its keys, fixed at compile time.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyName {
-    /// What a key starts with: `{label}::{method}(`, or `{name}(` when
-    /// pinned (the label is the module's last segment).
-    pub head: &'static str,
-    /// What follows the readable arguments: `)@{identity}:`.
-    pub tail: &'static str,
-}
+pub use crate::key::KeyName;
 
-impl KeyName {
-    /// The method as events name it when it has no key: the head without `(`.
-    fn label(&self) -> &str {
-        self.head.strip_suffix('(').unwrap_or(self.head)
-    }
+/// The digest seed of a method's identity (its 16 hex digits), for
+/// [`KeyName::seed`].
+pub const fn identity_seed(identity: &[u8; 16]) -> u64 {
+    crate::key::identity_seed(identity)
 }
 
 /// Joins `parts` into the bytes of a constant string of length `N`.
@@ -366,7 +357,7 @@ where
     let engine = cache.primitives();
     let capturing = capturing_entries();
     let mut failure = None;
-    let first = engine.first_look(!capturing, (name.head, name.tail), |parts| {
+    let first = engine.first_look(!capturing, name, |parts| {
         let mut builder = KeyBuilder {
             parts,
             failed: None,

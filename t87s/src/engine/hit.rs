@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use super::look::Look;
 use super::{Cacheable, Primitives};
 use crate::codec::Codec;
-use crate::key::{KeyError, KeyParts, KeyProbe};
+use crate::key::{KeyError, KeyName, KeyParts, KeyProbe};
 use crate::observer::EventKind;
 use crate::storage::{EntryKey, InPlace, MemoryAdapter};
 
@@ -141,9 +141,9 @@ impl<C: Codec> Primitives<C> {
         Some(value)
     }
 
-    /// The first look of a typed call whose key is `head`, the arguments
-    /// `args` appends (saying whether it could), and `tail` (see
-    /// [`KeyParts::finish`]), built in a reused thread-local buffer; tries a
+    /// The first look of a typed call whose key is `name`'s head, the
+    /// arguments `args` appends (saying whether it could), and `name`'s tail
+    /// (see [`KeyParts::finish`]), built in a reused thread-local buffer; tries a
     /// hit first if `try_hit`.
     ///
     /// On a store whose entries this process holds (the memory store, a
@@ -154,7 +154,7 @@ impl<C: Codec> Primitives<C> {
     pub(crate) fn first_look<T: Cacheable>(
         &self,
         try_hit: bool,
-        (head, tail): (&'static str, &'static str),
+        name: &'static KeyName,
         mut args: impl FnMut(&mut KeyParts) -> bool,
     ) -> First<T> {
         SCRATCH.with(|scratch| {
@@ -168,12 +168,10 @@ impl<C: Codec> Primitives<C> {
             let settings = &self.inner.settings;
             let probed = if try_hit && !self.inner.verify {
                 match &settings.memory {
-                    Some(memory) => {
-                        Some(self.probe_hit::<T>(memory, parts, (head, tail), &mut args))
-                    }
+                    Some(memory) => Some(self.probe_hit::<T>(memory, parts, name, &mut args)),
                     #[cfg(feature = "redis")]
                     None => (settings.near_copy.as_ref())
-                        .map(|near| self.probe_hit::<T>(near, parts, (head, tail), &mut args)),
+                        .map(|near| self.probe_hit::<T>(near, parts, name, &mut args)),
                     #[cfg(not(feature = "redis"))]
                     None => None,
                 }
@@ -183,12 +181,12 @@ impl<C: Codec> Primitives<C> {
             match probed {
                 Some(Some(first)) => return first,
                 Some(None) => {
-                    if !text(parts, (head, tail), &mut args) {
+                    if !text(parts, name, &mut args) {
                         return First::NoKey;
                     }
                 }
                 None => {
-                    if !text(parts, (head, tail), &mut args) {
+                    if !text(parts, name, &mut args) {
                         return First::NoKey;
                     }
                     if try_hit {
@@ -211,14 +209,14 @@ impl<C: Codec> Primitives<C> {
         &self,
         local: &impl Local,
         parts: &mut KeyParts,
-        (head, tail): (&'static str, &'static str),
+        name: &'static KeyName,
         args: &mut impl FnMut(&mut KeyParts) -> bool,
     ) -> Option<First<T>> {
         parts.begin_silent();
         if !args(parts) {
             return Some(First::NoKey);
         }
-        let probe = parts.probe(head, tail)?;
+        let probe = parts.probe(name);
         let now = self.inner.settings.clock.now_ms();
         let prefix = &*self.inner.settings.prefix;
         let look = local.probe_in_place(prefix, &probe, now, |read| {
@@ -226,8 +224,8 @@ impl<C: Codec> Primitives<C> {
         });
         let (value, kind) = look??;
         if !self.listening() {
-            self.count_hit(kind, head);
-        } else if text(parts, (head, tail), args) {
+            self.count_hit(kind, name.head);
+        } else if text(parts, name, args) {
             self.emit(kind, &parts.text, None);
         }
         Some(First::Hit(value))
@@ -249,13 +247,13 @@ impl<C: Codec> Primitives<C> {
 /// could append the arguments.
 fn text(
     parts: &mut KeyParts,
-    (head, tail): (&str, &str),
+    name: &KeyName,
     args: &mut impl FnMut(&mut KeyParts) -> bool,
 ) -> bool {
-    parts.begin(head);
+    parts.begin(name.head);
     let built = args(parts);
     if built {
-        parts.finish(tail);
+        parts.finish(name.tail);
     }
     built
 }

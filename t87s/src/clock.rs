@@ -106,9 +106,38 @@ fn mono_ms() -> u64 {
 }
 
 impl Clock for SystemClock {
+    #[inline]
     fn now_ms(&self) -> u64 {
         static ANCHOR: Anchor = Anchor::new();
         ANCHOR.now_ms(mono_ms(), wall_ms)
+    }
+}
+
+/// The engine's time source: [`SystemClock`] read in line (a hit reads
+/// the time once), or any other [`Clock`] through its trait object.
+#[derive(Debug, Clone)]
+pub(crate) enum Time {
+    System,
+    Other(Arc<dyn Clock>),
+}
+
+impl Time {
+    /// `clock` as a time source.
+    pub(crate) fn of(clock: impl Clock) -> Self {
+        if (&clock as &dyn std::any::Any).is::<SystemClock>() {
+            Time::System
+        } else {
+            Time::Other(Arc::new(clock))
+        }
+    }
+
+    /// Milliseconds since the Unix epoch.
+    #[inline(always)]
+    pub(crate) fn now_ms(&self) -> u64 {
+        match self {
+            Time::System => SystemClock.now_ms(),
+            Time::Other(clock) => clock.now_ms(),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Primitives;
-use crate::clock::{millis, Clock, SystemClock};
+use crate::clock::{millis, Clock, Time};
 use crate::codec::{Codec, Postcard};
 use crate::duration::IntoDuration;
 use crate::error::ConfigError;
@@ -32,7 +32,7 @@ use crate::storage::{MemoryAdapter, StorageAdapter};
 pub struct PrimitivesBuilder<C: Codec = Postcard> {
     adapter: Arc<dyn StorageAdapter>,
     codec: C,
-    clock: Arc<dyn Clock>,
+    clock: Time,
     observer: Arc<dyn Observer>,
     /// Whether an observer was set (else no one hears a hit).
     observed: bool,
@@ -53,7 +53,7 @@ pub struct PrimitivesBuilder<C: Codec = Postcard> {
 pub(crate) struct Settings<C> {
     pub(crate) adapter: Arc<dyn StorageAdapter>,
     pub(crate) codec: C,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: Time,
     pub(crate) observer: Arc<dyn Observer>,
     pub(crate) observed: bool,
     pub(crate) memory: Option<MemoryAdapter>,
@@ -94,7 +94,7 @@ impl PrimitivesBuilder<Postcard> {
         Self {
             adapter: Arc::new(adapter),
             codec: Postcard,
-            clock: Arc::new(SystemClock),
+            clock: Time::System,
             observer: Arc::new(NoObserver),
             observed: false,
             memory,
@@ -211,7 +211,7 @@ impl<C: Codec> PrimitivesBuilder<C> {
     /// # Ok::<(), t87s::ConfigError>(())
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+        self.clock = Time::of(clock);
         self
     }
 

@@ -117,17 +117,14 @@ impl OwnedKey {
         }
     }
 
+    /// The prefix and the key, as bytes (split with no check of a character
+    /// boundary: equality compares bytes).
     #[inline]
-    fn prefix(&self) -> &[u8] {
+    fn parts(&self) -> (&[u8], &[u8]) {
         self.text
             .as_bytes()
-            .get(..self.prefix_len)
+            .split_at_checked(self.prefix_len)
             .unwrap_or_default()
-    }
-
-    #[inline]
-    fn key(&self) -> &str {
-        self.text.get(self.prefix_len..).unwrap_or_default()
     }
 }
 
@@ -170,8 +167,8 @@ impl Hash for ByText<'_> {
 impl Equivalent<OwnedKey> for ByText<'_> {
     #[inline]
     fn equivalent(&self, owned: &OwnedKey) -> bool {
-        key::same(owned.prefix(), self.key.prefix.as_bytes())
-            && key::same(owned.key().as_bytes(), self.key.key.as_bytes())
+        let (prefix, key) = owned.parts();
+        key::same(prefix, self.key.prefix.as_bytes()) && key::same(key, self.key.key.as_bytes())
     }
 }
 
@@ -190,7 +187,8 @@ impl Hash for ByProbe<'_> {
 impl Equivalent<OwnedKey> for ByProbe<'_> {
     #[inline]
     fn equivalent(&self, owned: &OwnedKey) -> bool {
-        key::same(owned.prefix(), self.prefix.as_bytes()) && self.probe.matches(owned.key())
+        let (prefix, key) = owned.parts();
+        key::same(prefix, self.prefix.as_bytes()) && self.probe.matches(key)
     }
 }
 

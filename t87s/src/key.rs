@@ -136,7 +136,7 @@ impl KeyParts {
 
     /// What the key begun with [`begin_silent`](Self::begin_silent) is looked
     /// up by, for the method `name`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn probe(&self, name: &'static KeyName) -> KeyProbe<'_> {
         let form = if self.bytes.len() <= RAW_BYTES {
             Form::Raw(&self.bytes)
@@ -246,7 +246,7 @@ struct Encoder<'a> {
 }
 
 impl<'a> Encoder<'a> {
-    #[inline]
+    #[inline(always)]
     fn uint(self, tag: u8, v: u64) -> Result<(), KeyError> {
         self.parts.bytes.push(tag);
         varint64(&mut self.parts.bytes, v);

@@ -152,6 +152,7 @@ impl KeyParts {
 
     /// Appends one argument: its canonical bytes, and its readable form
     /// after a `, ` if it is not the first.
+    #[inline(always)]
     pub(crate) fn arg<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
         if !self.bytes.is_empty() {
             self.say(", ");
@@ -255,7 +256,7 @@ impl<'a> Encoder<'a> {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn int(self, tag: u8, v: i64) -> Result<(), KeyError> {
         self.parts.bytes.push(tag);
         // Zigzag: small magnitudes stay small either sign.
@@ -296,15 +297,19 @@ impl<'a> ser::Serializer for Encoder<'a> {
         self.parts.say(if v { "true" } else { "false" });
         Ok(())
     }
+    #[inline(always)]
     fn serialize_i8(self, v: i8) -> Result<(), KeyError> {
         self.int(tag::I8, v.into())
     }
+    #[inline(always)]
     fn serialize_i16(self, v: i16) -> Result<(), KeyError> {
         self.int(tag::I16, v.into())
     }
+    #[inline(always)]
     fn serialize_i32(self, v: i32) -> Result<(), KeyError> {
         self.int(tag::I32, v.into())
     }
+    #[inline(always)]
     fn serialize_i64(self, v: i64) -> Result<(), KeyError> {
         self.int(tag::I64, v)
     }
@@ -315,15 +320,19 @@ impl<'a> ser::Serializer for Encoder<'a> {
             .say_with(|t| t.push_str(itoa::Buffer::new().format(v)));
         Ok(())
     }
+    #[inline(always)]
     fn serialize_u8(self, v: u8) -> Result<(), KeyError> {
         self.uint(tag::U8, v.into())
     }
+    #[inline(always)]
     fn serialize_u16(self, v: u16) -> Result<(), KeyError> {
         self.uint(tag::U16, v.into())
     }
+    #[inline(always)]
     fn serialize_u32(self, v: u32) -> Result<(), KeyError> {
         self.uint(tag::U32, v.into())
     }
+    #[inline(always)]
     fn serialize_u64(self, v: u64) -> Result<(), KeyError> {
         self.uint(tag::U64, v)
     }

@@ -171,6 +171,7 @@ pub struct KeyBuilder<'a> {
 
 impl KeyBuilder<'_> {
     /// Appends one argument.
+    #[inline(always)]
     pub fn arg<T: KeyPart + ?Sized>(&mut self, value: &T) {
         if self.failed.is_none() {
             if let Err(error) = self.parts.arg(value) {

@@ -157,47 +157,67 @@ impl<C: Codec> Primitives<C> {
         name: &'static KeyName,
         mut args: impl FnMut(&mut KeyParts) -> bool,
     ) -> First<T> {
-        SCRATCH.with(|scratch| {
-            let mut fresh = KeyParts::default();
-            // Re-entered (a key built while building a key): use a fresh one.
-            let mut borrowed = scratch.try_borrow_mut();
-            let parts: &mut KeyParts = match &mut borrowed {
-                Ok(scratch) => scratch,
-                Err(_) => &mut fresh,
-            };
-            let settings = &self.inner.settings;
-            let probed = if try_hit && !self.inner.verify {
-                match &settings.memory {
-                    Some(memory) => Some(self.probe_hit::<T>(memory, parts, name, &mut args)),
-                    #[cfg(feature = "redis")]
-                    None => (settings.near_copy.as_ref())
-                        .map(|near| self.probe_hit::<T>(near, parts, name, &mut args)),
-                    #[cfg(not(feature = "redis"))]
-                    None => None,
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut parts) => self.look_in(&mut parts, try_hit, name, &mut args),
+            // Re-entered (a key built while building a key): fresh parts.
+            Err(_) => self.look_in_fresh(try_hit, name, &mut args),
+        })
+    }
+
+    /// [`first_look`](Self::first_look) in parts of its own, out of line:
+    /// only a key built while building another takes it.
+    #[cold]
+    #[inline(never)]
+    fn look_in_fresh<T: Cacheable>(
+        &self,
+        try_hit: bool,
+        name: &'static KeyName,
+        args: &mut impl FnMut(&mut KeyParts) -> bool,
+    ) -> First<T> {
+        self.look_in(&mut KeyParts::default(), try_hit, name, args)
+    }
+
+    /// [`first_look`](Self::first_look) with the key built in `parts`.
+    #[inline(always)]
+    fn look_in<T: Cacheable>(
+        &self,
+        parts: &mut KeyParts,
+        try_hit: bool,
+        name: &'static KeyName,
+        args: &mut impl FnMut(&mut KeyParts) -> bool,
+    ) -> First<T> {
+        let settings = &self.inner.settings;
+        let probed = if try_hit && !self.inner.verify {
+            match &settings.memory {
+                Some(memory) => Some(self.probe_hit::<T>(memory, parts, name, args)),
+                #[cfg(feature = "redis")]
+                None => (settings.near_copy.as_ref())
+                    .map(|near| self.probe_hit::<T>(near, parts, name, args)),
+                #[cfg(not(feature = "redis"))]
+                None => None,
+            }
+        } else {
+            None
+        };
+        match probed {
+            Some(Some(first)) => return first,
+            Some(None) => {
+                if !text(parts, name, args) {
+                    return First::NoKey;
                 }
-            } else {
-                None
-            };
-            match probed {
-                Some(Some(first)) => return first,
-                Some(None) => {
-                    if !text(parts, name, &mut args) {
-                        return First::NoKey;
-                    }
+            }
+            None => {
+                if !text(parts, name, args) {
+                    return First::NoKey;
                 }
-                None => {
-                    if !text(parts, name, &mut args) {
-                        return First::NoKey;
-                    }
-                    if try_hit {
-                        if let Some(value) = self.hit_now(&parts.text) {
-                            return First::Hit(value);
-                        }
+                if try_hit {
+                    if let Some(value) = self.hit_now(&parts.text) {
+                        return First::Hit(value);
                     }
                 }
             }
-            First::Miss(parts.text.clone())
-        })
+        }
+        First::Miss(parts.text.clone())
     }
 
     /// [`first_look`](Self::first_look) in entries this process holds: the

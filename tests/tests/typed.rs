@@ -544,3 +544,79 @@ fn ids_of_every_supported_type() {
     // An id and its string spelling name the same item.
     assert_eq!(t.things(1).into_path(), t.things("1").into_path());
 }
+
+// ---- a key built while another key is being built ----
+
+#[derive(TagSchema)]
+struct NestTags {
+    names: Wild,
+}
+
+#[derive(Clone)]
+struct Names {
+    cache: QueryCache<NestTags>,
+    fetches: Arc<AtomicUsize>,
+}
+
+/// An argument whose key is another cached call's answer: serializing it
+/// polls `names.name(id)` (a memory hit answers on the first poll), so that
+/// key is built while the outer call's key is being built.
+#[derive(Clone)]
+struct NamedBy {
+    names: Names,
+    id: u64,
+}
+
+impl Serialize for NamedBy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut inner = std::pin::pin!(self.names.name(self.id));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::future::Future::poll(inner.as_mut(), &mut cx) {
+            std::task::Poll::Ready(Ok(name)) => serializer.serialize_str(&name),
+            _ => Err(serde::ser::Error::custom("the inner call did not hit")),
+        }
+    }
+}
+
+impl Names {
+    #[cached(tags = [t.names(id)])]
+    async fn name(&self, id: u64) -> Result<String, DbError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        Ok(format!("name-{id}"))
+    }
+
+    #[cached(tags = [t.names(by.id)])]
+    async fn greeting(&self, by: NamedBy) -> Result<String, DbError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let name = self.name(by.id).await?;
+        Ok(format!("hello {name}"))
+    }
+}
+
+#[tokio::test]
+async fn a_key_built_while_building_another_key_is_its_own() {
+    let names = Names {
+        cache: QueryCache::new(MemoryAdapter::new()),
+        fetches: Arc::new(AtomicUsize::new(0)),
+    };
+    for id in [1, 2] {
+        assert_eq!(names.name(id).await.unwrap(), format!("name-{id}"));
+    }
+    assert_eq!(names.fetches.load(Ordering::SeqCst), 2);
+    for round in 0..2 {
+        for id in [1, 2] {
+            let by = NamedBy {
+                names: names.clone(),
+                id,
+            };
+            assert_eq!(
+                names.greeting(by).await.unwrap(),
+                format!("hello name-{id}"),
+                "round {round}"
+            );
+        }
+    }
+    // Each greeting fetched once; the inner names were hits every time
+    // (their keys built in parts of their own, not in the outer call's).
+    assert_eq!(names.fetches.load(Ordering::SeqCst), 4);
+}

@@ -911,6 +911,7 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
 /// `:` + its canonical bytes) digests its identity and canonical bytes only,
 /// so a [`KeyProbe`] gets the same digest without the text; any other key
 /// digests its whole text. Equal texts always have equal digests.
+#[inline]
 pub(crate) fn digest(text: &str) -> u64 {
     typed_digest(text).unwrap_or_else(|| hash_bytes(UNTYPED_SEED, text.as_bytes()))
 }

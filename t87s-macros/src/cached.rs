@@ -523,17 +523,17 @@ fn key_consts(method: &ImplItemFn, args: &Args, key_name: &Ident, key_hex: &Iden
         }, ":"];
         const #tail: [u8; ::t87s::__private::total_len(#tail_parts)] =
             ::t87s::__private::concat(#tail_parts);
-        const #key_name: ::t87s::__private::KeyName = ::t87s::__private::KeyName {
-            head: match ::core::str::from_utf8(&#head) {
+        static #key_name: ::t87s::__private::KeyName = ::t87s::__private::KeyName::new(
+            match ::core::str::from_utf8(&#head) {
                 ::core::result::Result::Ok(head) => head,
                 ::core::result::Result::Err(_) => ::core::panic!("t87s: a key head is UTF-8"),
             },
-            tail: match ::core::str::from_utf8(&#tail) {
+            match ::core::str::from_utf8(&#tail) {
                 ::core::result::Result::Ok(tail) => tail,
                 ::core::result::Result::Err(_) => ::core::panic!("t87s: a key tail is UTF-8"),
             },
-            seed: ::t87s::__private::identity_seed(&#key_hex),
-        };
+            ::t87s::__private::identity_seed(&#key_hex),
+        );
     }
 }
 

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::hash::Hasher;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::ser::{self, Serialize};
 
@@ -143,10 +144,16 @@ impl KeyParts {
         } else {
             Form::Hashed(xxhash_rust::xxh3::xxh3_128(&self.bytes))
         };
+        let memo = match name.id() {
+            0 => 0,
+            // A form's text is at most 48 characters: it fits the low byte.
+            id => id << 8 | (form.text_len() as u32 & 0xff),
+        };
         KeyProbe {
             name,
             digest: digest_of(name.seed, &form),
             form,
+            memo,
         }
     }
 
@@ -767,7 +774,7 @@ impl Form<'_> {
     }
 
     /// Whether `text` is this form as [`KeyParts::finish`] writes it.
-    #[inline]
+    #[inline(always)]
     fn written_as(&self, text: &[u8]) -> bool {
         match self {
             Form::Raw(bytes) => hex_of(text, bytes),
@@ -794,7 +801,7 @@ static HEX_PAIRS: [u16; 256] = {
 
 /// Whether `hex` is `bytes` in lowercase hex: a table load and one
 /// comparison per byte.
-#[inline]
+#[inline(always)]
 fn hex_of(hex: &[u8], bytes: &[u8]) -> bool {
     hex.len() == 2 * bytes.len()
         && hex
@@ -808,22 +815,81 @@ fn hex_of(hex: &[u8], bytes: &[u8]) -> bool {
 
 /// A `#[cached]` method's name in its keys, fixed at compile time: what
 /// the key's text starts with, what follows its readable arguments, and
-/// the seed of its digest (from the identity in the tail, so computed once).
-#[derive(Debug, Clone, Copy)]
+/// the seed of its digest (from the identity in the tail, so computed once);
+/// and a number of its own in this process, given on first use, that an
+/// entry's key remembers once it was found to have this name's head and
+/// tail (see [`KeyProbe::memo`]).
+///
+/// Each `#[cached]` method holds one in a `static`.
+#[derive(Debug)]
 pub struct KeyName {
-    /// What a key starts with: `{label}::{method}(`, or `{name}(` when
-    /// pinned (the label is the module's last segment).
-    pub head: &'static str,
-    /// What follows the readable arguments: `)@{identity}:`.
-    pub tail: &'static str,
-    /// The digest seed of the identity in `tail` ([`identity_seed`]).
-    pub seed: u64,
+    head: &'static str,
+    tail: &'static str,
+    seed: u64,
+    /// 0 until the first call takes a number ([`KeyName::id`]).
+    id: AtomicU32,
 }
 
+/// The next [`KeyName`] number; numbers at or past [`NO_MORE_IDS`] are not
+/// given (a name without one is compared in full every time).
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// Names take numbers below this, so a number and a form's length (below
+/// 256) fit one `u32` memo.
+const NO_MORE_IDS: u32 = 1 << 24;
+
 impl KeyName {
+    /// The name of a method whose keys start with `head` and whose
+    /// readable arguments are followed by `tail` (`)@` + 16 hex digits +
+    /// `:`); `seed` is [`identity_seed`] of those digits.
+    pub const fn new(head: &'static str, tail: &'static str, seed: u64) -> Self {
+        Self {
+            head,
+            tail,
+            seed,
+            id: AtomicU32::new(0),
+        }
+    }
+
+    /// What a key starts with.
+    pub(crate) fn head(&self) -> &'static str {
+        self.head
+    }
+
+    /// What follows the readable arguments.
+    pub(crate) fn tail(&self) -> &'static str {
+        self.tail
+    }
+
     /// The method as events name it when it has no key: the head without `(`.
     pub(crate) fn label(&self) -> &str {
         self.head.strip_suffix('(').unwrap_or(self.head)
+    }
+
+    /// This name's number in this process (never reused by another name),
+    /// or 0 once numbers ran out.
+    #[inline]
+    fn id(&self) -> u32 {
+        match self.id.load(Ordering::Relaxed) {
+            0 => self.take_id(),
+            id => id,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_id(&self) -> u32 {
+        let fresh = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if !(1..NO_MORE_IDS).contains(&fresh) {
+            return 0;
+        }
+        match self
+            .id
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(taken) => taken,
+        }
     }
 }
 
@@ -839,6 +905,7 @@ pub(crate) struct KeyProbe<'a> {
     name: &'static KeyName,
     form: Form<'a>,
     digest: u64,
+    memo: u32,
 }
 
 impl KeyProbe<'_> {
@@ -846,6 +913,25 @@ impl KeyProbe<'_> {
     #[inline]
     pub(crate) fn digest(&self) -> u64 {
         self.digest
+    }
+
+    /// What a key that [`matches`](Self::matches) this probe may remember of
+    /// it: the name's number and the length of the form's text. Another
+    /// probe with the same memo matches a key that remembers it exactly when
+    /// the key ends with its form ([`form_ends`](Self::form_ends)): the
+    /// head and the tail before a form of that length were checked when it
+    /// was remembered. 0 (never remembered) when the name has no number.
+    #[inline]
+    pub(crate) fn memo(&self) -> u32 {
+        self.memo
+    }
+
+    /// Whether `text` ends with this probe's form (see [`memo`](Self::memo)).
+    #[inline]
+    pub(crate) fn form_ends(&self, text: &[u8]) -> bool {
+        text.len()
+            .checked_sub(self.form.text_len())
+            .is_some_and(|at| self.form.written_as(text.split_at(at).1))
     }
 
     /// Whether `text` is this call's key: it starts with the head, and ends
@@ -1107,11 +1193,7 @@ mod tests {
 
     const HEAD: &str = "blog::post(";
     const TAIL: &str = ")@0123456789abcdef:";
-    static NAME: KeyName = KeyName {
-        head: HEAD,
-        tail: TAIL,
-        seed: identity_seed(b"0123456789abcdef"),
-    };
+    static NAME: KeyName = KeyName::new(HEAD, TAIL, identity_seed(b"0123456789abcdef"));
 
     /// Byte strings of every length up to 40 are equal only when every
     /// byte is: a difference at any position is seen, whichever words the

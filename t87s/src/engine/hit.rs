@@ -244,7 +244,7 @@ impl<C: Codec> Primitives<C> {
         });
         let (value, kind) = look??;
         if !self.listening() {
-            self.count_hit(kind, name.head);
+            self.count_hit(kind, name.head());
         } else if text(parts, name, args) {
             self.emit(kind, &parts.text, None);
         }
@@ -270,10 +270,10 @@ fn text(
     name: &KeyName,
     args: &mut impl FnMut(&mut KeyParts) -> bool,
 ) -> bool {
-    parts.begin(name.head);
+    parts.begin(name.head());
     let built = args(parts);
     if built {
-        parts.finish(name.tail);
+        parts.finish(name.tail());
     }
     built
 }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -102,7 +102,12 @@ struct OwnedKey {
     digest: u64,
     /// `prefix` then `key`.
     text: Box<str>,
-    prefix_len: usize,
+    /// Where the key starts in `text` (`u32::MAX` for a prefix too long to
+    /// say: such a key is never found, only replaced).
+    prefix_len: u32,
+    /// What the last typed probe that matched this key in full left for the
+    /// next (see [`KeyProbe::memo`]); 0 for none.
+    memo: AtomicU32,
 }
 
 impl OwnedKey {
@@ -113,17 +118,19 @@ impl OwnedKey {
         Self {
             digest: key::digest(key.key),
             text: text.into_boxed_str(),
-            prefix_len: key.prefix.len(),
+            prefix_len: u32::try_from(key.prefix.len()).unwrap_or(u32::MAX),
+            memo: AtomicU32::new(0),
         }
     }
 
     /// The prefix and the key, as bytes (split with no check of a character
-    /// boundary: equality compares bytes).
+    /// boundary: equality compares bytes). A prefix longer than `u32::MAX`
+    /// splits nowhere: its key equals no other.
     #[inline]
     fn parts(&self) -> (&[u8], &[u8]) {
         self.text
             .as_bytes()
-            .split_at_checked(self.prefix_len)
+            .split_at_checked(self.prefix_len as usize)
             .unwrap_or_default()
     }
 }
@@ -188,7 +195,20 @@ impl Equivalent<OwnedKey> for ByProbe<'_> {
     #[inline]
     fn equivalent(&self, owned: &OwnedKey) -> bool {
         let (prefix, key) = owned.parts();
-        key::same(prefix, self.prefix.as_bytes()) && self.probe.matches(key)
+        if !key::same(prefix, self.prefix.as_bytes()) {
+            return false;
+        }
+        // A key that matched a probe of this name and form length in full
+        // needs only its form compared (see `KeyProbe::memo`).
+        let memo = self.probe.memo();
+        if memo != 0 && owned.memo.load(Ordering::Relaxed) == memo {
+            return self.probe.form_ends(key);
+        }
+        let matched = self.probe.matches(key);
+        if matched && memo != 0 {
+            owned.memo.store(memo, Ordering::Relaxed);
+        }
+        matched
     }
 }
 
@@ -901,11 +921,92 @@ impl MemoryAdapterBuilder {
 mod tests {
     use std::sync::Arc;
 
-    use super::{ByDigest, ByText, MemoryAdapter, RECENT_MARKERS};
+    use super::{ByDigest, ByProbe, ByText, Equivalent, MemoryAdapter, OwnedKey, RECENT_MARKERS};
     use crate::clock::ManualClock;
     use crate::entry::{StoredEntry, StoredValue};
+    use crate::key::{identity_seed, KeyName, KeyParts};
     use crate::storage::{EntryKey, MarkerKey, MarkerScope, MarkerSet, StorageAdapter};
     use crate::tag::TagPath;
+
+    static POST: KeyName = KeyName::new(
+        "blog::post(",
+        ")@0123456789abcdef:",
+        identity_seed(b"0123456789abcdef"),
+    );
+    /// Another name with the same text: a number of its own.
+    static POST_AGAIN: KeyName = KeyName::new(
+        "blog::post(",
+        ")@0123456789abcdef:",
+        identity_seed(b"0123456789abcdef"),
+    );
+
+    /// A typed key's text, and its canonical bytes for a probe.
+    fn typed(arg: &(impl serde::Serialize + ?Sized)) -> (String, KeyParts) {
+        let mut text = KeyParts::default();
+        text.begin("blog::post(");
+        text.arg(arg).expect("encodes");
+        text.finish(")@0123456789abcdef:");
+        let mut silent = KeyParts::default();
+        silent.begin_silent();
+        silent.arg(arg).expect("encodes");
+        (text.text, silent)
+    }
+
+    fn stored(prefix: &str, text: &str) -> OwnedKey {
+        OwnedKey::new(EntryKey { prefix, key: text })
+    }
+
+    /// A key remembers the probe that matched it in full, and then only the
+    /// form is compared: never a probe of a shorter form that its form ends
+    /// with, another form of the same length, another prefix, or a key that
+    /// was never matched in full.
+    #[test]
+    fn a_remembered_match_compares_the_form_and_nothing_less() {
+        let (text, one) = typed(&1u64); // canonical bytes 07 01: "0701"
+        let (_, unit) = typed(&()); // canonical bytes 01: "01", which "0701" ends with
+        let (_, two) = typed(&2u64); // "0702": the same length
+        let key = stored("t87s", &text);
+        let probe = |parts: &KeyParts, name: &'static KeyName, prefix: &str| {
+            let probe = parts.probe(name);
+            Equivalent::equivalent(
+                &ByProbe {
+                    prefix,
+                    probe: &probe,
+                },
+                &key,
+            )
+        };
+        for round in 0..2 {
+            assert!(probe(&one, &POST, "t87s"), "round {round}: its own probe");
+            assert_ne!(key.memo.load(super::Ordering::Relaxed), 0, "remembered");
+            assert!(
+                !probe(&unit, &POST, "t87s"),
+                "round {round}: a shorter form"
+            );
+            assert!(!probe(&two, &POST, "t87s"), "round {round}: another form");
+            assert!(
+                !probe(&one, &POST, "other"),
+                "round {round}: another prefix"
+            );
+        }
+        // Another name with the same text is compared in full, and matches.
+        assert!(probe(&one, &POST_AGAIN, "t87s"));
+        assert!(probe(&one, &POST, "t87s"));
+
+        // A key that ends like this one under another head never matches,
+        // however often it is probed.
+        let other = stored("t87s", &text.replace("blog::post(", "blog::posts("));
+        let (_, one) = typed(&1u64);
+        let probe = one.probe(&POST);
+        for _ in 0..2 {
+            let by = ByProbe {
+                prefix: "t87s",
+                probe: &probe,
+            };
+            assert!(!Equivalent::equivalent(&by, &other));
+            assert_eq!(other.memo.load(super::Ordering::Relaxed), 0);
+        }
+    }
 
     /// Digests that differ only in their high bits (as keys chosen to
     /// collide in a map's low bits would) land in different buckets, and

@@ -818,7 +818,7 @@ fn hex_of(hex: &[u8], bytes: &[u8]) -> bool {
 /// the seed of its digest (from the identity in the tail, so computed once);
 /// and a number of its own in this process, given on first use, that an
 /// entry's key remembers once it was found to have this name's head and
-/// tail (see [`KeyProbe::memo`]).
+/// tail (so the next call compares only its arguments' form).
 ///
 /// Each `#[cached]` method holds one in a `static`.
 #[derive(Debug)]

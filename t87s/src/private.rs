@@ -184,7 +184,7 @@ impl KeyBuilder<'_> {
 pub use crate::key::KeyName;
 
 /// The digest seed of a method's identity (its 16 hex digits), for
-/// [`KeyName::seed`].
+/// [`KeyName::new`].
 pub const fn identity_seed(identity: &[u8; 16]) -> u64 {
     crate::key::identity_seed(identity)
 }

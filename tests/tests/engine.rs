@@ -48,6 +48,7 @@ suite!(
     root_tag_invalidates_all_children,
     invalidating_several_tags_at_once,
     fresh_hit_does_not_fetch,
+    a_query_looks_when_polled_not_when_made,
     invalidated_entry_is_refetched_in_foreground_even_with_grace,
     swr_serves_stale_and_refreshes_once,
     swr_on_refresh_reports_changed,
@@ -346,6 +347,31 @@ async fn fresh_hit_does_not_fetch(store: Store) {
     assert_eq!(src.calls(), 1);
     assert_eq!(h.events.count(EventKind::Miss), 1);
     assert_eq!(h.events.count(EventKind::Hit), 2);
+}
+
+/// A query's future reads the store when it is first polled: an
+/// invalidation that returns after the future is made and before it is
+/// awaited is seen (a hit looked up when the future was made would serve
+/// the value it made stale).
+async fn a_query_looks_when_polled_not_when_made(store: Store) {
+    let h = Harness::new(store).await;
+    let src = Source::new(1u32);
+    let tags = [tag(&["posts", "1"])];
+    let first = h.cache.query("k", &tags, QueryOptions::new(), src.fetch());
+    assert_eq!(first.await.unwrap(), 1);
+    src.set(2);
+    let made = h.cache.query("k", &tags, QueryOptions::new(), src.fetch());
+    let sharing = h.cache.query_sharing(
+        "k",
+        &tags,
+        QueryOptions::new(),
+        t87s::engine::Share::Not,
+        src.fetch(),
+    );
+    h.cache.invalidate(&tags).await.unwrap();
+    assert_eq!(made.await.unwrap(), 2);
+    assert_eq!(sharing.await.unwrap(), 2);
+    assert_eq!(src.calls(), 2);
 }
 
 async fn invalidated_entry_is_refetched_in_foreground_even_with_grace(store: Store) {

@@ -2,6 +2,9 @@
 //! is served with no future, no allocation and no tag built.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use super::look::Look;
 use super::{Cacheable, Primitives};
@@ -78,6 +81,56 @@ impl Local for crate::storage::NearCopy {
         f: impl FnOnce(InPlace<'_>) -> R,
     ) -> Option<R> {
         crate::storage::NearCopy::probe_in_place(self, prefix, probe, now, f)
+    }
+}
+
+/// A query's future that looks for a hit when first polled (never before:
+/// an invalidation that returns between creating the future and polling it
+/// is seen), answering it with no state machine of its own; the rest of the
+/// query (`miss`) is boxed only when there is no hit.
+pub(crate) struct FirstPoll<H, M, R> {
+    hit: Option<H>,
+    miss: Option<M>,
+    rest: Option<Pin<Box<R>>>,
+}
+
+impl<H, M, R> FirstPoll<H, M, R> {
+    /// `hit` answers at once or not at all; `miss` makes the rest.
+    pub(crate) fn new(hit: H, miss: M) -> Self {
+        Self {
+            hit: Some(hit),
+            miss: Some(miss),
+            rest: None,
+        }
+    }
+}
+
+// Nothing in it is pinned in place: the closures are moved out when called,
+// and the rest is boxed.
+impl<H, M, R> Unpin for FirstPoll<H, M, R> {}
+
+impl<T, E, H, M, R> Future for FirstPoll<H, M, R>
+where
+    H: FnOnce() -> Option<T>,
+    M: FnOnce() -> R,
+    R: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(hit) = this.hit.take() {
+            if let Some(value) = hit() {
+                return Poll::Ready(Ok(value));
+            }
+            this.rest = this.miss.take().map(|miss| Box::pin(miss()));
+        }
+        match &mut this.rest {
+            Some(rest) => rest.as_mut().poll(cx),
+            // Polled again after it answered: it never answers twice.
+            None => Poll::Pending,
+        }
     }
 }
 

@@ -55,6 +55,7 @@ use self::builder::Settings;
 pub(crate) use self::call::Call;
 use self::flight::Flights;
 pub(crate) use self::hit::First;
+use self::hit::FirstPoll;
 use crate::codec::{Codec, Postcard};
 use crate::entry::{CacheEntry, Entries, StoredEntry, StoredValue};
 use crate::observer::{Event, EventKind};
@@ -322,28 +323,47 @@ impl<C: Codec> Primitives<C> {
     /// # assert_eq!(title, "Hello");
     /// # Ok(()) }
     /// ```
-    pub async fn query<T, E, F, Fut>(
-        &self,
-        key: &str,
-        tags: &[TagPath],
+    pub fn query<'a, T, E, F, Fut>(
+        &'a self,
+        key: &'a str,
+        tags: &'a [TagPath],
         options: QueryOptions<T>,
         fetch: F,
-    ) -> Result<T, E>
+    ) -> impl Future<Output = Result<T, E>> + 'a
     where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        // The body of `query_sharing`, not a call to it: one async layer
-        // fewer on the hit path.
-        if let Some(value) = self.hit_now(key) {
-            return Ok(value);
-        }
-        let call = Call::new((), |_: &()| tags, move |_| fetch);
-        Box::pin(self.run(key, call, options, Share::Not))
-            .await
-            .map(|s| s.value)
+        self.first_poll(key, tags, options, Share::Not, fetch)
+    }
+
+    /// The future of [`query`](Self::query) and
+    /// [`query_sharing`](Self::query_sharing): a hit is answered by its first
+    /// poll with no state machine of its own; the rest of the query is boxed
+    /// only when there is none.
+    fn first_poll<'a, T, E, F, Fut>(
+        &'a self,
+        key: &'a str,
+        tags: &'a [TagPath],
+        options: QueryOptions<T>,
+        share: Share<E>,
+        fetch: F,
+    ) -> impl Future<Output = Result<T, E>> + 'a
+    where
+        T: Cacheable,
+        E: fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        FirstPoll::new(
+            move || self.hit_now(key),
+            move || async move {
+                let call = Call::new((), |_: &()| tags, move |_| fetch);
+                self.run(key, call, options, share).await.map(|s| s.value)
+            },
+        )
     }
 
     /// [`query`](Self::query), saying how the callers that waited on a failed
@@ -370,29 +390,21 @@ impl<C: Codec> Primitives<C> {
     /// assert!(result.is_err());
     /// # Ok(()) }
     /// ```
-    pub async fn query_sharing<T, E, F, Fut>(
-        &self,
-        key: &str,
-        tags: &[TagPath],
+    pub fn query_sharing<'a, T, E, F, Fut>(
+        &'a self,
+        key: &'a str,
+        tags: &'a [TagPath],
         options: QueryOptions<T>,
         share: Share<E>,
         fetch: F,
-    ) -> Result<T, E>
+    ) -> impl Future<Output = Result<T, E>> + 'a
     where
         T: Cacheable,
         E: fmt::Display + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        if let Some(value) = self.hit_now(key) {
-            return Ok(value);
-        }
-        let call = Call::new((), |_: &()| tags, move |_| fetch);
-        // Boxed: the full path's future is large, and the hit path above
-        // should not pay for moving it around.
-        Box::pin(self.run(key, call, options, share))
-            .await
-            .map(|s| s.value)
+        self.first_poll(key, tags, options, share, fetch)
     }
 
     /// Like [`query`](Self::query), returning the entry before and after (see [`Entries`]).

@@ -55,75 +55,104 @@ fn main() {
             .build()
             .expect("runtime")
     };
-    let engine = Primitives::builder(MemoryAdapter::new())
-        .verify_percent(0.0)
-        .build()
-        .expect("engine");
-    let fetch = || async { Ok::<_, std::io::Error>(Payload::new()) };
+    // Each mode in a function of its own, out of line: what one mode's loop
+    // inlines does not depend on the code of the others.
     match what.as_str() {
-        "cached" => {
-            let cache = QueryCache::builder(MemoryAdapter::new())
-                .verify_percent(0.0)
-                .build()
-                .expect("cache");
-            let blog = Blog { cache };
-            rt.block_on(async {
-                for _ in 0..n {
-                    std::hint::black_box(blog.post(1).await.expect("hit"));
-                }
-            });
-        }
-        "query" => {
-            let tags = [TagPath::new(["posts", "1"]).expect("tag")];
-            rt.block_on(async {
-                for _ in 0..n {
-                    let hit = engine.query("post:1", &tags, QueryOptions::new(), fetch);
-                    std::hint::black_box(hit.await.expect("hit"));
-                }
-            });
-        }
-        "marked" => {
-            let keys: Vec<(String, [TagPath; 1])> = (0..1_000)
-                .map(|i| {
-                    let tag = TagPath::new(["s0".to_owned(), "s1".into(), format!("{i}")]);
-                    (format!("depth3:{i}"), [tag.expect("tag")])
-                })
-                .collect();
-            let unrelated = [TagPath::new(["unrelated"]).expect("tag")];
-            rt.block_on(async {
-                for _ in 0..n / 1_000 {
-                    engine.invalidate(&unrelated).await.expect("invalidate");
-                    for (key, tags) in &keys {
-                        let hit = engine.query(key, tags, QueryOptions::new(), fetch);
-                        std::hint::black_box(hit.await.expect("hit"));
-                    }
-                }
-            });
-        }
-        "quick" => {
-            let quick: quick_cache::sync::Cache<String, Payload> =
-                quick_cache::sync::Cache::new(10_000);
-            quick.insert("post:1".into(), Payload::new());
-            for _ in 0..n {
-                std::hint::black_box(quick.get("post:1"));
-            }
-        }
-        "moka" => {
-            let moka: moka::future::Cache<String, Payload> = moka::future::Cache::new(10_000);
-            rt.block_on(async {
-                moka.insert("post:1".into(), Payload::new()).await;
-                for _ in 0..n {
-                    std::hint::black_box(moka.get("post:1").await);
-                }
-            });
-        }
-        "cached_crate" => rt.block_on(async {
-            for _ in 0..n {
-                std::hint::black_box(cached_crate_post(1).await);
-            }
-        }),
+        "cached" => cached(&rt, n),
+        "query" => query(&rt, n),
+        "marked" => marked(&rt, n),
+        "quick" => quick(n),
+        "moka" => moka(&rt, n),
+        "cached_crate" => cached_crate(&rt, n),
         other => {
             panic!("unknown WHAT {other:?}: cached, query, marked, quick, moka or cached_crate")
         }
     }
+}
+
+fn engine() -> Primitives {
+    Primitives::builder(MemoryAdapter::new())
+        .verify_percent(0.0)
+        .build()
+        .expect("engine")
+}
+
+async fn fetch() -> Result<Payload, std::io::Error> {
+    Ok(Payload::new())
+}
+
+#[inline(never)]
+fn cached(rt: &tokio::runtime::Runtime, n: u64) {
+    let cache = QueryCache::builder(MemoryAdapter::new())
+        .verify_percent(0.0)
+        .build()
+        .expect("cache");
+    let blog = Blog { cache };
+    rt.block_on(async {
+        for _ in 0..n {
+            std::hint::black_box(blog.post(1).await.expect("hit"));
+        }
+    });
+}
+
+#[inline(never)]
+fn query(rt: &tokio::runtime::Runtime, n: u64) {
+    let engine = engine();
+    let tags = [TagPath::new(["posts", "1"]).expect("tag")];
+    rt.block_on(async {
+        for _ in 0..n {
+            let hit = engine.query("post:1", &tags, QueryOptions::new(), fetch);
+            std::hint::black_box(hit.await.expect("hit"));
+        }
+    });
+}
+
+#[inline(never)]
+fn marked(rt: &tokio::runtime::Runtime, n: u64) {
+    let engine = engine();
+    let keys: Vec<(String, [TagPath; 1])> = (0..1_000)
+        .map(|i| {
+            let tag = TagPath::new(["s0".to_owned(), "s1".into(), format!("{i}")]);
+            (format!("depth3:{i}"), [tag.expect("tag")])
+        })
+        .collect();
+    let unrelated = [TagPath::new(["unrelated"]).expect("tag")];
+    rt.block_on(async {
+        for _ in 0..n / 1_000 {
+            engine.invalidate(&unrelated).await.expect("invalidate");
+            for (key, tags) in &keys {
+                let hit = engine.query(key, tags, QueryOptions::new(), fetch);
+                std::hint::black_box(hit.await.expect("hit"));
+            }
+        }
+    });
+}
+
+#[inline(never)]
+fn quick(n: u64) {
+    let quick: quick_cache::sync::Cache<String, Payload> = quick_cache::sync::Cache::new(10_000);
+    quick.insert("post:1".into(), Payload::new());
+    for _ in 0..n {
+        std::hint::black_box(quick.get("post:1"));
+    }
+}
+
+#[inline(never)]
+fn moka(rt: &tokio::runtime::Runtime, n: u64) {
+    let moka: moka::future::Cache<String, Payload> = moka::future::Cache::new(10_000);
+    rt.block_on(async {
+        moka.insert("post:1".into(), Payload::new()).await;
+        for _ in 0..n {
+            std::hint::black_box(moka.get("post:1").await);
+        }
+    });
+}
+
+#[inline(never)]
+fn cached_crate(rt: &tokio::runtime::Runtime, n: u64) {
+    rt.block_on(async {
+        for _ in 0..n {
+            std::hint::black_box(cached_crate_post(1).await);
+        }
+    });
 }

@@ -310,6 +310,11 @@ impl<C: Codec> Primitives<C> {
     /// on a fetch that failed take turns (errors of any `E` cannot be
     /// shared); [`query_sharing`](Self::query_sharing) shares them.
     ///
+    /// The future does nothing until it is polled: its first poll reads
+    /// the store (so an invalidation that returned before then is seen) and
+    /// answers a fresh entry at once; anything else continues as one boxed
+    /// future.
+    ///
     /// ```
     /// # use t87s::engine::{Primitives, QueryOptions, TagPath};
     /// # #[tokio::main(flavor = "current_thread")]

@@ -341,34 +341,7 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.first_poll(key, tags, options, Share::Not, fetch)
-    }
-
-    /// The future of [`query`](Self::query) and
-    /// [`query_sharing`](Self::query_sharing): a hit is answered by its first
-    /// poll with no state machine of its own; the rest of the query is boxed
-    /// only when there is none.
-    fn first_poll<'a, T, E, F, Fut>(
-        &'a self,
-        key: &'a str,
-        tags: &'a [TagPath],
-        options: QueryOptions<T>,
-        share: Share<E>,
-        fetch: F,
-    ) -> impl Future<Output = Result<T, E>> + 'a
-    where
-        T: Cacheable,
-        E: fmt::Display + Send + 'static,
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
-    {
-        FirstPoll::new(
-            move || self.hit_now(key),
-            move || async move {
-                let call = Call::new((), |_: &()| tags, move |_| fetch);
-                self.run(key, call, options, share).await.map(|s| s.value)
-            },
-        )
+        self.query_sharing(key, tags, options, Share::Not, fetch)
     }
 
     /// [`query`](Self::query), saying how the callers that waited on a failed
@@ -409,7 +382,15 @@ impl<C: Codec> Primitives<C> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.first_poll(key, tags, options, share, fetch)
+        // A hit is answered by the first poll with no state machine of its
+        // own; the rest of the query is boxed only when there is none.
+        FirstPoll::new(
+            move || self.hit_now(key),
+            move || async move {
+                let call = Call::new((), |_: &()| tags, move |_| fetch);
+                self.run(key, call, options, share).await.map(|s| s.value)
+            },
+        )
     }
 
     /// Like [`query`](Self::query), returning the entry before and after (see [`Entries`]).
